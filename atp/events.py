@@ -1,0 +1,207 @@
+"""Inbound events (contract section 1) as typed, immutable values.
+
+Timestamps are integer microseconds since the Unix epoch (UTC): exact, cheap to
+compare and compact in snapshots.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Final
+
+Micros = int
+
+
+@dataclass(frozen=True, slots=True)
+class Sale:
+    event_id: str
+    sku: str
+    node: str
+    qty: int
+    occurred_at: Micros
+
+
+@dataclass(frozen=True, slots=True)
+class SaleVoid:
+    event_id: str
+    sku: str
+    node: str
+    qty: int
+    occurred_at: Micros
+
+
+@dataclass(frozen=True, slots=True)
+class Reserve:
+    event_id: str
+    sku: str
+    reservation_id: str
+    channel: str
+    qty: int
+    occurred_at: Micros
+    node: str | None = None
+    expires_at: Micros | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    event_id: str
+    sku: str
+    reservation_id: str
+    occurred_at: Micros
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    event_id: str
+    sku: str
+    node: str
+    qty: int
+    occurred_at: Micros
+    reservation_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransferShipped:
+    event_id: str
+    sku: str
+    transfer_id: str
+    from_node: str
+    to_node: str
+    qty: int
+    occurred_at: Micros
+
+
+@dataclass(frozen=True, slots=True)
+class TransferReceived:
+    event_id: str
+    sku: str
+    transfer_id: str
+    from_node: str
+    to_node: str
+    qty: int
+    occurred_at: Micros
+
+
+@dataclass(frozen=True, slots=True)
+class TransferCancelled:
+    event_id: str
+    sku: str
+    transfer_id: str
+    from_node: str
+    to_node: str
+    qty: int
+    occurred_at: Micros
+
+
+class Disposition(StrEnum):
+    RESTOCK = "restock"
+    DAMAGED = "damaged"
+    INSPECT = "inspect"
+
+
+@dataclass(frozen=True, slots=True)
+class Return:
+    event_id: str
+    sku: str
+    node: str
+    qty: int
+    disposition: Disposition
+    occurred_at: Micros
+
+
+@dataclass(frozen=True, slots=True)
+class Receipt:
+    event_id: str
+    sku: str
+    node: str
+    qty: int
+    occurred_at: Micros
+    reference: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Adjustment:
+    """A signed correction of on_hand; qty is never zero."""
+
+    event_id: str
+    sku: str
+    node: str
+    qty: int
+    reason: str
+    occurred_at: Micros
+
+
+@dataclass(frozen=True, slots=True)
+class InventorySnapshot:
+    """An authoritative count of on_hand as of ``as_of`` (type ``snapshot``)."""
+
+    event_id: str
+    sku: str
+    node: str
+    on_hand: int
+    as_of: Micros
+
+
+Event = (
+    Sale
+    | SaleVoid
+    | Reserve
+    | Release
+    | Pick
+    | TransferShipped
+    | TransferReceived
+    | TransferCancelled
+    | Return
+    | Receipt
+    | Adjustment
+    | InventorySnapshot
+)
+
+TransferEvent = TransferShipped | TransferReceived | TransferCancelled
+
+
+def event_time(event: Event) -> Micros:
+    """The business time of an event: ``as_of`` for snapshots, else ``occurred_at``."""
+    if isinstance(event, InventorySnapshot):
+        return event.as_of
+    return event.occurred_at
+
+
+TYPE_NAMES: Final[dict[type, str]] = {
+    Sale: "sale",
+    SaleVoid: "sale_void",
+    Reserve: "reserve",
+    Release: "release",
+    Pick: "pick",
+    TransferShipped: "transfer_shipped",
+    TransferReceived: "transfer_received",
+    TransferCancelled: "transfer_cancelled",
+    Return: "return",
+    Receipt: "receipt",
+    Adjustment: "adjustment",
+    InventorySnapshot: "snapshot",
+}
+
+
+class Topic(StrEnum):
+    """The six inbound streams by role; their Kafka names are configuration."""
+
+    POS_SALES = "pos.sales"
+    ECOM_RESERVATIONS = "ecom.reservations"
+    WMS_PICKS = "wms.picks"
+    INVENTORY_TRANSFERS = "inventory.transfers"
+    RETURNS = "returns"
+    ERP_INVENTORY = "erp.inventory"
+
+
+TOPIC_TYPES: Final[dict[Topic, frozenset[str]]] = {
+    Topic.POS_SALES: frozenset({"sale", "sale_void"}),
+    Topic.ECOM_RESERVATIONS: frozenset({"reserve", "release"}),
+    Topic.WMS_PICKS: frozenset({"pick"}),
+    Topic.INVENTORY_TRANSFERS: frozenset(
+        {"transfer_shipped", "transfer_received", "transfer_cancelled"}
+    ),
+    Topic.RETURNS: frozenset({"return"}),
+    Topic.ERP_INVENTORY: frozenset({"snapshot", "adjustment", "receipt"}),
+}

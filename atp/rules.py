@@ -1,0 +1,193 @@
+"""The merchandisers' rule set (contract section 3) as immutable values.
+
+Loading YAML happens outside ``atp``; here rules are plain objects built in code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from fractions import Fraction
+from functools import cached_property
+
+from atp.exceptions import InvalidRule
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    type: str
+    tags: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class SafetyStockMatch:
+    """Every given criterion must hold; ``sku`` is a glob (``TV-*``)."""
+
+    sku: str | None = None
+    node: str | None = None
+    node_type: str | None = None
+    tag: str | None = None
+
+    def matches(self, sku: str, node_id: str, node: Node | None) -> bool:
+        if self.sku is not None and not fnmatchcase(sku, self.sku):
+            return False
+        if self.node is not None and self.node != node_id:
+            return False
+        if self.node_type is not None and (node is None or node.type != self.node_type):
+            return False
+        return self.tag is None or (node is not None and self.tag in node.tags)
+
+
+@dataclass(frozen=True)
+class SafetyStockRule:
+    match: SafetyStockMatch
+    units: int
+
+
+@dataclass(frozen=True)
+class NodeSelector:
+    """Eligible nodes: the union of types, tags and ids, minus ``exclude`` ids."""
+
+    types: frozenset[str] = frozenset()
+    tags: frozenset[str] = frozenset()
+    ids: frozenset[str] = frozenset()
+    exclude: frozenset[str] = frozenset()
+
+    def selects(self, node: Node) -> bool:
+        if node.id in self.exclude:
+            return False
+        return node.type in self.types or node.id in self.ids or bool(node.tags & self.tags)
+
+
+@dataclass(frozen=True)
+class Publish:
+    max_per_second: int | None = None
+    min_interval_ms: int = 0
+
+
+@dataclass(frozen=True)
+class Channel:
+    name: str
+    nodes: NodeSelector
+    node_buffer: Mapping[str, int] = field(default_factory=dict)
+    percent: Fraction | int = 100
+    buffer: int = 0
+    min_available: int = 0
+    max_available: int | None = None
+    publish: Publish = Publish()
+
+    def __post_init__(self) -> None:
+        where = f"channels.{self.name}"
+        if not isinstance(self.percent, Fraction):
+            # str() keeps 12.5 exact where Fraction(float) would not
+            object.__setattr__(self, "percent", Fraction(str(self.percent)))
+        if not 0 <= self.percent <= 100:
+            raise InvalidRule(f"{where}.percent", f"must be between 0 and 100, got {self.percent}")
+        if self.publish.max_per_second is not None and self.publish.max_per_second < 1:
+            raise InvalidRule(
+                f"{where}.publish.max_per_second",
+                f"must be 1 or more (leave it out for no limit), got {self.publish.max_per_second}",
+            )
+        if self.publish.min_interval_ms < 0:
+            raise InvalidRule(
+                f"{where}.publish.min_interval_ms", f"must be 0 or more, got {self.publish.min_interval_ms}"
+            )
+        for knob in ("buffer", "min_available"):
+            if getattr(self, knob) < 0:
+                raise InvalidRule(f"{where}.{knob}", f"must be 0 or more, got {getattr(self, knob)}")
+        if self.max_available is not None and self.max_available < self.min_available:
+            raise InvalidRule(
+                f"{where}.max_available",
+                f"must be at least min_available ({self.min_available}), got {self.max_available}",
+            )
+        for node_type, units in self.node_buffer.items():
+            if units < 0:
+                raise InvalidRule(f"{where}.node_buffer.{node_type}", f"must be 0 or more, got {units}")
+
+    def shown(self, pool: int) -> int:
+        """The channel formula from the pool (Σ contrib − unsourced reserved)."""
+        shown = pool * self.percent.numerator // (100 * self.percent.denominator) - self.buffer
+        if shown < self.min_available:
+            return 0
+        if shown < 0:
+            return 0
+        if self.max_available is not None and shown > self.max_available:
+            return self.max_available
+        return shown
+
+
+Eligibility = tuple[tuple[str, int], ...]
+"""For one node: (channel name, node_buffer) of every channel it feeds."""
+
+
+@dataclass(frozen=True)
+class RuleSet:
+    nodes: Mapping[str, Node] = field(default_factory=dict)
+    safety_stock_default: int = 0
+    safety_stock_rules: tuple[SafetyStockRule, ...] = ()
+    channels: Mapping[str, Channel] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.safety_stock_default < 0:
+            raise InvalidRule("safety_stock.default", f"must be 0 or more, got {self.safety_stock_default}")
+        for i, rule in enumerate(self.safety_stock_rules):
+            if rule.units < 0:
+                raise InvalidRule(f"safety_stock.rules[{i}].units", f"must be 0 or more, got {rule.units}")
+        for name, channel in self.channels.items():
+            if name != channel.name:
+                raise InvalidRule(f"channels.{name}", f"holds channel named {channel.name!r}")
+
+    @cached_property
+    def version(self) -> str:
+        """A short content hash, equal for equal rule sets however they were built."""
+        return hashlib.sha256(repr(self._canonical()).encode()).hexdigest()[:8]
+
+    def safety_stock(self, sku: str, node_id: str) -> int:
+        node = self.nodes.get(node_id)
+        for rule in self.safety_stock_rules:
+            if rule.match.matches(sku, node_id, node):
+                return rule.units
+        return self.safety_stock_default
+
+    def eligibility(self, node_id: str) -> Eligibility:
+        """Channels fed by a node; undeclared nodes feed none."""
+        cached = self._eligibility.get(node_id)
+        if cached is None:
+            cached = self._eligibility_of(node_id)
+            self._eligibility[node_id] = cached
+        return cached
+
+    @cached_property
+    def _eligibility(self) -> dict[str, Eligibility]:
+        return {}
+
+    def _eligibility_of(self, node_id: str) -> Eligibility:
+        node = self.nodes.get(node_id)
+        if node is None:
+            return ()
+        return tuple(
+            (name, channel.node_buffer.get(node.type, 0))
+            for name, channel in sorted(self.channels.items())
+            if channel.nodes.selects(node)
+        )
+
+    def _canonical(self) -> tuple[object, ...]:
+        def selector(s: NodeSelector) -> tuple[object, ...]:
+            return (sorted(s.types), sorted(s.tags), sorted(s.ids), sorted(s.exclude))
+
+        return (
+            sorted((n.id, n.type, sorted(n.tags)) for n in self.nodes.values()),
+            self.safety_stock_default,
+            [(r.match.sku, r.match.node, r.match.node_type, r.match.tag, r.units) for r in self.safety_stock_rules],
+            sorted(
+                (
+                    c.name, selector(c.nodes), sorted(c.node_buffer.items()), str(c.percent),
+                    c.buffer, c.min_available, c.max_available,
+                    c.publish.max_per_second, c.publish.min_interval_ms,
+                )
+                for c in self.channels.values()
+            ),
+        )

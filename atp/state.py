@@ -1,0 +1,401 @@
+"""Per-SKU state: every node's position, reservations, transfers, de-duplication."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from atp.events import (
+    Adjustment,
+    Disposition,
+    Event,
+    InventorySnapshot,
+    Micros,
+    Pick,
+    Receipt,
+    Release,
+    Reserve,
+    Return,
+    Sale,
+    SaleVoid,
+    TransferCancelled,
+    TransferReceived,
+    TransferShipped,
+    event_time,
+)
+from atp.outcomes import ChannelChange, Outcome, Status
+from atp.positions import NodePosition, Position
+from atp.rejections import RejectCode, Rejection
+from atp.reservations import Reservation, Transfer
+from atp.rules import RuleSet
+
+HOUR: Micros = 3_600_000_000
+DAY: Micros = 24 * HOUR
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How much history a SKU keeps.
+
+    ``window``: events and snapshots older than the SKU's newest event time (capped
+    at the engine clock) minus ``window`` are rejected as ``outside_window``: their
+    ids may be forgotten, so applying them could count a replay twice.
+    ``max_event_ids``: past this many remembered ids, the oldest half is forgotten
+    and the cut-off moves up to match, so a hot SKU's window shrinks rather than its
+    memory grow. ``prune_every``: how far the cut-off must move before history is
+    actually pruned (amortises the scan); until then a little more is remembered.
+    """
+
+    window: Micros = 7 * DAY
+    max_event_ids: int = 200_000
+    prune_every: Micros = HOUR
+
+
+DEFAULT_RETENTION = Retention()
+
+TransferKey = tuple[str, str, str]
+
+
+class _Changes:
+    """Collects what one call touched, to report only real differences."""
+
+    __slots__ = ("before", "channels", "undeclared")
+
+    def __init__(self) -> None:
+        self.before: dict[str, NodePosition | None] = {}
+        self.channels: set[str] = set()
+        self.undeclared: list[str] = []
+
+
+class SkuState:
+    """All of one SKU's inventory; ``apply`` returns an ``Outcome`` of what changed."""
+
+    __slots__ = (
+        "sku", "positions", "counted_atp", "reservations", "transfers", "seen",
+        "horizon", "watermark", "as_of", "unsourced", "contrib", "shown", "rules_version",
+        "expiry_due",
+    )
+
+    def __init__(self, sku: str) -> None:
+        self.sku = sku
+        self.positions: dict[str, Position] = {}
+        self.counted_atp: dict[str, int] = {}  # atp each node last added to ``contrib``
+        self.reservations: dict[str, Reservation] = {}
+        self.transfers: dict[TransferKey, Transfer] = {}
+        self.seen: dict[str, Micros] = {}
+        self.horizon: Micros = -(2**62)
+        self.watermark: Micros = -(2**62)
+        self.as_of: Micros | None = None
+        self.unsourced: dict[str, int] = {}
+        self.contrib: dict[str, int] = {}
+        self.shown: dict[str, int] = {}
+        self.rules_version = ""
+        self.expiry_due: Micros | None = None  # no counting reservation expires before this
+
+    # -- commands ---------------------------------------------------------------
+
+    def apply(
+        self, event: Event, *, now: Micros, rules: RuleSet,
+        retention: Retention = DEFAULT_RETENTION,
+    ) -> Outcome:
+        changes = _Changes()
+        self._sync(rules, now, changes)
+        at = event_time(event)
+        if event.event_id in self.seen:
+            return self._finish(changes, rules, Status.DUPLICATE)
+        cutoff = max(self.horizon, self.watermark - retention.window)
+        if at < cutoff:
+            rejection = Rejection(
+                RejectCode.OUTSIDE_WINDOW,
+                f"event time is older than this SKU's de-duplication window "
+                f"(cutoff {cutoff} µs); it cannot be told apart from a replay",
+                "as_of" if isinstance(event, InventorySnapshot) else "occurred_at",
+            )
+            return self._finish(changes, rules, Status.REJECTED, rejection)
+        self.seen[event.event_id] = at
+        _HANDLERS[type(event)](self, event, now, rules, changes)
+        if self.as_of is None or at > self.as_of:
+            self.as_of = at
+        self._advance(at, now, retention)
+        return self._finish(changes, rules, Status.APPLIED)
+
+    def refresh(self, *, now: Micros, rules: RuleSet) -> Outcome:
+        """Bring the numbers up to ``now`` and ``rules`` with no event (timer, reload)."""
+        changes = _Changes()
+        self._sync(rules, now, changes)
+        return self._finish(changes, rules, Status.REFRESHED)
+
+    # -- queries ----------------------------------------------------------------
+
+    def next_expiry(self) -> Micros | None:
+        """When the next counting reservation expires, for the dataflow's timer."""
+        due = [r.expires_at for r in self.reservations.values() if r.counted and r.expires_at is not None]
+        return min(due) if due else None
+
+    def node_positions(self) -> tuple[NodePosition, ...]:
+        return tuple(p.view(node) for node, p in sorted(self.positions.items()))
+
+    def channels(self) -> dict[str, int]:
+        return dict(self.shown)
+
+    def unsourced_reserved(self, channel: str) -> int:
+        return self.unsourced.get(channel, 0)
+
+    # -- serialisation ----------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        return pickle.dumps(self, protocol=5)
+
+    @staticmethod
+    def from_bytes(data: bytes) -> SkuState:
+        state = pickle.loads(data)  # noqa: S301 - our own snapshots, never user input
+        if not isinstance(state, SkuState):
+            raise TypeError(f"not a SkuState snapshot: {type(state).__name__}")
+        return state
+
+    def __getstate__(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in self.__slots__)
+
+    def __setstate__(self, state: tuple[object, ...]) -> None:
+        for name, value in zip(self.__slots__, state, strict=True):
+            setattr(self, name, value)
+
+    # -- internals --------------------------------------------------------------
+
+    def _position(self, node: str, rules: RuleSet, changes: _Changes) -> Position:
+        position = self.positions.get(node)
+        if position is None:
+            changes.before[node] = None
+            position = self.positions[node] = Position(rules.safety_stock(self.sku, node))
+            self.counted_atp[node] = 0
+        elif node not in changes.before:
+            changes.before[node] = position.view(node)
+        if node not in rules.nodes and node not in changes.undeclared:
+            changes.undeclared.append(node)
+        return position
+
+    def _sync(self, rules: RuleSet, now: Micros, changes: _Changes) -> None:
+        if rules.version != self.rules_version:
+            self._rebase(rules, changes)
+        if self.expiry_due is not None and now >= self.expiry_due:
+            for reservation in self.reservations.values():
+                if reservation.counted and reservation.expires_at is not None and now >= reservation.expires_at:
+                    self._recount(reservation, now, rules, changes)
+            self.expiry_due = self.next_expiry()
+
+    def _rebase(self, rules: RuleSet, changes: _Changes) -> None:
+        for node, position in self.positions.items():
+            safety_stock = rules.safety_stock(self.sku, node)
+            if safety_stock != position.safety_stock:
+                self._position(node, rules, changes).safety_stock = safety_stock
+        self.contrib = dict.fromkeys(rules.channels, 0)
+        for node, position in self.positions.items():
+            atp = self.counted_atp[node] = position.atp
+            for channel, node_buffer in rules.eligibility(node):
+                self.contrib[channel] += max(0, atp - node_buffer)
+        for channel in self.shown.keys() - rules.channels.keys():
+            changes.channels.add(channel)
+        changes.channels.update(rules.channels)
+        self.rules_version = rules.version
+
+    def _recount(self, reservation: Reservation, now: Micros, rules: RuleSet, changes: _Changes) -> None:
+        self._move_reserved(reservation, reservation.quantity_due(now), rules, changes)
+
+    def _move_reserved(self, reservation: Reservation, want: int, rules: RuleSet, changes: _Changes) -> None:
+        delta = want - reservation.counted
+        if not delta:
+            return
+        reservation.counted = want
+        if want and reservation.expires_at is not None and (
+            self.expiry_due is None or reservation.expires_at < self.expiry_due
+        ):
+            self.expiry_due = reservation.expires_at
+        if reservation.node is not None:
+            self._position(reservation.node, rules, changes).reserved += delta
+        else:
+            self.unsourced[reservation.channel] = self.unsourced.get(reservation.channel, 0) + delta
+            changes.channels.add(reservation.channel)
+
+    def _reservation(self, reservation_id: str, at: Micros) -> Reservation:
+        reservation = self.reservations.get(reservation_id)
+        if reservation is None:
+            reservation = self.reservations[reservation_id] = Reservation()
+            reservation.last_at = at
+        elif at > reservation.last_at:
+            reservation.last_at = at
+        return reservation
+
+    def _transfer(self, event: TransferShipped | TransferReceived | TransferCancelled) -> Transfer:
+        key = (event.transfer_id, event.from_node, event.to_node)
+        transfer = self.transfers.get(key)
+        if transfer is None:
+            transfer = self.transfers[key] = Transfer()
+        transfer.last_at = max(transfer.last_at, event.occurred_at)
+        return transfer
+
+    def _recount_transfer(self, transfer: Transfer, to_node: str, rules: RuleSet, changes: _Changes) -> None:
+        want = max(0, transfer.balance)
+        if want != transfer.counted:
+            self._position(to_node, rules, changes).in_transit += want - transfer.counted
+            transfer.counted = want
+
+    def _advance(self, at: Micros, now: Micros, retention: Retention) -> None:
+        mark = min(at, now)
+        if mark > self.watermark:
+            self.watermark = mark
+        target = self.watermark - retention.window
+        if target - self.horizon >= retention.prune_every or len(self.seen) > retention.max_event_ids:
+            self._prune(max(self.horizon, target), now, retention)
+
+    def _prune(self, horizon: Micros, now: Micros, retention: Retention) -> None:
+        if len(self.seen) > retention.max_event_ids:
+            times = sorted(self.seen.values())
+            horizon = max(horizon, times[len(times) - retention.max_event_ids // 2])
+            if sum(1 for t in times if t >= horizon) > retention.max_event_ids:
+                horizon += 1  # many ids share one time: drop that time too
+        self.horizon = horizon
+        self.seen = {event_id: at for event_id, at in self.seen.items() if at >= horizon}
+        for position in self.positions.values():
+            position.fold_before(horizon)
+        self.reservations = {
+            rid: r for rid, r in self.reservations.items()
+            if r.last_at >= horizon or r.counted or not r.is_settled(now)
+        }
+        self.transfers = {
+            key: t for key, t in self.transfers.items() if t.last_at >= horizon or t.balance > 0
+        }
+
+    def _finish(
+        self, changes: _Changes, rules: RuleSet, status: Status, rejection: Rejection | None = None,
+    ) -> Outcome:
+        changed_positions = []
+        for node, before in changes.before.items():
+            position = self.positions[node]
+            atp = position.atp
+            counted = self.counted_atp[node]
+            if atp != counted:
+                self.counted_atp[node] = atp
+                for channel, node_buffer in rules.eligibility(node):
+                    self.contrib[channel] += max(0, atp - node_buffer) - max(0, counted - node_buffer)
+                    changes.channels.add(channel)
+            after = position.view(node)
+            if after != before:
+                changed_positions.append(after)
+        channel_changes = []
+        for name in sorted(changes.channels):
+            previous = self.shown.get(name, 0)
+            rule = rules.channels.get(name)
+            if rule is None:
+                self.shown.pop(name, None)
+                available = 0
+            else:
+                available = self.shown[name] = rule.shown(self.contrib[name] - self.unsourced.get(name, 0))
+            if available != previous:
+                channel_changes.append(ChannelChange(name, available, previous))
+        return Outcome(
+            self.sku, status, tuple(changed_positions), tuple(channel_changes), self.as_of,
+            self.rules_version, rejection, tuple(changes.undeclared),
+        )
+
+
+# -- one handler per event type -------------------------------------------------
+
+
+_Counted = Sale | SaleVoid | Receipt
+
+
+def _on_hand(delta_sign: int) -> Callable[[SkuState, _Counted, Micros, RuleSet, _Changes], None]:
+    def handle(state: SkuState, event: _Counted, now: Micros, rules: RuleSet, changes: _Changes) -> None:
+        state._position(event.node, rules, changes).add_on_hand(delta_sign * event.qty, event.occurred_at)
+
+    return handle
+
+
+def _adjustment(state: SkuState, event: Adjustment, now: Micros, rules: RuleSet, changes: _Changes) -> None:
+    state._position(event.node, rules, changes).add_on_hand(event.qty, event.occurred_at)
+
+
+def _return(state: SkuState, event: Return, now: Micros, rules: RuleSet, changes: _Changes) -> None:
+    position = state._position(event.node, rules, changes)
+    if event.disposition is Disposition.RESTOCK:
+        position.add_on_hand(event.qty, event.occurred_at)
+    else:
+        position.unsellable += event.qty
+
+
+def _snapshot(state: SkuState, event: InventorySnapshot, now: Micros, rules: RuleSet, changes: _Changes) -> None:
+    state._position(event.node, rules, changes).count(event.on_hand, event.as_of)
+
+
+def _reserve(state: SkuState, event: Reserve, now: Micros, rules: RuleSet, changes: _Changes) -> None:
+    reservation = state._reservation(event.reservation_id, event.occurred_at)
+    if not reservation.restates(event.occurred_at, event.event_id):
+        return
+    state._move_reserved(reservation, 0, rules, changes)
+    reservation.reserve_at = event.occurred_at
+    reservation.reserve_event = event.event_id
+    reservation.qty = event.qty
+    reservation.channel = event.channel
+    reservation.node = event.node
+    reservation.expires_at = event.expires_at
+    state._recount(reservation, now, rules, changes)
+
+
+def _release(state: SkuState, event: Release, now: Micros, rules: RuleSet, changes: _Changes) -> None:
+    reservation = state._reservation(event.reservation_id, event.occurred_at)
+    reservation.released = True
+    state._recount(reservation, now, rules, changes)
+
+
+def _pick(state: SkuState, event: Pick, now: Micros, rules: RuleSet, changes: _Changes) -> None:
+    state._position(event.node, rules, changes).add_on_hand(-event.qty, event.occurred_at)
+    if event.reservation_id is not None:
+        reservation = state._reservation(event.reservation_id, event.occurred_at)
+        reservation.picked += event.qty
+        state._recount(reservation, now, rules, changes)
+
+
+def _shipped(state: SkuState, event: TransferShipped, now: Micros, rules: RuleSet, changes: _Changes) -> None:
+    state._position(event.from_node, rules, changes).add_on_hand(-event.qty, event.occurred_at)
+    transfer = state._transfer(event)
+    transfer.shipped += event.qty
+    state._recount_transfer(transfer, event.to_node, rules, changes)
+
+
+def _received(state: SkuState, event: TransferReceived, now: Micros, rules: RuleSet, changes: _Changes) -> None:
+    state._position(event.to_node, rules, changes).add_on_hand(event.qty, event.occurred_at)
+    transfer = state._transfer(event)
+    transfer.received += event.qty
+    state._recount_transfer(transfer, event.to_node, rules, changes)
+
+
+def _cancelled(state: SkuState, event: TransferCancelled, now: Micros, rules: RuleSet, changes: _Changes) -> None:
+    state._position(event.from_node, rules, changes).add_on_hand(event.qty, event.occurred_at)
+    transfer = state._transfer(event)
+    transfer.cancelled += event.qty
+    state._recount_transfer(transfer, event.to_node, rules, changes)
+
+
+_HANDLERS: dict[type, Callable[..., None]] = {
+    Sale: _on_hand(-1),
+    SaleVoid: _on_hand(+1),
+    Receipt: _on_hand(+1),
+    Adjustment: _adjustment,
+    Return: _return,
+    InventorySnapshot: _snapshot,
+    Reserve: _reserve,
+    Release: _release,
+    Pick: _pick,
+    TransferShipped: _shipped,
+    TransferReceived: _received,
+    TransferCancelled: _cancelled,
+}
+
+
+def replay(sku: str, events: Iterable[Event], *, now: Micros, rules: RuleSet) -> SkuState:
+    """A fresh state with ``events`` applied in order (tests, rebuilds)."""
+    state = SkuState(sku)
+    for event in events:
+        state.apply(event, now=now, rules=rules)
+    return state
