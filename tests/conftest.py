@@ -1,9 +1,27 @@
 import os
+from collections.abc import Iterator
 
+import pytest
 from hypothesis import HealthCheck, settings
+
+from tests.support import servers
 
 settings.register_profile("dev", max_examples=150, deadline=None)
 settings.register_profile(
     "ci", max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=False,
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Kafka-protocol broker for the whole session (see tests/support/servers.py)."""
+    with servers.kafka_bootstrap(tmp_path_factory.mktemp("kafka-logs")) as bootstrap:
+        yield bootstrap
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis for the whole session; tests keep apart by key prefix."""
+    with servers.redis_url(tmp_path_factory.mktemp("redis-logs")) as url:
+        yield url

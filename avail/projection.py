@@ -1,0 +1,87 @@
+"""The Redis projection: key names and field encodings, shared by writer and readers.
+
+Per SKU, one hash (the hash tag keeps it in one Redis Cluster slot)::
+
+    {prefix}:sku:{SKU}      v  version (µs hybrid clock; a write with a lower one is refused)
+                            a  as_of (µs since epoch, newest event time reflected)
+                            r  rules_version
+                            n:<node>     "on_hand,reserved,in_transit,unsellable,safety_stock,atp"
+                            c:<channel>  shown quantity
+
+Per channel (one slot per channel)::
+
+    {prefix}:ch:{CHANNEL}   hash sku -> shown quantity
+    {prefix}:chv:{CHANNEL}  hash sku -> version of that value
+
+Engine-wide::
+
+    {prefix}:skus           sorted set, every known SKU at score 0 (lexicographic paging)
+    {prefix}:rules          JSON of the active rule set as the API needs it (rules_document)
+    {prefix}:stats          hash of counters: applied, duplicate, rejected:<code>,
+                            undeclared_node_events, writes
+    {prefix}:heartbeat      hash worker -> µs of its last heartbeat (about once a second)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from atp.positions import NodePosition
+from atp.rules import RuleSet
+
+NODE_PREFIX = "n:"
+CHANNEL_PREFIX = "c:"
+VERSION = "v"
+AS_OF = "a"
+RULES_VERSION = "r"
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    prefix: str = "avail"
+
+    def sku(self, sku: str) -> str:
+        return f"{self.prefix}:sku:{{{sku}}}"
+
+    def channel(self, channel: str) -> str:
+        return f"{self.prefix}:ch:{{{channel}}}"
+
+    def channel_versions(self, channel: str) -> str:
+        return f"{self.prefix}:chv:{{{channel}}}"
+
+    @property
+    def skus(self) -> str:
+        return f"{self.prefix}:skus"
+
+    @property
+    def rules(self) -> str:
+        return f"{self.prefix}:rules"
+
+    @property
+    def stats(self) -> str:
+        return f"{self.prefix}:stats"
+
+    @property
+    def heartbeat(self) -> str:
+        return f"{self.prefix}:heartbeat"
+
+
+def encode_position(position: NodePosition) -> str:
+    p = position
+    return f"{p.on_hand},{p.reserved},{p.in_transit},{p.unsellable},{p.safety_stock},{p.atp}"
+
+
+def decode_position(node: str, value: str) -> NodePosition:
+    on_hand, reserved, in_transit, unsellable, safety_stock, atp = map(int, value.split(","))
+    return NodePosition(node, on_hand, reserved, in_transit, unsellable, safety_stock, atp)
+
+
+def rules_document(rules: RuleSet) -> dict[str, object]:
+    """What the API needs of the active rule set: its version and each channel's nodes."""
+    return {
+        "version": rules.version,
+        "channels": {
+            name: {"nodes": sorted(node for node in rules.nodes if name in dict(rules.eligibility(node)))}
+            for name in sorted(rules.channels)
+        },
+    }

@@ -1,0 +1,77 @@
+"""Typed configuration from ``AVAIL_*`` environment variables, read once at startup."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from atp.events import Topic
+
+
+class CommonSettings(BaseSettings):
+    """What both the flow and the API need: where Redis is and how keys are named."""
+
+    model_config = SettingsConfigDict(env_prefix="AVAIL_", extra="ignore")
+
+    redis_url: SecretStr = SecretStr("redis://localhost:6379/0")
+    redis_prefix: str = Field(
+        "avail", pattern=r"^[A-Za-z0-9_.-]{1,32}$",
+        description="first part of every Redis key; lets several engines share one Redis",
+    )
+
+
+class FlowSettings(CommonSettings):
+    """The dataflow: Kafka in, Redis and the dead-letter topic out."""
+
+    kafka_bootstrap: str = "localhost:9092"
+    rules_dir: Path = Path("rules")
+    topic_pos_sales: str = Topic.POS_SALES.value
+    topic_ecom_reservations: str = Topic.ECOM_RESERVATIONS.value
+    topic_wms_picks: str = Topic.WMS_PICKS.value
+    topic_inventory_transfers: str = Topic.INVENTORY_TRANSFERS.value
+    topic_returns: str = Topic.RETURNS.value
+    topic_erp_inventory: str = Topic.ERP_INVENTORY.value
+    topic_dlq: str = "availability.dlq"
+    kafka_fetch_wait_max_ms: int = Field(100, ge=1, le=10_000, description="broker-side wait per fetch")
+    kafka_batch_size: int = Field(1000, ge=1, le=100_000, description="messages per poll per partition")
+    kafka_queued_max_kbytes: int = Field(8192, ge=64, description="librdkafka prefetch per partition")
+    recovery_dir: Path | None = None
+    snapshot_interval_s: float = Field(5.0, gt=0, description="epoch length and state snapshot interval")
+    backup_interval_s: float = Field(0.0, ge=0, description="how long old snapshots are kept")
+    heartbeat_interval_s: float = Field(1.0, gt=0)
+
+    def topic_roles(self) -> dict[str, Topic]:
+        """Configured Kafka topic name → its role (which event types it may carry)."""
+        roles = {
+            self.topic_pos_sales: Topic.POS_SALES,
+            self.topic_ecom_reservations: Topic.ECOM_RESERVATIONS,
+            self.topic_wms_picks: Topic.WMS_PICKS,
+            self.topic_inventory_transfers: Topic.INVENTORY_TRANSFERS,
+            self.topic_returns: Topic.RETURNS,
+            self.topic_erp_inventory: Topic.ERP_INVENTORY,
+        }
+        if len(roles) != len(Topic):
+            raise ValueError("AVAIL_TOPIC_*: every inbound topic needs its own name")
+        return roles
+
+
+class ApiSettings(CommonSettings):
+    """The query API."""
+
+    api_keys: dict[SecretStr, list[str]] | None = Field(
+        None, description="JSON object: key → scopes (read, read:<channel>, admin)",
+    )
+    stale_after_s: float = Field(10.0, gt=0, description="flow heartbeat age after which /readyz fails")
+
+    @field_validator("api_keys")
+    @classmethod
+    def _scopes_are_known(cls, keys: dict[SecretStr, list[str]] | None) -> dict[SecretStr, list[str]] | None:
+        for key, scopes in (keys or {}).items():
+            if len(key.get_secret_value()) < 16:
+                raise ValueError("every API key must be at least 16 characters")
+            for scope in scopes:
+                if scope not in ("read", "admin") and not scope.startswith("read:"):
+                    raise ValueError(f"unknown scope {scope!r}: use read, read:<channel> or admin")
+        return keys
