@@ -64,6 +64,13 @@ class ApiSettings(CommonSettings):
         None, description="JSON object: key → scopes (read, read:<channel>, admin)",
     )
     stale_after_s: float = Field(10.0, gt=0, description="flow heartbeat age after which /readyz fails")
+    insecure_no_auth: bool = Field(
+        False, description="serve every route without an API key (development only; logged loudly)",
+    )
+    redis_timeout_s: float = Field(
+        1.0, gt=0, description="Redis connect/read timeout and pool wait; past it a request answers 503",
+    )
+    redis_max_connections: int = Field(64, ge=1, le=10_000, description="Redis connections per API process")
 
     @field_validator("api_keys")
     @classmethod

@@ -1,0 +1,3 @@
+from avail.cli import main
+
+raise SystemExit(main())

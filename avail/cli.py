@@ -1,0 +1,123 @@
+"""The ``avail`` command (contract section 6): up, flow, api, rules check."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def _flow(args: argparse.Namespace) -> int:
+    from avail.settings import FlowSettings
+    from dataflows.flow import run
+
+    overrides: dict[str, object] = {}
+    if args.recovery_dir is not None:
+        overrides["recovery_dir"] = args.recovery_dir
+    if args.snapshot_interval is not None:
+        overrides["snapshot_interval_s"] = args.snapshot_interval
+    settings = FlowSettings(**overrides)  # type: ignore[arg-type]
+    addresses = args.addresses.split(";") if args.addresses else None
+    run(settings, workers=args.workers, process_id=args.process_id, addresses=addresses,
+        recovery_partitions=args.recovery_partitions)
+    return 0
+
+
+def _api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from avail.settings import ApiSettings
+
+    if args.insecure_no_auth:
+        os.environ["AVAIL_INSECURE_NO_AUTH"] = "true"
+    settings = ApiSettings()
+    if settings.api_keys is None and not args.insecure_no_auth:
+        print("avail api: AVAIL_API_KEYS is not set. Set it to a JSON object of key -> scopes, e.g.\n"
+              '  AVAIL_API_KEYS=\'{"<a long random key>": ["read"]}\'\n'
+              "or pass --insecure-no-auth for a local experiment (every route open).", file=sys.stderr)
+        return 2
+    uvicorn.run("availability_api.app:app_from_env", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level="info", access_log=False)
+    return 0
+
+
+def _rules_check(args: argparse.Namespace) -> int:
+    from avail.rules_loader import RulesError, load_rules
+
+    try:
+        rules = load_rules(args.directory)
+    except RulesError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    types: dict[str, int] = {}
+    for node in rules.nodes.values():
+        types[node.type] = types.get(node.type, 0) + 1
+    print(f"{args.directory}: valid, rules_version {rules.version}")
+    print("nodes: " + ", ".join(f"{count} {node_type}" for node_type, count in sorted(types.items())))
+    for name in sorted(rules.channels):
+        feeding = sum(1 for node in rules.nodes if name in dict(rules.eligibility(node)))
+        print(f"channel {name}: {feeding} nodes")
+    return 0
+
+
+def _up(args: argparse.Namespace) -> int:
+    from avail.up import up
+
+    return up(demo=args.demo, port=args.port, rate=args.rate, partitions=args.partitions, home=args.home)
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="avail", description="Real-time inventory availability engine.")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser("up", help="broker, Redis, flow and API on this machine")
+    up.add_argument("--demo", action="store_true", help="also feed a synthetic retailer's events")
+    up.add_argument("--port", type=int, default=8000, help="API port (default 8000, or a free one if taken)")
+    up.add_argument("--rate", type=float, default=500.0, help="demo events per second (default 500)")
+    up.add_argument("--partitions", type=int, default=2, help="partitions per inbound topic it creates")
+    up.add_argument("--home", type=Path, default=Path(".avail"), help="logs and recovery store (default .avail)")
+    up.set_defaults(handler=_up)
+
+    flow = commands.add_parser("flow", help="the dataflow alone, against the configured Kafka and Redis")
+    flow.add_argument("-w", "--workers", type=int, default=1, help="worker threads in this process")
+    flow.add_argument("-i", "--process-id", type=int, default=None, help="this process's index in a cluster")
+    flow.add_argument("-a", "--addresses", default=None, help="host:port of every process, separated by ';'")
+    flow.add_argument("-r", "--recovery-dir", type=Path, default=None, help="recovery store (AVAIL_RECOVERY_DIR)")
+    flow.add_argument("-s", "--snapshot-interval", type=float, default=None,
+                      help="seconds between state snapshots (AVAIL_SNAPSHOT_INTERVAL_S, default 5)")
+    flow.add_argument("--recovery-partitions", type=int, default=4,
+                      help="partitions of a new recovery store: the most workers it can serve (default 4)")
+    flow.set_defaults(handler=_flow)
+
+    api = commands.add_parser("api", help="the query API alone")
+    api.add_argument("--host", default="127.0.0.1")
+    api.add_argument("--port", type=int, default=8000)
+    api.add_argument("--workers", type=int, default=1)
+    api.add_argument("--insecure-no-auth", action="store_true", help="no API keys: every route open (local only)")
+    api.set_defaults(handler=_api)
+
+    rules = commands.add_parser("rules", help="work with a rules directory")
+    rules_commands = rules.add_subparsers(dest="rules_command", required=True)
+    check = rules_commands.add_parser("check", help="validate a rules directory; exit 1 on error")
+    check.add_argument("directory", type=Path)
+    check.set_defaults(handler=_rules_check)
+    return root
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=os.environ.get("AVAIL_LOG_LEVEL", "INFO"), format=LOG_FORMAT)
+    args = parser().parse_args(argv)
+    try:
+        return int(args.handler(args))
+    except ValidationError as exc:
+        print(f"avail: invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,92 @@
+"""Composition root of the dataflow: Kafka → decode → per-SKU state → Redis (+ dead letters)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+import bytewax.operators as op
+import orjson
+import redis
+from bytewax.dataflow import Dataflow
+from bytewax.recovery import RecoveryConfig, init_db_dir
+
+from avail.projection import Keys, rules_document
+from avail.rules_loader import load_rules
+from avail.settings import FlowSettings
+from dataflows import kafka_io
+from dataflows.heartbeat import HeartbeatSource
+from dataflows.logic import ActiveRules, SkuLogic
+from dataflows.messages import Counts, DeadLetter, Inbound
+from dataflows.redis_sink import RedisSink
+
+log = logging.getLogger(__name__)
+
+
+def build_flow(settings: FlowSettings, active: ActiveRules) -> Dataflow:
+    flow = Dataflow("availability")
+    messages = op.input("kafka_in", flow, kafka_io.source(settings))
+    # KafkaSourceMessage | KafkaError
+    decoded = op.filter_map("decode", messages, kafka_io.Decoder(settings))
+    # Inbound | DeadLetter
+    valid = op.branch("valid", decoded, lambda item: isinstance(item, Inbound))
+    keyed = op.key_on("key_by_sku", valid.trues, lambda inbound: inbound.event.sku)
+    # (sku, Inbound)
+    applied = op.key_rm("unkey", op.stateful_batch("apply", keyed, lambda resume: SkuLogic(active, resume)))
+    # SkuWrite | Counts | DeadLetter (an event older than its SKU's window)
+    late = op.branch("late", applied, lambda item: isinstance(item, DeadLetter))
+    letters = op.merge("dead_letters", valid.falses, late.trues)
+    # DeadLetter
+    op.output("dlq", op.map("to_kafka", letters, kafka_io.to_kafka), kafka_io.dead_letter_sink(settings))
+    rejects = op.map("count_rejects", letters, _count_reject)
+    # Counts
+    ticks = op.input("heartbeat", flow, HeartbeatSource(settings.heartbeat_interval_s))
+    # Heartbeat
+    to_redis = op.merge("to_redis", late.falses, rejects, ticks)
+    op.output("redis", to_redis, RedisSink(settings.redis_url.get_secret_value(), Keys(settings.redis_prefix)))
+    return flow
+
+
+def _count_reject(letter: DeadLetter) -> Counts:
+    return Counts({f"rejected:{letter.rejection.code.value}": 1})
+
+
+def publish_rules(settings: FlowSettings, active: ActiveRules) -> None:
+    """Tells the API which rule set the flow runs (channels and the nodes that feed them)."""
+    client = redis.Redis.from_url(settings.redis_url.get_secret_value(), socket_connect_timeout=5)
+    try:
+        client.set(Keys(settings.redis_prefix).rules, orjson.dumps(rules_document(active.rules)))
+    finally:
+        client.close()
+
+
+def prepare_recovery(directory: Path, partitions: int, backup_interval: timedelta) -> RecoveryConfig:
+    """Creates and initialises the recovery store on first use; reuses it afterwards."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if not any(directory.iterdir()):
+        init_db_dir(directory, partitions)
+        log.info("initialised recovery store %s with %d partitions", directory, partitions)
+    return RecoveryConfig(str(directory), backup_interval)
+
+
+def run(
+    settings: FlowSettings, *, workers: int = 1, process_id: int | None = None,
+    addresses: list[str] | None = None, recovery_partitions: int = 4,
+) -> None:
+    """Loads the rules, publishes them, and runs the flow until it is killed."""
+    from bytewax._bytewax import cli_main
+
+    active = ActiveRules(load_rules(settings.rules_dir))
+    log.info("rules %s from %s: %d nodes, %d channels", active.rules.version, settings.rules_dir,
+             len(active.rules.nodes), len(active.rules.channels))
+    publish_rules(settings, active)
+    recovery = None
+    if settings.recovery_dir is not None:
+        recovery = prepare_recovery(
+            settings.recovery_dir, recovery_partitions, timedelta(seconds=settings.backup_interval_s)
+        )
+    cli_main(
+        build_flow(settings, active), workers_per_process=workers, process_id=process_id, addresses=addresses,
+        epoch_interval=timedelta(seconds=settings.snapshot_interval_s), recovery_config=recovery,
+    )

@@ -1,0 +1,34 @@
+"""A per-worker tick, so Redis shows each worker alive even when no events flow."""
+
+from __future__ import annotations
+
+import os
+import socket
+from datetime import UTC, datetime, timedelta
+
+from bytewax.inputs import DynamicSource, StatelessSourcePartition
+
+from dataflows.logic import now_us
+from dataflows.messages import Heartbeat
+
+
+class _Ticks(StatelessSourcePartition[Heartbeat]):
+    def __init__(self, worker: str, interval: timedelta) -> None:
+        self.worker = worker
+        self.interval = interval
+        self.due = datetime.now(UTC)
+
+    def next_batch(self) -> list[Heartbeat]:
+        self.due = datetime.now(UTC) + self.interval
+        return [Heartbeat(self.worker, now_us())]
+
+    def next_awake(self) -> datetime:
+        return self.due
+
+
+class HeartbeatSource(DynamicSource[Heartbeat]):
+    def __init__(self, interval_s: float) -> None:
+        self.interval = timedelta(seconds=interval_s)
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _Ticks:
+        return _Ticks(f"{socket.gethostname()}:{os.getpid()}:{worker_index}", self.interval)

@@ -1,0 +1,82 @@
+"""The items that travel between the flow's steps."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+
+import orjson
+
+from atp.events import Event
+from atp.rejections import Rejection
+
+
+@dataclass(frozen=True, slots=True)
+class RawMessage:
+    """Where an inbound message came from, kept until it is applied or dead-lettered."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    event: Event
+    raw: RawMessage
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    raw: RawMessage
+    rejection: Rejection
+
+    def to_json(self) -> bytes:
+        """The dead-letter record of contract section 1."""
+        raw = self.raw
+        return orjson.dumps({
+            "error": self.rejection.code.value,
+            "detail": self.rejection.detail,
+            "field": self.rejection.field,
+            "topic": raw.topic,
+            "partition": raw.partition,
+            "offset": raw.offset,
+            "key": None if raw.key is None else base64.b64encode(raw.key).decode(),
+            "value": None if raw.value is None else base64.b64encode(raw.value).decode(),
+        })
+
+
+@dataclass(slots=True)
+class SkuWrite:
+    """One SKU's changed numbers, to be applied to Redis atomically if ``version`` is newer.
+
+    ``full`` replaces the SKU's hash entirely (first write after the state was built or
+    restored, so nothing written before a crash can linger).
+    """
+
+    sku: str
+    version: int
+    full: bool
+    positions: dict[str, str] = field(default_factory=dict)  # node -> encoded position
+    channels: dict[str, int] = field(default_factory=dict)
+    as_of: int | None = None
+    rules_version: str = ""
+
+    @property
+    def changed(self) -> bool:
+        return self.full or bool(self.positions or self.channels)
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """Counter increments for the engine's statistics hash."""
+
+    values: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    worker: str
+    at: int

@@ -1,0 +1,158 @@
+"""Redis sink: each SKU's changes applied atomically, guarded by a per-SKU version.
+
+A worker's batch becomes one pipeline: one Lua call per SKU (compare-and-set on the
+hash's version), one per channel touched (per-SKU versions inside the channel hash),
+counters, and the worker's heartbeat. Writes are absolute values, never increments,
+so the replay after a crash is harmless. On a Redis error the whole batch is retried
+with capped backoff; the flow waits meanwhile (backpressure, nothing skipped).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+
+from avail.projection import AS_OF, CHANNEL_PREFIX, NODE_PREFIX, RULES_VERSION, Keys
+from dataflows.messages import Counts, Heartbeat, SkuWrite
+
+log = logging.getLogger(__name__)
+
+SinkItem = SkuWrite | Counts | Heartbeat
+
+# KEYS: sku hash. ARGV: version, full (1/0), then field/value pairs.
+_WRITE_SKU = """
+local current = redis.call('HGET', KEYS[1], 'v')
+if current and tonumber(current) >= tonumber(ARGV[1]) then return 0 end
+if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
+redis.call('HSET', KEYS[1], 'v', ARGV[1])
+local n = #ARGV
+local i = 3
+while i <= n do
+  local j = math.min(i + 999, n)
+  redis.call('HSET', KEYS[1], unpack(ARGV, i, j))
+  i = j + 1
+end
+return 1
+"""
+
+# KEYS: channel hash, channel versions hash. ARGV: (sku, version, value) triples.
+_WRITE_CHANNEL = """
+local written = 0
+for i = 1, #ARGV, 3 do
+  local current = redis.call('HGET', KEYS[2], ARGV[i])
+  if (not current) or tonumber(current) < tonumber(ARGV[i + 1]) then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+    written = written + 1
+  end
+end
+return written
+"""
+
+
+def coalesce(items: Sequence[SinkItem]) -> tuple[dict[str, SkuWrite], dict[str, int], Heartbeat | None]:
+    """Folds a batch into one write per SKU (newest values win), summed counters, last heartbeat."""
+    writes: dict[str, SkuWrite] = {}
+    counts: dict[str, int] = {}
+    heartbeat = None
+    for item in items:
+        if isinstance(item, SkuWrite):
+            held = writes.get(item.sku)
+            if held is None:
+                writes[item.sku] = item
+            else:
+                held.full = held.full or item.full
+                held.version = max(held.version, item.version)
+                held.positions.update(item.positions)
+                held.channels.update(item.channels)
+                held.as_of, held.rules_version = item.as_of, item.rules_version
+        elif isinstance(item, Counts):
+            for name, value in item.values.items():
+                counts[name] = counts.get(name, 0) + value
+        else:
+            heartbeat = item
+    return writes, counts, heartbeat
+
+
+def sku_arguments(write: SkuWrite) -> list[Any]:
+    args: list[Any] = [write.version, 1 if write.full else 0]
+    if write.as_of is not None:
+        args += [AS_OF, write.as_of]
+    args += [RULES_VERSION, write.rules_version]
+    for node, encoded in write.positions.items():
+        args += [NODE_PREFIX + node, encoded]
+    for channel, shown in write.channels.items():
+        args += [CHANNEL_PREFIX + channel, shown]
+    return args
+
+
+class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
+    def __init__(self, client: redis.Redis, keys: Keys, max_backoff_s: float) -> None:
+        self.client = client
+        self.keys = keys
+        self.max_backoff_s = max_backoff_s
+        self.write_sku = client.register_script(_WRITE_SKU)
+        self.write_channel = client.register_script(_WRITE_CHANNEL)
+
+    def write_batch(self, items: list[SinkItem]) -> None:
+        writes, counts, heartbeat = coalesce(items)
+        if not writes and not counts and heartbeat is None:
+            return
+        started = time.perf_counter()
+        backoff = 0.05
+        while True:
+            try:
+                self._write(writes, counts, heartbeat)
+                break
+            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.ReadOnlyError) as exc:
+                log.warning("redis write failed (%s); retrying %d SKUs in %.2f s", exc, len(writes), backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, self.max_backoff_s)
+        if writes:
+            log.debug("wrote %d SKUs in %.1f ms", len(writes), (time.perf_counter() - started) * 1000)
+
+    def _write(self, writes: dict[str, SkuWrite], counts: dict[str, int], heartbeat: Heartbeat | None) -> None:
+        keys = self.keys
+        pipe = self.client.pipeline(transaction=False)
+        by_channel: dict[str, list[Any]] = {}
+        new_skus: list[str] = []
+        for sku, write in writes.items():
+            self.write_sku(keys=[keys.sku(sku)], args=sku_arguments(write), client=pipe)
+            for channel, shown in write.channels.items():
+                by_channel.setdefault(channel, []).extend((sku, write.version, shown))
+            if write.full:
+                new_skus.append(sku)
+        for channel, triples in by_channel.items():
+            self.write_channel(keys=[keys.channel(channel), keys.channel_versions(channel)], args=triples, client=pipe)
+        if new_skus:
+            pipe.zadd(keys.skus, dict.fromkeys(new_skus, 0), nx=True)
+        if writes:
+            counts = {**counts, "writes": counts.get("writes", 0) + len(writes)}
+        for name, value in counts.items():
+            pipe.hincrby(keys.stats, name, value)
+        if heartbeat is not None:
+            pipe.hset(keys.heartbeat, heartbeat.worker, heartbeat.at)
+        pipe.execute()
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class RedisSink(DynamicSink[SinkItem]):
+    """One Redis client per worker, built when the worker starts (never at import)."""
+
+    def __init__(self, url: str, keys: Keys, max_backoff_s: float = 5.0) -> None:
+        self.url = url
+        self.keys = keys
+        self.max_backoff_s = max_backoff_s
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _RedisSinkPartition:
+        client = redis.Redis.from_url(self.url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
+        log.info("redis sink on worker %d/%d (pid %d)", worker_index, worker_count, os.getpid())
+        return _RedisSinkPartition(client, self.keys, self.max_backoff_s)
