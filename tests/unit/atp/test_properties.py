@@ -9,7 +9,7 @@ from atp.events import Event, Release, Reserve, TransferShipped, event_time
 from atp.outcomes import Status
 from atp.rules import RuleSet
 from atp.state import DEFAULT_RETENTION, HOUR, Retention, SkuState
-from tests.unit.atp.reference import Counts, expected
+from tests.support.reference import Counts, expected
 from tests.unit.atp.strategies import SKU, clocks, event_streams, rule_sets
 
 

@@ -1,0 +1,20 @@
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.engine import Engine
+
+
+@pytest.fixture(scope="module")
+def engine(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """A running flow with this module's own topics and key prefix."""
+    running = Engine(kafka_bootstrap, redis_url, tmp_path_factory.mktemp("engine"))
+    running.start_flow()
+    yield running
+    running.stop()
+
+
+def flow_log(engine: Engine) -> str:
+    path: Path = engine.home / "flow.log"
+    return path.read_text(errors="replace")[-4000:] if path.exists() else ""

@@ -1,0 +1,199 @@
+"""Events produced to the real broker reach Redis through the real flow process."""
+
+from __future__ import annotations
+
+import base64
+import time
+import uuid
+
+import orjson
+import pytest
+
+from atp.events import (
+    Adjustment,
+    Disposition,
+    Event,
+    InventorySnapshot,
+    Pick,
+    Receipt,
+    Release,
+    Reserve,
+    Return,
+    Sale,
+    SaleVoid,
+    Topic,
+    TransferCancelled,
+    TransferReceived,
+    TransferShipped,
+)
+from avail.rules_loader import load_rules
+from tests.integration.conftest import flow_log
+from tests.support.engine import Engine, wait_for
+from tests.support.reference import Expected, expected
+
+pytestmark = pytest.mark.integration
+
+SECOND = 1_000_000
+HOUR = 3600 * SECOND
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def new_sku(prefix: str = "TV") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def observed(engine: Engine, sku: str) -> Expected:
+    positions = {
+        node: (p.on_hand, p.reserved, p.in_transit, p.unsellable, p.safety_stock, p.atp)
+        for node, p in engine.positions(sku).items()
+        if (p.on_hand, p.reserved, p.in_transit, p.unsellable) != (0, 0, 0, 0)
+    }
+    return Expected(positions, engine.channels(sku))
+
+
+def converges(engine: Engine, sku: str, events: list[Event], timeout: float = 30.0) -> tuple[Expected, Expected]:
+    rules = load_rules(engine.rules_dir)
+    want = expected(sku, events, now=now_us(), rules=rules)
+    got = wait_for(lambda: observed(engine, sku), lambda seen: seen == want, timeout)
+    return got, want
+
+
+class TestEveryEventType:
+    def test_every_event_type_reaches_redis_as_the_reference_model_computes(self, engine: Engine) -> None:
+        sku, t = new_sku(), now_us() - HOUR
+        events: list[Event] = [
+            InventorySnapshot("e1", sku, "dc-east", 40, t),
+            Receipt("e2", sku, "store-001", 6, t + 1, "PO-1"),
+            Sale("e3", sku, "store-001", 2, t + 2),
+            SaleVoid("e4", sku, "store-001", 1, t + 3),
+            Reserve("e5", sku, "r1", "web", 4, t + 4, "dc-east", t + 10 * HOUR),
+            Reserve("e6", sku, "r2", "amazon", 3, t + 5, None, None),
+            Release("e7", sku, "r2", t + 6),
+            Pick("e8", sku, "dc-east", 1, t + 7, "r1"),
+            TransferShipped("e9", sku, "t1", "dc-east", "store-002", 5, t + 8),
+            TransferReceived("e10", sku, "t1", "dc-east", "store-002", 3, t + 9),
+            TransferShipped("e11", sku, "t2", "dc-east", "store-001", 2, t + 10),
+            TransferCancelled("e12", sku, "t2", "dc-east", "store-001", 2, t + 11),
+            Return("e13", sku, "store-001", 1, Disposition.RESTOCK, t + 12),
+            Return("e14", sku, "store-002", 2, Disposition.DAMAGED, t + 13),
+            Adjustment("e15", sku, "dc-west", 7, "found in cycle count", t + 14),
+        ]
+        engine.produce([_unique(e) for e in events])
+        got, want = converges(engine, sku, [_unique(e) for e in events])
+        assert got == want, flow_log(engine)
+        # hand-checked: dc-east 40 - 1 pick - 5 - 2 + 2 = 34, reserved 4 - 1 = 3, atp 31
+        assert want.positions["dc-east"] == (34, 3, 0, 0, 0, 31)
+        assert want.positions["store-002"] == (3, 0, 2, 2, 1, 2)
+        sku_hash = engine.sku_hash(sku)
+        assert sku_hash["r"] == load_rules(engine.rules_dir).version
+        assert int(sku_hash["a"]) == t + 14
+
+    def test_nodes_not_in_the_rules_are_tracked_but_feed_no_channel(self, engine: Engine) -> None:
+        sku, t = new_sku("SHOE"), now_us() - HOUR
+        events = [Receipt(f"{sku}-1", sku, "popup-99", 9, t), Receipt(f"{sku}-2", sku, "dc-east", 4, t)]
+        engine.produce(events)
+        got, want = converges(engine, sku, events)
+        assert got == want
+        assert got.positions["popup-99"][5] == 9
+        assert got.channels["web"] == 4
+
+
+class TestIdempotencyAndOrder:
+    def test_a_redelivered_event_counts_once(self, engine: Engine) -> None:
+        sku, t = new_sku(), now_us() - HOUR
+        receipt, sale = Receipt(f"{sku}-r", sku, "dc-east", 10, t), Sale(f"{sku}-s", sku, "dc-east", 3, t + 1)
+        engine.produce([receipt, sale, sale, sale, receipt])
+        got, want = converges(engine, sku, [receipt, sale])
+        assert got == want
+        assert got.positions["dc-east"][0] == 7
+
+    def test_release_and_pick_arriving_before_their_reserve_are_remembered(self, engine: Engine) -> None:
+        sku, t = new_sku(), now_us() - HOUR
+        stock = Receipt(f"{sku}-0", sku, "dc-east", 20, t)
+        released_first = [Release(f"{sku}-2", sku, "r-a", t + 2), Reserve(f"{sku}-1", sku, "r-a", "web", 5, t + 1,
+                                                                            "dc-east", None)]
+        picked_first = [Pick(f"{sku}-4", sku, "dc-east", 2, t + 4, "r-b"),
+                        Reserve(f"{sku}-3", sku, "r-b", "web", 6, t + 3, "dc-east", None)]
+        # the release and the pick go to their own topics first; the reserves follow
+        engine.produce([stock, *released_first, *picked_first])
+        got, want = converges(engine, sku, [stock, *released_first, *picked_first])
+        assert got == want
+        assert got.positions["dc-east"][:2] == (18, 4)  # r-a released; r-b 6 - 2 picked
+
+    def test_a_late_snapshot_contains_the_events_before_its_as_of(self, engine: Engine) -> None:
+        sku, t = new_sku(), now_us() - 2 * HOUR
+        before = [Receipt(f"{sku}-1", sku, "dc-west", 50, t), Sale(f"{sku}-2", sku, "dc-west", 5, t + 10 * SECOND)]
+        after = Sale(f"{sku}-3", sku, "dc-west", 2, t + HOUR + SECOND)
+        snapshot = InventorySnapshot(f"{sku}-4", sku, "dc-west", 44, t + HOUR)
+        engine.produce([*before, after])
+        wait_for(lambda: engine.positions(sku).get("dc-west"), lambda p: p is not None and p.on_hand == 43)
+        engine.produce([snapshot])
+        got, want = converges(engine, sku, [*before, after, snapshot])
+        assert got == want
+        assert got.positions["dc-west"][0] == 42  # 44 counted, then the sale after as_of
+
+
+class TestBadInput:
+    def test_poison_messages_go_to_the_dead_letter_topic_and_valid_ones_apply(self, engine: Engine) -> None:
+        sku, t = new_sku(), now_us() - HOUR
+        before = engine.stats()
+        poison = [
+            (Topic.POS_SALES, b"this is not json", "not_json"),
+            (Topic.POS_SALES, b'{"type":"sale","event_id":"p2","sku":"X","node":"n","qty":0,'
+                              b'"occurred_at":"2026-11-23T10:00:00Z"}', "qty_out_of_range"),
+            (Topic.POS_SALES, b'{"type":"teleport","event_id":"p3","sku":"X"}', "unknown_type"),
+            (Topic.WMS_PICKS, b'{"type":"sale","event_id":"p4","sku":"X","node":"n","qty":1,'
+                              b'"occurred_at":"2026-11-23T10:00:00Z"}', "wrong_topic"),
+            (Topic.RETURNS, b'{"type":"return","event_id":"p5","sku":"X","node":"n","qty":1,'
+                            b'"disposition":"restock","occurred_at":"yesterday"}', "bad_timestamp"),
+            (Topic.ERP_INVENTORY, b"[" * 70_000, "too_large"),
+        ]
+        valid = [Receipt(f"{sku}-{i}", sku, "dc-east", 1, t + i) for i in range(5)]
+        for i, (role, value, _) in enumerate(poison):
+            engine.produce([valid[i]] if i < len(valid) else [])
+            engine.produce_raw(role, value, f"key-{i}".encode())
+        engine.producer.flush(10)
+        got, want = converges(engine, sku, valid)
+        assert got == want
+        letters = [orjson.loads(v) for v in engine.dead_letters(at_least=len(poison))]
+        by_value = {base64.b64decode(letter["value"]): letter for letter in letters}
+        for i, (role, value, code) in enumerate(poison):
+            letter = by_value[value]
+            assert letter["error"] == code
+            assert letter["detail"]
+            assert letter["topic"] == engine.topics[role]
+            assert base64.b64decode(letter["key"]) == f"key-{i}".encode()
+            assert isinstance(letter["partition"], int) and isinstance(letter["offset"], int)
+        after = wait_for(engine.stats, lambda s: s.get("rejected:too_large", 0) > before.get("rejected:too_large", 0))
+        for _, _, code in poison:
+            assert after.get(f"rejected:{code}", 0) > before.get(f"rejected:{code}", 0)
+
+
+class TestExpiry:
+    def test_an_expired_reservation_is_republished_within_two_seconds_without_a_new_event(
+        self, engine: Engine,
+    ) -> None:
+        sku, t = new_sku(), now_us()
+        expires = t + 3 * SECOND
+        events = [Receipt(f"{sku}-1", sku, "dc-east", 10, t - HOUR),
+                  Reserve(f"{sku}-2", sku, "r1", "web", 4, t, "dc-east", expires)]
+        engine.produce(events)
+        reserved = wait_for(lambda: engine.positions(sku).get("dc-east"), lambda p: p is not None and p.reserved == 4)
+        assert reserved is not None and reserved.reserved == 4
+        assert now_us() < expires, "the reservation expired before the test could see it counted"
+        released = wait_for(lambda: engine.positions(sku)["dc-east"], lambda p: p.reserved == 0, timeout=10,
+                            every=0.05)
+        seen_at = now_us()
+        assert released.reserved == 0
+        assert seen_at - expires <= 2 * SECOND
+        assert engine.channels(sku)["web"] == 10
+
+
+def _unique(event: Event) -> Event:
+    """Event ids unique across test runs on a shared broker."""
+    import dataclasses
+
+    return dataclasses.replace(event, event_id=f"{event.sku}-{event.event_id}")

@@ -1,0 +1,156 @@
+"""A real flow process on the session's broker and Redis, with its own topics and key prefix."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+import redis
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
+from atp.events import Event, Topic
+from atp.positions import NodePosition
+from avail.local_servers import create_topics
+from avail.projection import Keys, decode_position
+from tests.support.events import TOPIC_OF, to_json
+
+T = TypeVar("T")
+
+RULES_YAML = """\
+nodes:
+  - {id: dc-east, type: dc}
+  - {id: dc-west, type: dc}
+  - {id: store-001, type: store, tags: [ship_from_store, pickup]}
+  - {id: store-002, type: store, tags: [pickup]}
+safety_stock:
+  default: 0
+  rules:
+    - {match: {sku: "TV-*", node_type: store}, units: 1}
+channels:
+  web:
+    nodes: {types: [dc], tags: [ship_from_store]}
+    node_buffer: {store: 1}
+  store_pickup:
+    nodes: {tags: [pickup]}
+  amazon:
+    nodes: {types: [dc]}
+    percent: 80
+    buffer: 2
+    min_available: 3
+"""
+
+
+@dataclass
+class Engine:
+    bootstrap: str
+    redis_url: str
+    home: Path
+    partitions: int = 2
+    name: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    flow: subprocess.Popen[bytes] | None = None
+    _producer: Producer | None = None
+
+    def __post_init__(self) -> None:
+        self.prefix = f"t{self.name}"
+        self.topics = {role: f"{self.name}.{role.value}" for role in Topic}
+        self.dlq = f"{self.name}.availability.dlq"
+        self.rules_dir = self.home / "rules"
+        self.rules_dir.mkdir(parents=True, exist_ok=True)
+        (self.rules_dir / "rules.yaml").write_text(RULES_YAML)
+        self.recovery_dir = self.home / "recovery"
+        self.keys = Keys(self.prefix)
+        self.redis = redis.Redis.from_url(self.redis_url, decode_responses=True)
+        create_topics(self.bootstrap, {**dict.fromkeys(self.topics.values(), self.partitions), self.dlq: 1})
+
+    def env(self) -> dict[str, str]:
+        env = {
+            **os.environ, "AVAIL_KAFKA_BOOTSTRAP": self.bootstrap, "AVAIL_REDIS_URL": self.redis_url,
+            "AVAIL_REDIS_PREFIX": self.prefix, "AVAIL_RULES_DIR": str(self.rules_dir),
+            "AVAIL_RECOVERY_DIR": str(self.recovery_dir), "AVAIL_TOPIC_DLQ": self.dlq,
+            "AVAIL_SNAPSHOT_INTERVAL_S": "1", "AVAIL_KAFKA_FETCH_WAIT_MAX_MS": "20",
+        }
+        for role, name in self.topics.items():
+            env[f"AVAIL_TOPIC_{role.name}"] = name
+        return env
+
+    def start_flow(self) -> None:
+        log = (self.home / "flow.log").open("ab")
+        self.flow = subprocess.Popen(  # noqa: S603
+            [sys.executable, "-m", "avail", "flow"], env=self.env(), stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+
+    def kill_flow(self) -> None:
+        """SIGKILL: no goodbye, like a crashed host."""
+        if self.flow is not None and self.flow.poll() is None:
+            os.kill(self.flow.pid, signal.SIGKILL)
+            self.flow.wait(10)
+
+    def stop(self) -> None:
+        self.kill_flow()
+        if self._producer is not None:
+            self._producer.flush(10)
+        self.redis.close()
+
+    @property
+    def producer(self) -> Producer:
+        if self._producer is None:
+            self._producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 2})
+        return self._producer
+
+    def produce(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self.produce_raw(TOPIC_OF[type(event)], to_json(event), event.sku.encode())
+        self.producer.flush(10)
+
+    def produce_raw(self, role: Topic, value: bytes | None, key: bytes | None = None) -> None:
+        self.producer.produce(self.topics[role], value, key)
+        self.producer.poll(0)
+
+    # -- reading back --------------------------------------------------------------
+
+    def sku_hash(self, sku: str) -> dict[str, str]:
+        return self.redis.hgetall(self.keys.sku(sku))  # type: ignore[return-value]
+
+    def positions(self, sku: str) -> dict[str, NodePosition]:
+        return {f[2:]: decode_position(f[2:], v) for f, v in self.sku_hash(sku).items() if f.startswith("n:")}
+
+    def channels(self, sku: str) -> dict[str, int]:
+        return {f[2:]: int(v) for f, v in self.sku_hash(sku).items() if f.startswith("c:")}
+
+    def stats(self) -> dict[str, int]:
+        return {k: int(v) for k, v in self.redis.hgetall(self.keys.stats).items()}  # type: ignore[union-attr]
+
+    def dead_letters(self, at_least: int, timeout: float = 20.0) -> list[bytes]:
+        consumer = Consumer({"bootstrap.servers": self.bootstrap, "group.id": f"dlq-{self.name}",
+                             "enable.auto.commit": False, "fetch.wait.max.ms": 50})
+        consumer.assign([TopicPartition(self.dlq, 0, OFFSET_BEGINNING)])
+        values: list[bytes] = []
+        deadline = time.monotonic() + timeout
+        try:
+            while len(values) < at_least and time.monotonic() < deadline:
+                for message in consumer.consume(100, 0.2):
+                    if message.error() is None and message.value() is not None:
+                        values.append(message.value())
+        finally:
+            consumer.close()
+        return values
+
+
+def wait_for(probe: Callable[[], T], done: Callable[[T], bool], timeout: float = 30.0, every: float = 0.1) -> T:
+    """Polls ``probe`` until ``done(value)``; returns the last value (the caller asserts on it)."""
+    deadline = time.monotonic() + timeout
+    value = probe()
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(every)
+        value = probe()
+    return value
