@@ -1,14 +1,21 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
 
-.PHONY: install test unit lint bench clean
+.PHONY: install up test unit integration lint bench bench-flow bench-api clean
 
 $(PY):
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
-install: $(PY)
+$(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+up: install
+	$(VENV)/bin/avail up --demo
 
 test: install
 	$(PY) -m pytest -q tests
@@ -16,13 +23,22 @@ test: install
 unit: install
 	$(PY) -m pytest -q tests/unit
 
+integration: install
+	$(PY) -m pytest -q tests/integration
+
 lint: install
-	$(VENV)/bin/ruff check atp tests load_tests
+	$(VENV)/bin/ruff check atp avail dataflows availability_api tests load_tests
 	$(VENV)/bin/mypy
 
 bench: install
 	$(PY) -m load_tests.bench_decode
 	$(PY) -m load_tests.bench_core
 
+bench-flow: install
+	$(PY) -m load_tests.bench_flow
+
+bench-api: install
+	$(PY) -m load_tests.bench_api
+
 clean:
-	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache
+	rm -rf $(VENV) .avail .pytest_cache .hypothesis .mypy_cache .ruff_cache

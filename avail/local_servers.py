@@ -146,7 +146,7 @@ def start_redis(port: int | None = None, log_dir: Path | None = None) -> LocalSe
 
 def create_topics(bootstrap: str, topics: dict[str, int], timeout: float = 20.0) -> None:
     """Creates topics with explicit partition counts; existing ones are left as they are."""
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]  # not re-exported in stubs
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
     existing = set(admin.list_topics(timeout=timeout).topics)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 from pathlib import Path
+from typing import TypeGuard, cast
 
 import bytewax.operators as op
 import orjson
 import redis
-from bytewax.dataflow import Dataflow
+from bytewax.dataflow import Dataflow, Stream
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
 from avail.projection import Keys, rules_document
@@ -17,9 +18,9 @@ from avail.rules_loader import load_rules
 from avail.settings import FlowSettings
 from dataflows import kafka_io
 from dataflows.heartbeat import HeartbeatSource
-from dataflows.logic import ActiveRules, SkuLogic
-from dataflows.messages import Counts, DeadLetter, Inbound
-from dataflows.redis_sink import RedisSink
+from dataflows.logic import ActiveRules, Emitted
+from dataflows.messages import Counts, DeadLetter, Inbound, SkuWrite
+from dataflows.redis_sink import RedisSink, SinkItem
 
 log = logging.getLogger(__name__)
 
@@ -28,24 +29,38 @@ def build_flow(settings: FlowSettings, active: ActiveRules) -> Dataflow:
     flow = Dataflow("availability")
     messages = op.input("kafka_in", flow, kafka_io.source(settings))
     # KafkaSourceMessage | KafkaError
-    decoded = op.filter_map("decode", messages, kafka_io.Decoder(settings))
+    decoded: Stream[Inbound | DeadLetter] = op.filter_map("decode", messages, kafka_io.Decoder(settings))
     # Inbound | DeadLetter
-    valid = op.branch("valid", decoded, lambda item: isinstance(item, Inbound))
-    keyed = op.key_on("key_by_sku", valid.trues, lambda inbound: inbound.event.sku)
+    valid = op.branch("valid", decoded, _is_inbound)
+    keyed = op.key_on("key_by_sku", valid.trues, _sku_of)
     # (sku, Inbound)
-    applied = op.key_rm("unkey", op.stateful_batch("apply", keyed, lambda resume: SkuLogic(active, resume)))
+    applied: Stream[Emitted] = op.key_rm("unkey", op.stateful_batch("apply", keyed, active.logic))
     # SkuWrite | Counts | DeadLetter (an event older than its SKU's window)
-    late = op.branch("late", applied, lambda item: isinstance(item, DeadLetter))
-    letters = op.merge("dead_letters", valid.falses, late.trues)
+    late = op.branch("late", applied, _is_dead_letter)
+    invalid = cast(Stream[DeadLetter], valid.falses)
+    letters = op.merge("dead_letters", invalid, late.trues)
     # DeadLetter
     op.output("dlq", op.map("to_kafka", letters, kafka_io.to_kafka), kafka_io.dead_letter_sink(settings))
     rejects = op.map("count_rejects", letters, _count_reject)
     # Counts
     ticks = op.input("heartbeat", flow, HeartbeatSource(settings.heartbeat_interval_s))
     # Heartbeat
-    to_redis = op.merge("to_redis", late.falses, rejects, ticks)
+    written = cast(Stream[SkuWrite | Counts], late.falses)
+    to_redis: Stream[SinkItem] = op.merge("to_redis", written, rejects, ticks)
     op.output("redis", to_redis, RedisSink(settings.redis_url.get_secret_value(), Keys(settings.redis_prefix)))
     return flow
+
+
+def _is_inbound(item: Inbound | DeadLetter) -> TypeGuard[Inbound]:
+    return isinstance(item, Inbound)
+
+
+def _is_dead_letter(item: Emitted) -> TypeGuard[DeadLetter]:
+    return isinstance(item, DeadLetter)
+
+
+def _sku_of(inbound: Inbound) -> str:
+    return inbound.event.sku
 
 
 def _count_reject(letter: DeadLetter) -> Counts:
@@ -65,9 +80,9 @@ def prepare_recovery(directory: Path, partitions: int, backup_interval: timedelt
     """Creates and initialises the recovery store on first use; reuses it afterwards."""
     directory.mkdir(parents=True, exist_ok=True)
     if not any(directory.iterdir()):
-        init_db_dir(directory, partitions)
+        init_db_dir(directory, partitions)  # type: ignore[no-untyped-call]
         log.info("initialised recovery store %s with %d partitions", directory, partitions)
-    return RecoveryConfig(str(directory), backup_interval)
+    return RecoveryConfig(str(directory), backup_interval)  # type: ignore[no-untyped-call]
 
 
 def run(
@@ -86,7 +101,7 @@ def run(
         recovery = prepare_recovery(
             settings.recovery_dir, recovery_partitions, timedelta(seconds=settings.backup_interval_s)
         )
-    cli_main(
+    cli_main(  # type: ignore[no-untyped-call]
         build_flow(settings, active), workers_per_process=workers, process_id=process_id, addresses=addresses,
         epoch_interval=timedelta(seconds=settings.snapshot_interval_s), recovery_config=recovery,
     )

@@ -19,6 +19,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 Emitted = SkuWrite | DeadLetter | Counts
 
+SkuSnapshot = tuple[bytes, int]
+"""What Bytewax stores per SKU: the pickled state and the last version written."""
+
 
 def now_us() -> int:
     return time.time_ns() // 1000
@@ -30,9 +33,9 @@ class ActiveRules:
 
     rules: RuleSet
 
-
-SkuSnapshot = tuple[bytes, int]
-"""What Bytewax stores per SKU: the pickled state and the last version written."""
+    def logic(self, resume: SkuSnapshot | None) -> SkuLogic:
+        """The Bytewax builder: a SKU's logic, fresh or from its snapshot."""
+        return SkuLogic(self, resume)
 
 
 class SkuLogic(StatefulBatchLogic[Inbound, Emitted, SkuSnapshot]):

@@ -1,0 +1,173 @@
+"""Flow throughput: the engine next to a bare baseline, on the same backlog, in one run.
+
+Both read the same pre-produced backlog of demo events (5,000 SKUs, 51 nodes, the demo's
+retail mix) from a local Tansu broker and write to a local Redis:
+
+- engine: ``avail flow`` (one worker, recovery on, 5 s snapshots) as a child process;
+- baseline: one process, one confluent-kafka consumer over every partition, the same
+  decoder, and one pipelined HSET per event (no state, no ATP, no versions).
+
+Runs alternate (engine, baseline) ``--rounds`` times; the rate of each run is measured
+between 10 % and 95 % of the backlog (startup excluded) and medians are reported.
+``python -m load_tests.bench_flow [--events 200000] [--rounds 3]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+import redis
+from confluent_kafka import Producer
+
+from atp.events import Topic
+from avail.demo import DemoRetailer
+from avail.local_servers import LOOPBACK, create_topics, start_redis, start_tansu
+from avail.settings import FlowSettings
+
+RESULTS = Path(__file__).parent / "results"
+RULES = Path(__file__).parent.parent / "rules"
+
+
+def produce_backlog(bootstrap: str, topics: dict[str, str], events: int, partitions: int) -> None:
+    create_topics(bootstrap, {**dict.fromkeys(topics.values(), partitions), "availability.dlq": 1})
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.num.messages": 5000,
+                         "queue.buffering.max.messages": 500_000})
+    retailer = DemoRetailer(skus=5_000, seed=2026)
+    for role, key, value in retailer.records(events):
+        while True:
+            try:
+                producer.produce(topics[role], value, key)
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    producer.flush(60)
+
+
+def handled(client: redis.Redis, prefix: str) -> int:
+    stats = client.hgetall(f"{prefix}:stats")
+    return sum(int(v) for k, v in stats.items() if k in (b"applied", b"duplicate") or k.startswith(b"rejected:"))
+
+
+def timed(client: redis.Redis, prefix: str, total: int, process: subprocess.Popen[bytes], timeout: float) -> float:
+    """Events/s between 10 % and 95 % of ``total`` handled, polling the stats hash."""
+    marks: dict[float, float] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        done = handled(client, prefix)
+        now = time.monotonic()
+        for share in (0.10, 0.95):
+            if share not in marks and done >= share * total:
+                marks[share] = now
+        if 0.95 in marks:
+            return 0.85 * total / (marks[0.95] - marks[0.10])
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode}")
+        time.sleep(0.02)
+    raise TimeoutError(f"only {handled(client, prefix)} of {total} handled in {timeout:.0f} s")
+
+
+BASELINE = r"""
+import sys, orjson, redis
+from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING
+from atp.decoding import decode_event
+from atp.rejections import Rejection
+bootstrap, url, prefix = sys.argv[1:4]
+topics, partitions = sys.argv[4].split(","), int(sys.argv[5])
+client = redis.Redis.from_url(url)
+consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "baseline", "enable.auto.commit": False,
+                     "fetch.wait.max.ms": 100, "queued.max.messages.kbytes": 8192})
+consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in topics for p in range(partitions)])
+while True:
+    messages = consumer.consume(1000, 0.1)
+    if not messages:
+        continue
+    pipe = client.pipeline(transaction=False)
+    ok = 0
+    for m in messages:
+        if m.error() is not None:
+            continue
+        event = decode_event(m.value())
+        if isinstance(event, Rejection):
+            continue
+        pipe.hset(f"{prefix}:sku:{{{event.sku}}}", getattr(event, "node", None) or "x", m.offset())
+        ok += 1
+    pipe.hincrby(f"{prefix}:stats", "applied", ok)
+    pipe.execute()
+"""
+
+
+def run_engine(bootstrap: str, url: str, prefix: str, topics: dict[str, str], total: int, work: Path) -> float:
+    recovery = work / f"recovery-{prefix}"
+    env = {**os.environ, "AVAIL_KAFKA_BOOTSTRAP": bootstrap, "AVAIL_REDIS_URL": url, "AVAIL_REDIS_PREFIX": prefix,
+           "AVAIL_RULES_DIR": str(RULES), "AVAIL_RECOVERY_DIR": str(recovery), "AVAIL_LOG_LEVEL": "WARNING"}
+    env.update({f"AVAIL_TOPIC_{Topic(role).name}": name for role, name in topics.items()})
+    with (work / f"{prefix}.log").open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "avail", "flow"], env=env, stdout=log,  # noqa: S603
+                                   stderr=subprocess.STDOUT)
+    try:
+        return timed(redis.Redis.from_url(url), prefix, total, process, timeout=600)
+    finally:
+        process.kill()
+        process.wait()
+        shutil.rmtree(recovery, ignore_errors=True)
+
+
+def run_baseline(bootstrap: str, url: str, prefix: str, topics: dict[str, str], total: int, partitions: int) -> float:
+    process = subprocess.Popen([sys.executable, "-c", BASELINE, bootstrap, url, prefix,  # noqa: S603
+                                ",".join(topics.values()), str(partitions)])
+    try:
+        return timed(redis.Redis.from_url(url), prefix, total, process, timeout=600)
+    finally:
+        process.kill()
+        process.wait()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--partitions", type=int, default=2, help="partitions per inbound topic")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-flow-"))
+    broker, redis_server = start_tansu(log_dir=work), start_redis(log_dir=work)
+    try:
+        bootstrap, url = f"{LOOPBACK}:{broker.port}", f"redis://{LOOPBACK}:{redis_server.port}/0"
+        topics = {role.value: name for name, role in FlowSettings().topic_roles().items()}
+        started = time.monotonic()
+        produce_backlog(bootstrap, topics, args.events, args.partitions)
+        print(f"backlog: {args.events} events produced in {time.monotonic() - started:.1f} s")
+        engine, baseline = [], []
+        for i in range(args.rounds):
+            engine.append(run_engine(bootstrap, url, f"engine{i}", topics, args.events, work))
+            baseline.append(run_baseline(bootstrap, url, f"base{i}", topics, args.events, args.partitions))
+            print(f"round {i + 1}: engine {engine[-1]:,.0f} events/s, baseline {baseline[-1]:,.0f} events/s")
+        result = {
+            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+            "events": args.events, "partitions": args.partitions, "rounds": args.rounds,
+            "engine_events_per_s": engine, "baseline_events_per_s": baseline,
+            "engine_median": statistics.median(engine), "baseline_median": statistics.median(baseline),
+            "ratio_of_medians": statistics.median(engine) / statistics.median(baseline),
+        }
+        print(f"\nmedian: engine {result['engine_median']:,.0f} events/s, baseline {result['baseline_median']:,.0f}"
+              f" events/s, ratio {result['ratio_of_medians']:.2f}")
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "flow_throughput.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    finally:
+        broker.stop()
+        redis_server.stop()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
