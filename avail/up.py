@@ -112,7 +112,7 @@ def up(*, demo: bool, port: int, rate: float, partitions: int, home: Path) -> in
         url = f"http://{LOOPBACK}:{port}"
         _wait_healthy(url, api)
         if demo:
-            from avail.demo import run_demo
+            from avail.demo_feed import run_demo
 
             nodes = [(node.id, node.type) for node in rules.nodes.values()]
             demo_thread = threading.Thread(

@@ -35,7 +35,7 @@ def build_flow(settings: FlowSettings, active: ActiveRules) -> Dataflow:
     keyed = op.key_on("key_by_sku", valid.trues, _sku_of)
     # (sku, Inbound)
     applied: Stream[Emitted] = op.key_rm("unkey", op.stateful_batch("apply", keyed, active.logic))
-    # SkuWrite | Counts | DeadLetter (an event older than its SKU's window)
+    # SkuWrite | DeadLetter (an event older than its SKU's window)
     late = op.branch("late", applied, _is_dead_letter)
     invalid = cast(Stream[DeadLetter], valid.falses)
     letters = op.merge("dead_letters", invalid, late.trues)
@@ -45,7 +45,7 @@ def build_flow(settings: FlowSettings, active: ActiveRules) -> Dataflow:
     # Counts
     ticks = op.input("heartbeat", flow, HeartbeatSource(settings.heartbeat_interval_s))
     # Heartbeat
-    written = cast(Stream[SkuWrite | Counts], late.falses)
+    written = cast(Stream[SkuWrite], late.falses)
     to_redis: Stream[SinkItem] = op.merge("to_redis", written, rejects, ticks)
     op.output("redis", to_redis, RedisSink(settings.redis_url.get_secret_value(), Keys(settings.redis_prefix)))
     return flow

@@ -13,11 +13,11 @@ from atp.outcomes import Outcome, Status
 from atp.rules import RuleSet
 from atp.state import SkuState
 from avail.projection import encode_position
-from dataflows.messages import Counts, DeadLetter, Inbound, SkuWrite
+from dataflows.messages import DeadLetter, Inbound, SkuWrite
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-Emitted = SkuWrite | DeadLetter | Counts
+Emitted = SkuWrite | DeadLetter
 
 SkuSnapshot = tuple[bytes, int]
 """What Bytewax stores per SKU: the pickled state and the last version written."""
@@ -63,7 +63,7 @@ class SkuLogic(StatefulBatchLogic[Inbound, Emitted, SkuSnapshot]):
         state = self.state
         emitted: list[Emitted] = []
         write = SkuWrite(state.sku, 0, False)
-        counts: dict[str, int] = {}
+        counts = write.counts
         for inbound in values:
             outcome = state.apply(inbound.event, now=now, rules=rules)
             counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
@@ -72,7 +72,6 @@ class SkuLogic(StatefulBatchLogic[Inbound, Emitted, SkuSnapshot]):
             if outcome.undeclared_nodes:
                 counts["undeclared_node_events"] = counts.get("undeclared_node_events", 0) + 1
             _merge(write, outcome)
-        emitted.append(Counts(counts))
         self._finish(write, now, emitted)
         return emitted, StatefulBatchLogic.RETAIN
 
@@ -106,6 +105,8 @@ class SkuLogic(StatefulBatchLogic[Inbound, Emitted, SkuSnapshot]):
             write.positions = {p.node: encode_position(p) for p in state.node_positions()}
             write.channels = {name: state.shown.get(name, 0) for name in self.active.rules.channels}
         if not write.changed:
+            if write.counts:
+                emitted.append(write)
             return
         self.full_write_pending = False
         self.version = write.version = max(self.version + 1, now)

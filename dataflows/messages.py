@@ -52,6 +52,8 @@ class DeadLetter:
 class SkuWrite:
     """One SKU's changed numbers, to be applied to Redis atomically if ``version`` is newer.
 
+    A write that changed nothing still carries ``counts``; it is then not sent as a write.
+
     ``full`` replaces the SKU's hash entirely (first write after the state was built or
     restored, so nothing written before a crash can linger).
     """
@@ -63,6 +65,7 @@ class SkuWrite:
     channels: dict[str, int] = field(default_factory=dict)
     as_of: int | None = None
     rules_version: str = ""
+    counts: dict[str, int] = field(default_factory=dict)  # statistics of the events behind it
 
     @property
     def changed(self) -> bool:

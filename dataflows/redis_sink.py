@@ -63,6 +63,10 @@ def coalesce(items: Sequence[SinkItem]) -> tuple[dict[str, SkuWrite], dict[str, 
     heartbeat = None
     for item in items:
         if isinstance(item, SkuWrite):
+            for name, value in item.counts.items():
+                counts[name] = counts.get(name, 0) + value
+            if not item.changed:
+                continue
             held = writes.get(item.sku)
             if held is None:
                 writes[item.sku] = item

@@ -11,10 +11,13 @@ def engine(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPa
     """A running flow with this module's own topics and key prefix."""
     running = Engine(kafka_bootstrap, redis_url, tmp_path_factory.mktemp("engine"))
     running.start_flow()
+    running.start_api()
     yield running
     running.stop()
 
 
 def flow_log(engine: Engine) -> str:
     path: Path = engine.home / "flow.log"
-    return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+    flow = path.read_text(errors="replace")[-4000:] if path.exists() else ""
+    api = engine.api.log()[-2000:] if engine.api is not None else ""
+    return f"--- flow log ---\n{flow}\n--- api log ---\n{api}"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import time
 import uuid
+from typing import Any
 
 import orjson
 import pytest
@@ -28,7 +29,7 @@ from atp.events import (
 )
 from avail.rules_loader import load_rules
 from tests.integration.conftest import flow_log
-from tests.support.engine import Engine, wait_for
+from tests.support.engine import AMAZON_KEY, Engine, wait_for
 from tests.support.reference import Expected, expected
 
 pytestmark = pytest.mark.integration
@@ -45,13 +46,30 @@ def new_sku(prefix: str = "TV") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def observed(engine: Engine, sku: str) -> Expected:
+def as_expected(answer: dict[str, Any]) -> Expected:
+    """An API answer in the reference model's shape (all-zero positions dropped, as it does)."""
     positions = {
-        node: (p.on_hand, p.reserved, p.in_transit, p.unsellable, p.safety_stock, p.atp)
-        for node, p in engine.positions(sku).items()
-        if (p.on_hand, p.reserved, p.in_transit, p.unsellable) != (0, 0, 0, 0)
+        n["node"]: (n["on_hand"], n["reserved"], n["in_transit"], n["unsellable"], n["safety_stock"], n["atp"])
+        for n in answer.get("nodes", [])
+        if (n["on_hand"], n["reserved"], n["in_transit"], n["unsellable"]) != (0, 0, 0, 0)
     }
-    return Expected(positions, engine.channels(sku))
+    return Expected(positions, dict(answer.get("channels", {})))
+
+
+def observed(engine: Engine, sku: str) -> Expected:
+    """What the API answers over HTTP for one SKU; empty while it is unknown."""
+    answer = engine.get(f"/v1/availability/{sku}")
+    if answer.status_code == 404:
+        return Expected({}, {})
+    assert answer.status_code == 200, answer.text
+    return as_expected(answer.json())
+
+
+def observed_many(engine: Engine, skus: list[str]) -> dict[str, Expected]:
+    answer = engine.post("/v1/availability/batch", {"skus": skus})
+    assert answer.status_code == 200, answer.text
+    return {result["sku"]: as_expected(result) if result["known"] else Expected({}, {})
+            for result in answer.json()["results"]}
 
 
 def converges(engine: Engine, sku: str, events: list[Event], timeout: float = 30.0) -> tuple[Expected, Expected]:
@@ -129,7 +147,7 @@ class TestIdempotencyAndOrder:
         after = Sale(f"{sku}-3", sku, "dc-west", 2, t + HOUR + SECOND)
         snapshot = InventorySnapshot(f"{sku}-4", sku, "dc-west", 44, t + HOUR)
         engine.produce([*before, after])
-        wait_for(lambda: engine.positions(sku).get("dc-west"), lambda p: p is not None and p.on_hand == 43)
+        wait_for(lambda: observed(engine, sku), lambda o: o.positions.get("dc-west", (0,))[0] == 43)
         engine.produce([snapshot])
         got, want = converges(engine, sku, [*before, after, snapshot])
         assert got == want
@@ -181,15 +199,15 @@ class TestExpiry:
         events = [Receipt(f"{sku}-1", sku, "dc-east", 10, t - HOUR),
                   Reserve(f"{sku}-2", sku, "r1", "web", 4, t, "dc-east", expires)]
         engine.produce(events)
-        reserved = wait_for(lambda: engine.positions(sku).get("dc-east"), lambda p: p is not None and p.reserved == 4)
-        assert reserved is not None and reserved.reserved == 4
+        reserved = wait_for(lambda: observed(engine, sku), lambda o: o.positions.get("dc-east", (0, 0))[1] == 4)
+        assert reserved.positions["dc-east"][1] == 4 and reserved.channels["web"] == 6
         assert now_us() < expires, "the reservation expired before the test could see it counted"
-        released = wait_for(lambda: engine.positions(sku)["dc-east"], lambda p: p.reserved == 0, timeout=10,
+        released = wait_for(lambda: observed(engine, sku), lambda o: o.positions["dc-east"][1] == 0, timeout=10,
                             every=0.05)
         seen_at = now_us()
-        assert released.reserved == 0
+        assert released.positions["dc-east"][1] == 0
         assert seen_at - expires <= 2 * SECOND
-        assert engine.channels(sku)["web"] == 10
+        assert released.channels["web"] == 10
 
 
 def _unique(event: Event) -> Event:
@@ -197,3 +215,40 @@ def _unique(event: Event) -> Event:
     import dataclasses
 
     return dataclasses.replace(event, event_id=f"{event.sku}-{event.event_id}")
+
+
+class TestApiOverTheRunningEngine:
+    def test_one_channel_answers_with_the_nodes_that_feed_it(self, engine: Engine) -> None:
+        sku, t = new_sku(), now_us() - HOUR
+        events = [Receipt(f"{sku}-1", sku, "dc-east", 10, t), Receipt(f"{sku}-2", sku, "store-002", 5, t)]
+        engine.produce(events)
+        converges(engine, sku, events)
+        answer = engine.get(f"/v1/availability/{sku}", channel="amazon").json()
+        assert answer["channels"] == {"amazon": 6}  # floor(10 x 0.8) - 2
+        assert [n["node"] for n in answer["nodes"]] == ["dc-east"]
+        pickup = engine.get(f"/v1/availability/{sku}", channel="store_pickup").json()
+        assert pickup["channels"] == {"store_pickup": 4} and [n["node"] for n in pickup["nodes"]] == ["store-002"]
+
+    def test_unknown_sku_is_404_alone_and_known_false_in_a_batch(self, engine: Engine) -> None:
+        sku, t = new_sku(), now_us() - HOUR
+        engine.produce([Receipt(f"{sku}-1", sku, "dc-east", 3, t)])
+        converges(engine, sku, [Receipt(f"{sku}-1", sku, "dc-east", 3, t)])
+        never = new_sku()
+        missing = engine.get(f"/v1/availability/{never}")
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_sku"
+        results = engine.post("/v1/availability/batch", {"skus": [sku, never], "channel": "web"}).json()["results"]
+        assert [r["known"] for r in results] == [True, False]
+        assert results[0]["channels"] == {"web": 3} and results[1]["channels"] == {"web": 0}
+
+    def test_keys_are_required_and_scopes_enforced(self, engine: Engine) -> None:
+        path = f"/v1/availability/{new_sku()}"
+        assert engine.get(path, key="").status_code == 401
+        assert engine.get(path, key="not-a-key-0123456789").status_code == 401
+        assert engine.get(path, key=AMAZON_KEY).status_code == 403
+        assert engine.get(path, key=AMAZON_KEY, channel="web").status_code == 403
+        assert engine.get(path, key=AMAZON_KEY, channel="amazon").status_code == 404
+        assert engine.get("/healthz", key="").status_code == 200
+
+    def test_readyz_sees_the_flow_heartbeat(self, engine: Engine) -> None:
+        ready = wait_for(lambda: engine.get("/readyz", key=""), lambda r: r.status_code == 200, timeout=15)
+        assert ready.json()["ready"] is True, ready.text

@@ -26,7 +26,7 @@ from atp.events import (
 )
 from avail.rules_loader import load_rules
 from tests.integration.conftest import flow_log
-from tests.integration.test_flow import HOUR, SECOND, now_us, observed
+from tests.integration.test_flow import HOUR, SECOND, now_us, observed_many
 from tests.support.engine import Engine, wait_for
 from tests.support.reference import Expected, expected
 
@@ -76,6 +76,7 @@ def fresh_engine(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> Iterat
 
 def test_sigkill_mid_stream_then_restart_matches_the_reference_model(fresh_engine: Engine) -> None:
     engine = fresh_engine
+    engine.start_api()
     seed = int(os.environ.get("AVAIL_TEST_SEED", random.randrange(1_000_000)))
     skus = [f"TV-{seed}-{i:03d}" for i in range(120)]
     events = random_stream(seed, skus, 12_000)
@@ -108,7 +109,7 @@ def test_sigkill_mid_stream_then_restart_matches_the_reference_model(fresh_engin
         by_sku[event.sku].append(event)
 
     def snapshot() -> dict[str, Expected]:
-        return {sku: observed(engine, sku) for sku in skus}
+        return observed_many(engine, skus)
 
     want = {sku: expected(sku, by_sku[sku], now=now_us(), rules=rules) for sku in skus}
     got = wait_for(snapshot, lambda seen: seen == want, timeout=90, every=0.5)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+import httpx
 import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
@@ -20,9 +21,15 @@ from atp.events import Event, Topic
 from atp.positions import NodePosition
 from avail.local_servers import create_topics
 from avail.projection import Keys, decode_position
+from tests.support.api import RunningApi, start_api
 from tests.support.events import TOPIC_OF, to_json
 
 T = TypeVar("T")
+
+ADMIN_KEY = "admin-key-0123456789abcdef"
+READ_KEY = "read-key-0123456789abcdef"
+AMAZON_KEY = "amazon-key-0123456789abcdef"
+API_KEYS = {ADMIN_KEY: ["admin"], READ_KEY: ["read"], AMAZON_KEY: ["read:amazon"]}
 
 RULES_YAML = """\
 nodes:
@@ -56,6 +63,7 @@ class Engine:
     partitions: int = 2
     name: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     flow: subprocess.Popen[bytes] | None = None
+    api: RunningApi | None = None
     _producer: Producer | None = None
 
     def __post_init__(self) -> None:
@@ -89,6 +97,18 @@ class Engine:
         )
         log.close()
 
+    def start_api(self) -> RunningApi:
+        self.api = start_api(self.redis_url, self.prefix, API_KEYS, log_dir=self.home)
+        return self.api
+
+    def get(self, path: str, key: str = READ_KEY, **params: str) -> httpx.Response:
+        assert self.api is not None, "start_api() first"
+        return httpx.get(f"{self.api.base_url}{path}", params=params, headers={"X-API-Key": key}, timeout=10)
+
+    def post(self, path: str, body: object, key: str = READ_KEY) -> httpx.Response:
+        assert self.api is not None, "start_api() first"
+        return httpx.post(f"{self.api.base_url}{path}", json=body, headers={"X-API-Key": key}, timeout=10)
+
     def kill_flow(self) -> None:
         """SIGKILL: no goodbye, like a crashed host."""
         if self.flow is not None and self.flow.poll() is None:
@@ -97,6 +117,8 @@ class Engine:
 
     def stop(self) -> None:
         self.kill_flow()
+        if self.api is not None:
+            self.api.stop()
         if self._producer is not None:
             self._producer.flush(10)
         self.redis.close()

@@ -1,0 +1,26 @@
+# The availability engine: one image for `avail flow`, `avail api` and the demo feed.
+#   docker build -t avail:dev .
+#   docker run --rm avail:dev avail rules check /app/rules
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+# Sources first, rules last: editing a rule does not reinstall the packages.
+COPY pyproject.toml README.md ./
+COPY atp ./atp
+COPY avail ./avail
+COPY dataflows ./dataflows
+COPY availability_api ./availability_api
+RUN pip install . \
+    && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin avail
+COPY rules ./rules
+
+ENV AVAIL_RULES_DIR=/app/rules
+USER avail
+EXPOSE 8000
+CMD ["avail", "--help"]

@@ -1,0 +1,126 @@
+"""Composition root of the query API: ``create_app(settings)`` builds everything.
+
+Run it with ``uvicorn --factory availability_api.app:app_from_env`` (settings from
+``AVAIL_*`` variables). The Redis client is created in the app's lifespan, never at
+import, and closed when the server stops.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from pydantic import ValidationError
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.backoff import ConstantBackoff
+from redis.retry import Retry
+
+from avail.projection import Keys
+from avail.settings import ApiSettings
+from availability_api import queries
+from availability_api.auth import AuthConfigError, KeyRing
+from availability_api.errors import install_error_handlers
+from availability_api.metrics import ApiMetrics, MetricsMiddleware
+from availability_api.routes import Context, router
+from availability_api.rules_cache import RulesCache
+from availability_api.types import RedisClient
+
+log = logging.getLogger("availability_api")
+
+_DESCRIPTION = """\
+Channel and node availability (ATP) of every SKU, as computed by the availability engine.
+
+Every route but `/healthz` and `/readyz` needs an API key in the `X-API-Key` header. A key
+carries scopes: `read` (every channel), `read:<channel>` (that channel only: pass
+`channel=<channel>`), `admin` (everything). A missing or unknown key answers 401, a key
+without the scope 403.
+
+Every error answers `{"error": {"code", "message", "field"}}`.
+"""
+
+_TAGS = [
+    {"name": "availability", "description": "Per-SKU availability by channel and node."},
+    {"name": "channels", "description": "Whole-channel views for channel adapters."},
+    {"name": "operations", "description": "Liveness, readiness and metrics."},
+]
+
+
+def _keyring(settings: ApiSettings) -> KeyRing | None:
+    if settings.api_keys:
+        if settings.insecure_no_auth:
+            log.warning("AVAIL_INSECURE_NO_AUTH is ignored: API keys are configured and will be required")
+        return KeyRing.from_settings(settings.api_keys)
+    if not settings.insecure_no_auth:
+        KeyRing(())  # raises AuthConfigError with the message naming AVAIL_API_KEYS and --insecure-no-auth
+    log.warning(
+        "!!! WARNING: AUTHENTICATION IS OFF (--insecure-no-auth): every route answers anyone, without an API key. "
+        "Development only: never expose this API beyond your machine. !!!",
+    )
+    return None
+
+
+def connect(settings: ApiSettings) -> RedisClient:
+    """A Redis client over a bounded connection pool (hiredis parser when installed)."""
+    timeout = settings.redis_timeout_s
+    pool = BlockingConnectionPool.from_url(
+        settings.redis_url.get_secret_value(),
+        decode_responses=True,
+        max_connections=settings.redis_max_connections,
+        timeout=timeout,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        # One quick retry rides over a dropped connection; more would only delay the 503.
+        retry=Retry(ConstantBackoff(0.01), retries=1),
+    )
+    return Redis.from_pool(pool)
+
+
+def create_app(settings: ApiSettings) -> FastAPI:
+    """Builds the API; raises ``AuthConfigError`` when no keys are set and auth is not switched off."""
+    keyring = _keyring(settings)
+    metrics = ApiMetrics()
+    keys = Keys(settings.redis_prefix)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        redis = connect(settings)
+
+        async def load_rules() -> str | None:
+            return await queries.read_rules(redis, keys)
+
+        app.state.context = Context(
+            keys=keys, redis=redis, rules=RulesCache(load_rules), keyring=keyring, metrics=metrics,
+            stale_after_s=settings.stale_after_s,
+        )
+        try:
+            yield
+        finally:
+            await redis.aclose()
+
+    app = FastAPI(
+        title="Availability API", version="1", description=_DESCRIPTION, openapi_tags=_TAGS, lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.include_router(router)
+    return app
+
+
+def _describe(error: ValidationError) -> str:
+    # Never str(error): pydantic would print the input, and AVAIL_API_KEYS holds secrets.
+    return "; ".join(
+        f"AVAIL_{'_'.join(str(p) for p in e['loc'][:1]).upper()}: {e['msg']}" for e in error.errors()
+    )
+
+
+def app_from_env() -> FastAPI:
+    """``create_app`` with settings from the environment; exits with a readable message on bad config."""
+    try:
+        return create_app(ApiSettings())
+    except ValidationError as exc:
+        message = f"invalid API configuration: {_describe(exc)}"
+    except AuthConfigError as exc:
+        message = str(exc)
+    raise SystemExit(message)

@@ -1,0 +1,197 @@
+"""Every error the API answers, and the one place that maps them to HTTP.
+
+Each 4xx/5xx answer is ``{"error": {"code", "message", "field"}}``, including the
+framework's own (validation, unknown route, wrong method).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from redis import exceptions as redis_errors
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from atp.exceptions import UnknownSku
+from availability_api.types import ID_RULE, MAX_BATCH
+
+log = logging.getLogger(__name__)
+E = TypeVar("E", bound=Exception)
+
+
+class ApiError(Exception):
+    """An answer other than success; subclasses fix the status and the default code."""
+
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(
+        self, message: str, *, field: str | None = None, code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code is not None:
+            self.code = code
+        self.headers = dict(headers or {})
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}" + (f" (field {self.field})" if self.field else "")
+
+
+class Unauthorized(ApiError):
+    status_code = 401
+    code = "unauthorized"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"WWW-Authenticate": 'ApiKey header="X-API-Key"'})
+
+
+class Forbidden(ApiError):
+    status_code = 403
+    code = "forbidden"
+
+
+class InvalidInput(ApiError):
+    status_code = 422
+    code = "invalid_request"
+
+
+class UnknownChannel(InvalidInput):
+    code = "unknown_channel"
+
+    def __init__(self, channel: str, known: Sequence[str]) -> None:
+        listed = ", ".join(known) if known else "none"
+        super().__init__(f"unknown channel {channel!r}; the active rules define: {listed}", field="channel")
+
+
+class InvalidCursor(InvalidInput):
+    code = "invalid_cursor"
+
+    def __init__(self) -> None:
+        super().__init__("cursor is not one this API handed out; start again without it", field="cursor")
+
+
+class ServiceUnavailable(ApiError):
+    status_code = 503
+    code = "redis_unavailable"
+
+
+class RulesUnavailable(ServiceUnavailable):
+    code = "rules_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__("no rule set has been published yet: is the dataflow running?", field="channel")
+
+
+def error_body(code: str, message: str, field: str | None = None) -> bytes:
+    return orjson.dumps({"error": {"code": code, "message": message, "field": field}})
+
+
+def error_response(
+    status_code: int, code: str, message: str, field: str | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    return Response(
+        error_body(code, message, field), status_code=status_code, media_type="application/json",
+        headers=dict(headers) if headers else None,
+    )
+
+
+def field_name(loc: Sequence[int | str]) -> str:
+    """``("body", "skus", 3)`` → ``skus[3]``; the location kind (path, query, body) is dropped."""
+    name = ""
+    for part in loc[1:]:
+        if isinstance(part, int):
+            name += f"[{part}]"
+        else:
+            name += f".{part}" if name else part
+    return name or (str(loc[0]) if loc else "body")
+
+
+def describe_validation_error(error: Mapping[str, Any]) -> tuple[int, str, str, str]:
+    """One pydantic/FastAPI error → (status, code, field, message)."""
+    loc: Sequence[int | str] = error.get("loc", ())
+    kind = str(error.get("type", ""))
+    if kind == "json_invalid":
+        detail = (error.get("ctx") or {}).get("error", "JSON decode error")
+        return 400, "malformed_body", "body", f"request body is not valid JSON: {detail}"
+    field = field_name(loc)
+    if kind == "string_pattern_mismatch":
+        code = "invalid_sku" if field == "sku" or field.startswith("skus[") else "invalid_request"
+        return 422, code, field, f"{field} must be {ID_RULE}"
+    if kind == "too_long" and field == "skus":
+        return 422, "too_many_skus", field, f"at most {MAX_BATCH} SKUs per request"
+    if kind == "extra_forbidden":
+        return 422, "unknown_field", field, f"unknown field {field!r}"
+    if len(loc) == 1 and loc[0] == "body":
+        return 422, "malformed_body", "body", f"request body: {error.get('msg', 'invalid')}"
+    return 422, "invalid_request", field, f"{field}: {error.get('msg', 'invalid value')}"
+
+
+def _first_error(errors: Sequence[Any]) -> Mapping[str, Any]:
+    # Container-level errors ("too many SKUs") say more than the first bad item inside it.
+    return min(errors, key=lambda e: len(e.get("loc", ()))) if errors else {}
+
+
+def _on_api_error(_: Request, exc: ApiError) -> Response:
+    return error_response(exc.status_code, exc.code, exc.message, exc.field, exc.headers)
+
+
+def _on_unknown_sku(_: Request, exc: UnknownSku) -> Response:
+    return error_response(404, "unknown_sku", f"no availability for SKU {exc.sku!r}: never seen", "sku")
+
+
+def _on_validation_error(_: Request, exc: RequestValidationError) -> Response:
+    status_code, code, field, message = describe_validation_error(_first_error(exc.errors()))
+    return error_response(status_code, code, message, field)
+
+
+_HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}
+
+
+def _on_http_exception(_: Request, exc: StarletteHTTPException) -> Response:
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail), None, exc.headers)
+
+
+def _on_redis_down(request: Request, exc: redis_errors.RedisError) -> Response:
+    log.warning("Redis unavailable during %s %s: %s", request.method, request.url.path, type(exc).__name__)
+    return error_response(503, "redis_unavailable", "the availability store (Redis) is not answering; retry")
+
+
+def _on_redis_error(request: Request, exc: redis_errors.RedisError) -> Response:
+    log.error("Redis error during %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal_error", "unexpected answer from the availability store")
+
+
+def _on_unexpected(_: Request, exc: Exception) -> Response:
+    # Starlette re-raises after this answer is sent, and the server logs the traceback.
+    return error_response(500, "internal_error", "internal error; see the API log")
+
+
+def _register(app: FastAPI, exc_type: type[E], render: Callable[[Request, E], Response]) -> None:
+    async def handler(request: Request, exc: Exception) -> Response:
+        if not isinstance(exc, exc_type):  # Starlette looks handlers up by class, so this cannot happen
+            raise exc
+        return render(request, exc)
+
+    app.add_exception_handler(exc_type, handler)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Registers the mapping from exceptions to JSON error answers."""
+    _register(app, ApiError, _on_api_error)
+    _register(app, UnknownSku, _on_unknown_sku)
+    _register(app, RequestValidationError, _on_validation_error)
+    _register(app, StarletteHTTPException, _on_http_exception)
+    _register(app, redis_errors.ConnectionError, _on_redis_down)
+    _register(app, redis_errors.TimeoutError, _on_redis_down)
+    _register(app, redis_errors.RedisError, _on_redis_error)
+    _register(app, Exception, _on_unexpected)

@@ -1,0 +1,128 @@
+"""Prometheus metrics: the API's own requests, and the flow's counters read from Redis.
+
+Each app has its own registry, so several apps in one process (tests) never clash.
+With several uvicorn workers each process counts its own requests; the flow counters
+are the same in all of them since they come from Redis.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+_EVENT_STATUSES = ("applied", "duplicate")
+_REJECTED_PREFIX = "rejected:"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class FlowStatsCollector(Collector):
+    """Exposes the flow's counters (hash ``Keys.stats``) as read at the latest scrape."""
+
+    def __init__(self) -> None:
+        self._stats: Mapping[str, str] | None = None
+
+    def update(self, stats: Mapping[str, str] | None) -> None:
+        """Called by the /metrics route before rendering; None when Redis did not answer."""
+        self._stats = stats
+
+    def collect(self) -> Iterable[Metric]:
+        stats = self._stats
+        up = GaugeMetricFamily("avail_flow_stats_up", "1 if the flow counters could be read from Redis")
+        up.add_metric([], 0 if stats is None else 1)
+        yield up
+        if stats is None:
+            return
+        events = CounterMetricFamily(
+            "avail_flow_events", "inbound events by outcome (applied, duplicate)", labels=["status"],
+        )
+        for status in _EVENT_STATUSES:
+            events.add_metric([status], _number(stats.get(status)))
+        yield events
+        rejected = CounterMetricFamily(
+            "avail_flow_events_rejected", "events sent to the dead-letter topic, by error code", labels=["code"],
+        )
+        for field, value in sorted(stats.items()):
+            if field.startswith(_REJECTED_PREFIX):
+                rejected.add_metric([field.removeprefix(_REJECTED_PREFIX)], _number(value))
+        yield rejected
+        yield CounterMetricFamily(
+            "avail_flow_undeclared_node_events", "events about nodes the rules do not declare",
+            value=_number(stats.get("undeclared_node_events")),
+        )
+        yield CounterMetricFamily(
+            "avail_flow_redis_writes", "projection writes made by the flow", value=_number(stats.get("writes")),
+        )
+
+
+def _number(value: str | None) -> float:
+    try:
+        return float(value) if value is not None else 0.0
+    except ValueError:
+        return 0.0
+
+
+class ApiMetrics:
+    """The registry of one app and the metrics recorded into it."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "avail_api_requests", "HTTP requests answered, by route template, method and status",
+            ["route", "method", "status"], registry=self.registry,
+        )
+        self.latency = Histogram(
+            "avail_api_request_duration_seconds", "time to answer, by route template, method and status",
+            ["route", "method", "status"], buckets=_LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.flow = FlowStatsCollector()
+        self.registry.register(self.flow)
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        labels = (route, method, str(status))
+        self.requests.labels(*labels).inc()
+        self.latency.labels(*labels).observe(seconds)
+
+    def render(self, flow_stats: Mapping[str, str] | None) -> bytes:
+        self.flow.update(flow_stats)
+        return generate_latest(self.registry)
+
+
+def _route_template(scope: Scope) -> str:
+    # Templates, not raw paths, keep label cardinality bounded; unmatched paths share one label.
+    route: Any = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
+
+
+class MetricsMiddleware:
+    """Pure ASGI middleware recording count and latency of every HTTP request."""
+
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_and_note_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_note_status)
+        finally:
+            method = scope["method"] if scope["method"] in _METHODS else "other"
+            self.metrics.observe(_route_template(scope), method, status, time.perf_counter() - started)

@@ -1,0 +1,135 @@
+"""Request and response models: the batch body is parsed with them; the rest document /docs.
+
+Answers are built as dicts and serialised with orjson on the hot path; these models
+describe exactly those dicts (see ``documents.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from availability_api.types import MAX_BATCH, ChannelName, Sku
+
+_SKU_EXAMPLE: dict[str, Any] = {
+    "sku": "TV-55", "as_of": "2026-11-23T10:15:00.123Z", "rules_version": "3f9c2a1b",
+    "channels": {"amazon": 3, "web": 7},
+    "nodes": [
+        {"node": "dc-east", "on_hand": 12, "reserved": 2, "in_transit": 4, "unsellable": 0,
+         "safety_stock": 0, "atp": 10},
+        {"node": "store-001", "on_hand": 5, "reserved": 1, "in_transit": 0, "unsellable": 1,
+         "safety_stock": 2, "atp": 2},
+    ],
+}
+
+
+class NodeOut(BaseModel):
+    """One position: the SKU at one node (contract §2)."""
+
+    node: str
+    on_hand: int = Field(description="may be negative when a till sold stock the system did not know about")
+    reserved: int
+    in_transit: int
+    unsellable: int = Field(description="shown, never promised (damaged or awaiting inspection)")
+    safety_stock: int
+    atp: int = Field(description="max(0, on_hand − reserved − safety_stock)")
+
+
+class SkuAvailability(BaseModel):
+    """One SKU's availability."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_SKU_EXAMPLE]})
+
+    sku: str
+    as_of: str | None = Field(description="newest event time reflected, RFC 3339 UTC with milliseconds")
+    rules_version: str | None = Field(description="content hash of the rule set these numbers were computed with")
+    channels: dict[str, int] = Field(description="channel → shown quantity (only the asked channel with ?channel=)")
+    nodes: list[NodeOut] = Field(description="positions by node id (only the nodes feeding the asked channel)")
+
+
+class BatchRequest(BaseModel):
+    """Up to 1,000 SKUs, optionally for one channel."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"skus": ["TV-55", "HDMI-2M", "NEVER-SEEN"], "channel": "web"}]},
+    )
+
+    skus: Annotated[list[Sku], Field(min_length=1, max_length=MAX_BATCH)]
+    channel: ChannelName | None = None
+
+
+class BatchItem(SkuAvailability):
+    """A SKU of a batch; ``known`` is false (zeros, no nodes) for a SKU never seen."""
+
+    known: bool
+
+
+class BatchResponse(BaseModel):
+    """One result per requested SKU, in request order (repeats included)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"results": [
+        {"known": True} | _SKU_EXAMPLE,
+        {"sku": "NEVER-SEEN", "known": False, "as_of": None, "rules_version": "3f9c2a1b",
+         "channels": {"amazon": 0, "web": 0}, "nodes": []},
+    ]}]})
+
+    results: list[BatchItem]
+
+
+class SnapshotItem(BaseModel):
+    sku: str
+    available: int = Field(description="the channel's shown quantity (0 when none)")
+
+
+class ChannelSnapshot(BaseModel):
+    """One page of every SKU's shown quantity for a channel, in SKU byte order."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "channel": "web", "rules_version": "3f9c2a1b",
+        "items": [{"sku": "HDMI-2M", "available": 40}, {"sku": "TV-55", "available": 7}],
+        "next_cursor": "VFYtNTU", "delta_cursor": None,
+    }]})
+
+    channel: str
+    rules_version: str
+    items: list[SnapshotItem]
+    next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last page")
+    delta_cursor: str | None = Field(
+        description="reserved: where to start the channel's delta feed; null until the delta feed is served",
+    )
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="machine-readable, e.g. unknown_sku, invalid_sku, unauthorized")
+    message: str = Field(description="for people")
+    field: str | None = Field(description="the request field at fault, e.g. sku, skus[3], channel, cursor, body")
+
+
+class ErrorResponse(BaseModel):
+    """Every 4xx/5xx answer."""
+
+    error: ErrorDetail
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Check(BaseModel):
+    ok: bool
+    detail: str
+
+
+class Readiness(BaseModel):
+    """Ready when Redis answers, a rule set is published and the flow's heartbeat is fresh."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"ready": True, "checks": {
+        "redis": {"ok": True, "detail": "PING answered"},
+        "rules": {"ok": True, "detail": "rules document present"},
+        "flow": {"ok": True, "detail": "newest heartbeat 0.4 s old (limit 10 s)"},
+    }}]})
+
+    ready: bool
+    checks: dict[str, Check]

@@ -1,0 +1,126 @@
+"""The app without Redis: configuration checks, OpenAPI, and answers that never reach Redis."""
+
+import asyncio
+import logging
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from pydantic import SecretStr
+
+from avail.settings import ApiSettings
+from availability_api import create_app
+from availability_api.auth import AuthConfigError
+
+KEY = "unit-test-key-0123456789"
+AMAZON_KEY = "unit-test-amazon-0123456789"
+
+
+def settings(**overrides: Any) -> ApiSettings:
+    values: dict[str, Any] = {
+        "redis_url": SecretStr("redis://127.0.0.1:1/0"),  # never contacted by these tests
+        "api_keys": {SecretStr(KEY): ["read"], SecretStr(AMAZON_KEY): ["read:amazon"]},
+    } | overrides
+    return ApiSettings(**values)
+
+
+@pytest.fixture(scope="module")
+def app() -> FastAPI:
+    return create_app(settings())
+
+
+def call(app: FastAPI, method: str, path: str, key: str | None = KEY) -> httpx.Response:
+    """One request in process, with the app's lifespan around it (Starlette's TestClient wants httpx2)."""
+
+    async def main() -> httpx.Response:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://unit") as client:
+                return await client.request(method, path, headers={"X-API-Key": key} if key else {})
+
+    return asyncio.run(main())
+
+
+class TestConfiguration:
+    @pytest.mark.parametrize("keys", [None, {}])
+    def test_refuses_without_keys_naming_the_variable_and_the_escape(self, keys: object) -> None:
+        with pytest.raises(AuthConfigError, match="AVAIL_API_KEYS") as refused:
+            create_app(settings(api_keys=keys))
+        assert "--insecure-no-auth" in str(refused.value)
+
+    def test_insecure_no_auth_warns_loudly(self, caplog: pytest.LogCaptureFixture) -> None:
+        with caplog.at_level(logging.WARNING):
+            create_app(settings(api_keys=None, insecure_no_auth=True))
+        assert any(r.levelno == logging.WARNING and "AUTHENTICATION IS OFF" in r.message for r in caplog.records)
+
+    def test_configured_keys_win_over_insecure_no_auth(self, caplog: pytest.LogCaptureFixture) -> None:
+        app = create_app(settings(insecure_no_auth=True))
+        assert "ignored" in caplog.text
+        assert call(app, "GET", "/v1/availability/TV-55", key=None).status_code == 401
+
+    def test_keys_never_reach_the_log(self, caplog: pytest.LogCaptureFixture) -> None:
+        with caplog.at_level(logging.DEBUG):
+            create_app(settings(insecure_no_auth=True))
+        assert KEY not in caplog.text and AMAZON_KEY not in caplog.text
+
+
+class TestAnswersBeforeRedis:
+    def test_missing_key(self, app: FastAPI) -> None:
+        response = call(app, "GET", "/v1/availability/TV-55", key=None)
+        assert response.status_code == 401
+        assert response.json() == {"error": {"code": "unauthorized", "message": "missing X-API-Key header",
+                                             "field": None}}
+
+    def test_bad_sku(self, app: FastAPI) -> None:
+        response = call(app, "GET", "/v1/availability/" + "x" * 65)
+        assert response.status_code == 422
+        assert response.json()["error"]["field"] == "sku"
+
+    def test_forbidden_before_redis(self, app: FastAPI) -> None:
+        response = call(app, "GET", "/v1/channels/web/snapshot", key=AMAZON_KEY)
+        assert response.status_code == 403
+        assert response.json()["error"]["code"] == "forbidden"
+
+    def test_framework_errors_have_the_error_shape(self, app: FastAPI) -> None:
+        missing = call(app, "GET", "/v2/nothing")
+        assert missing.json() == {"error": {"code": "not_found", "message": "Not Found", "field": None}}
+        wrong_method = call(app, "DELETE", "/v1/availability/batch")
+        assert wrong_method.status_code == 405
+        assert wrong_method.json()["error"]["code"] == "method_not_allowed"
+
+    def test_healthz(self, app: FastAPI) -> None:
+        assert call(app, "GET", "/healthz", key=None).json() == {"status": "ok"}
+
+
+class TestOpenApi:
+    ROUTES = {
+        ("get", "/v1/availability/{sku}"): {"200", "401", "403", "404", "422", "503"},
+        ("post", "/v1/availability/batch"): {"200", "400", "401", "403", "422", "503"},
+        ("get", "/v1/channels/{channel}/snapshot"): {"200", "401", "403", "422", "503"},
+        ("get", "/metrics"): {"200", "401", "403"},
+        ("get", "/healthz"): {"200"},
+        ("get", "/readyz"): {"200", "503"},
+    }
+
+    def test_every_route_is_documented(self, app: FastAPI) -> None:
+        paths = app.openapi()["paths"]
+        for (method, path), statuses in self.ROUTES.items():
+            operation = paths[path][method]
+            assert operation["summary"] and operation["description"], path
+            assert statuses <= set(operation["responses"]), path
+            for status in statuses - {"200"}:
+                content = operation["responses"][status]["content"]["application/json"]
+                assert "schema" in content, (path, status)
+
+    def test_error_examples_have_the_contract_shape(self, app: FastAPI) -> None:
+        operation = app.openapi()["paths"]["/v1/availability/{sku}"]["get"]
+        example = operation["responses"]["404"]["content"]["application/json"]["example"]
+        assert example["error"]["code"] == "unknown_sku"
+
+    def test_api_key_scheme_declared_and_required_where_it_is(self, app: FastAPI) -> None:
+        spec = app.openapi()
+        assert spec["components"]["securitySchemes"]["ApiKey"]["name"] == "X-API-Key"
+        for (method, path) in self.ROUTES:
+            secured = "security" in spec["paths"][path][method]
+            assert secured == (path not in ("/healthz", "/readyz")), path
