@@ -17,7 +17,8 @@ COPY avail ./avail
 COPY dataflows ./dataflows
 COPY availability_api ./availability_api
 RUN pip install . \
-    && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin avail
+    && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin avail \
+    && mkdir -p /var/lib/avail && chown avail /var/lib/avail
 COPY rules ./rules
 
 ENV AVAIL_RULES_DIR=/app/rules

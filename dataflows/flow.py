@@ -97,7 +97,9 @@ def run(
              len(active.rules.nodes), len(active.rules.channels))
     publish_rules(settings, active)
     recovery = None
-    if settings.recovery_dir is not None:
+    if settings.recovery_dir is None:
+        log.warning("no recovery store (AVAIL_RECOVERY_DIR / -r): a restart re-reads every topic from the start")
+    else:
         recovery = prepare_recovery(
             settings.recovery_dir, recovery_partitions, timedelta(seconds=settings.backup_interval_s)
         )
