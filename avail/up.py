@@ -112,17 +112,20 @@ def up(*, demo: bool, port: int, rate: float, partitions: int, home: Path) -> in
         started.append(api)
         url = f"http://{LOOPBACK}:{port}"
         _wait_healthy(url, api)
+        example_sku = "<sku>"
         if demo:
+            from avail.demo import DemoRetailer
             from avail.demo_feed import run_demo
 
-            nodes = [(node.id, node.type) for node in rules.nodes.values()]
+            retailer = DemoRetailer([(node.id, node.type) for node in rules.nodes.values()], poison_ratio=0.002)
+            example_sku = retailer.catalog.skus[0]
             demo_thread = threading.Thread(
                 target=run_demo, name="demo", daemon=True,
                 kwargs={"bootstrap": bootstrap, "topics": {role.value: name for name, role in topics.items()},
-                        "rate": rate, "stop": stop_demo, "nodes": nodes},
+                        "rate": rate, "stop": stop_demo, "retailer": retailer},
             )
             demo_thread.start()
-        _banner(url, key, bootstrap, redis_url, rules.version, demo, rate, logs)
+        _banner(url, key, bootstrap, redis_url, rules.version, demo, rate, logs, example_sku)
         return _supervise([flow, api])
     except KeyboardInterrupt:
         return 0
@@ -149,7 +152,7 @@ def _supervise(children: list[LocalServer]) -> int:
 
 
 def _banner(url: str, key: str | None, bootstrap: str, redis_url: str, rules_version: str,
-            demo: bool, rate: float, logs: Path) -> None:
+            demo: bool, rate: float, logs: Path, example_sku: str) -> None:
     shown_key = key if key is not None else "<a key from AVAIL_API_KEYS>"
     lines = [
         "",
@@ -160,7 +163,7 @@ def _banner(url: str, key: str | None, bootstrap: str, redis_url: str, rules_ver
         "",
         "Try:",
         f"  curl -s -H 'X-API-Key: {shown_key}' '{url}/v1/channels/web/snapshot?limit=5'",
-        f"  curl -s -H 'X-API-Key: {shown_key}' '{url}/v1/availability/<sku>?channel=web'",
+        f"  curl -s -H 'X-API-Key: {shown_key}' '{url}/v1/availability/{example_sku}?channel=web'",
         "",
         "Ctrl-C stops everything.",
     ]
