@@ -85,16 +85,23 @@ class LocalServer:
         return self.process.pid
 
     def stop(self, timeout: float = 5.0) -> None:
-        if self.process.poll() is not None:
-            return
+        stop_process(self.process, self.stop_signal, timeout)
+
+
+def stop_process(
+    process: subprocess.Popen[bytes], first: signal.Signals = signal.SIGTERM, timeout: float = 5.0,
+) -> None:
+    """Ends a child we started, by its PID: ``first``, then SIGKILL after ``timeout``."""
+    if process.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(process.pid, first)
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(self.process.pid, self.stop_signal)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout)
+            os.kill(process.pid, signal.SIGKILL)
+        process.wait(timeout)
 
 
 def _log_file(log_dir: Path | None, name: str) -> tuple[Path | None, int]:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from avail.local_servers import LOOPBACK, free_port
+from avail.local_servers import LOOPBACK, free_port, stop_process
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -54,15 +53,7 @@ class RunningApi:
         if self._stopped:
             return
         self._stopped = True
-        if self.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout)
+        stop_process(self.process, timeout=timeout)
 
 
 def api_env(
