@@ -49,21 +49,43 @@ def _api(args: argparse.Namespace) -> int:
 
 
 def _rules_check(args: argparse.Namespace) -> int:
-    from avail.rules_loader import RulesError, load_rules
+    from avail.rules_loader import check_rules
 
-    try:
-        rules = load_rules(args.directory)
-    except RulesError as exc:
-        print(exc, file=sys.stderr)
+    checked = check_rules(args.directory)
+    for problem in checked.problems:
+        print(problem, file=sys.stderr if problem.severity == "error" else sys.stdout)
+    rules = checked.rules
+    if rules is None:
+        print(f"{args.directory}: {len(checked.errors)} error(s); the rules were not loaded", file=sys.stderr)
         return 1
     types: dict[str, int] = {}
     for node in rules.nodes.values():
         types[node.type] = types.get(node.type, 0) + 1
-    print(f"{args.directory}: valid, rules_version {rules.version}")
+    print(f"{args.directory}: valid, rules_version {rules.version}"
+          + (f", {len(checked.warnings)} warning(s)" if checked.warnings else ""))
     print("nodes: " + ", ".join(f"{count} {node_type}" for node_type, count in sorted(types.items())))
-    for name in sorted(rules.channels):
-        feeding = sum(1 for node in rules.nodes if name in dict(rules.eligibility(node)))
-        print(f"channel {name}: {feeding} nodes")
+    print(f"safety stock: default {rules.safety_stock_default}, {len(rules.safety_stock_rules)} rule(s)")
+    for name, channel in sorted(rules.channels.items()):
+        feeding = [node for node in rules.nodes.values() if name in dict(rules.eligibility(node.id))]
+        by_type: dict[str, int] = {}
+        for fed in feeding:
+            by_type[fed.type] = by_type.get(fed.type, 0) + 1
+        detail = ", ".join(f"{count} {t}" for t, count in sorted(by_type.items())) or "none"
+        knobs = [f"{channel.percent}%" if channel.percent != 100 else "",
+                 f"buffer {channel.buffer}" if channel.buffer else "",
+                 f"min {channel.min_available}" if channel.min_available else "",
+                 f"max {channel.max_available}" if channel.max_available is not None else ""]
+        shown = ", ".join(k for k in knobs if k)
+        print(f"channel {name}: {len(feeding)} nodes ({detail})" + (f"; {shown}" if shown else ""))
+    return 0
+
+
+def _rules_schema(args: argparse.Namespace) -> int:
+    import json
+
+    from avail.rules_schema import json_schema
+
+    print(json.dumps(json_schema(), indent=2))
     return 0
 
 
@@ -108,6 +130,8 @@ def parser() -> argparse.ArgumentParser:
     check = rules_commands.add_parser("check", help="validate a rules directory; exit 1 on error")
     check.add_argument("directory", type=Path)
     check.set_defaults(handler=_rules_check)
+    schema = rules_commands.add_parser("schema", help="print the JSON Schema of a rules file (for editors)")
+    schema.set_defaults(handler=_rules_schema)
     return root
 
 
