@@ -7,6 +7,7 @@ Per SKU, one hash (the hash tag keeps it in one Redis Cluster slot)::
                             r  rules_version
                             n:<node>     "on_hand,reserved,in_transit,unsellable,safety_stock,atp"
                             c:<channel>  shown quantity
+                            u:<channel>  reserved for the channel at no node yet (rules preview)
 
 Per channel (one slot per channel)::
 
@@ -17,6 +18,9 @@ Engine-wide::
 
     {prefix}:skus           sorted set, every known SKU at score 0 (lexicographic paging)
     {prefix}:rules          JSON of the active rule set as the API needs it (rules_document)
+    {prefix}:rules:version  the active rules_version
+    {prefix}:rules:source   JSON {"version", "sources": {file: text}}: what every flow process runs
+    {prefix}:rules:error    JSON of the last refused change (absent when the newest change loaded)
     {prefix}:stats          hash of counters: applied, duplicate, rejected:<code>,
                             undeclared_node_events, writes
     {prefix}:heartbeat      hash worker -> µs of its last heartbeat (about once a second)
@@ -31,6 +35,7 @@ from atp.rules import RuleSet
 
 NODE_PREFIX = "n:"
 CHANNEL_PREFIX = "c:"
+UNSOURCED_PREFIX = "u:"
 VERSION = "v"
 AS_OF = "a"
 RULES_VERSION = "r"
@@ -56,6 +61,18 @@ class Keys:
     @property
     def rules(self) -> str:
         return f"{self.prefix}:rules"
+
+    @property
+    def rules_version(self) -> str:
+        return f"{self.prefix}:rules:version"
+
+    @property
+    def rules_source(self) -> str:
+        return f"{self.prefix}:rules:source"
+
+    @property
+    def rules_error(self) -> str:
+        return f"{self.prefix}:rules:error"
 
     @property
     def stats(self) -> str:

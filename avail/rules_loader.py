@@ -19,7 +19,7 @@ from atp.exceptions import InvalidRule
 from atp.rules import Channel, Node, NodeSelector, Publish, RuleSet, SafetyStockMatch, SafetyStockRule
 from avail.rules_checks import cross_check
 from avail.rules_schema import RULES, Checker, validate
-from avail.rules_yaml import Located, Problem, read_yaml
+from avail.rules_yaml import Located, Problem, parse_yaml, read_text
 
 
 class RulesError(InvalidRule):
@@ -63,18 +63,38 @@ def load_rules(directory: Path | str) -> RuleSet:
     return checked.rules
 
 
-def check_rules(directory: Path | str) -> CheckedRules:
-    """Reads, validates, merges and cross-checks every YAML file of ``directory``."""
+def read_sources(directory: Path | str) -> tuple[dict[str, str], list[Problem]]:
+    """Every rules file's text by its shown name (``rules/channels.yaml``), in name order."""
     directory = Path(directory)
     if not directory.is_dir():
-        return CheckedRules(None, [Problem(str(directory), None, "", "is not a directory")])
-    files = rule_files(directory)
-    if not files:
-        return CheckedRules(None, [Problem(str(directory), None, "", "holds no .yaml rules files")])
-    merged = _Merged()
-    for file in files:
+        return {}, [Problem(str(directory), None, "", "is not a directory")]
+    sources: dict[str, str] = {}
+    problems: list[Problem] = []
+    for file in rule_files(directory):
         shown = str(directory / file.name)
-        document, problem = read_yaml(file, shown)
+        text, problem = read_text(file, shown)
+        if problem is not None:
+            problems.append(problem)
+        elif text is not None:
+            sources[shown] = text
+    if not sources and not problems:
+        problems.append(Problem(str(directory), None, "", "holds no .yaml rules files"))
+    return sources, problems
+
+
+def check_rules(directory: Path | str) -> CheckedRules:
+    """Reads, validates, merges and cross-checks every YAML file of ``directory``."""
+    sources, problems = read_sources(directory)
+    if problems:
+        return CheckedRules(None, problems)
+    return check_sources(sources)
+
+
+def check_sources(sources: dict[str, str]) -> CheckedRules:
+    """Validates, merges and cross-checks rules files given as shown name → text (in order)."""
+    merged = _Merged()
+    for shown, text in sources.items():
+        document, problem = parse_yaml(text, shown)
         check = Checker(shown)
         if problem is not None:
             merged.problems.append(problem)

@@ -81,12 +81,15 @@ _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping
 _Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _sequence)
 
 
-def read_yaml(file: Path, shown_as: str) -> tuple[Any, Problem | None]:
-    """Parses one file; a problem (with its line) instead of an exception on bad YAML."""
+def read_text(file: Path, shown_as: str) -> tuple[str | None, Problem | None]:
     try:
-        text = file.read_text(encoding="utf-8")
+        return file.read_text(encoding="utf-8"), None
     except (OSError, UnicodeDecodeError) as exc:
         return None, Problem(shown_as, None, "", f"cannot be read: {exc}")
+
+
+def parse_yaml(text: str, shown_as: str) -> tuple[Any, Problem | None]:
+    """Parses one file's text; a problem (with its line) instead of an exception on bad YAML."""
     try:
         return yaml.load(text, Loader=_Loader), None  # noqa: S506 - a SafeLoader subclass: no object tags
     except DuplicateKey as exc:

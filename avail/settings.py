@@ -41,6 +41,7 @@ class FlowSettings(CommonSettings):
     snapshot_interval_s: float = Field(5.0, gt=0, description="epoch length and state snapshot interval")
     backup_interval_s: float = Field(0.0, ge=0, description="how long old snapshots are kept")
     heartbeat_interval_s: float = Field(1.0, gt=0)
+    rules_poll_interval_s: float = Field(1.0, gt=0, description="how often the rules directory is checked")
 
     def topic_roles(self) -> dict[str, Topic]:
         """Configured Kafka topic name → its role (which event types it may carry)."""

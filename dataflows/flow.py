@@ -8,19 +8,18 @@ from pathlib import Path
 from typing import TypeGuard, cast
 
 import bytewax.operators as op
-import orjson
-import redis
 from bytewax.dataflow import Dataflow, Stream
+from bytewax.operators import KeyedStream
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
-from avail.projection import Keys, rules_document
-from avail.rules_loader import load_rules
+from avail.projection import Keys
 from avail.settings import FlowSettings
 from dataflows import kafka_io
 from dataflows.heartbeat import HeartbeatSource
-from dataflows.logic import ActiveRules, Emitted
+from dataflows.logic import Emitted, Incoming, builder
 from dataflows.messages import Counts, DeadLetter, Inbound, SkuWrite
 from dataflows.redis_sink import RedisSink, SinkItem
+from dataflows.rules_reload import ActiveRules, RulesWatcher, startup_rules
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,12 @@ def build_flow(settings: FlowSettings, active: ActiveRules) -> Dataflow:
     valid = op.branch("valid", decoded, _is_inbound)
     keyed = op.key_on("key_by_sku", valid.trues, _sku_of)
     # (sku, Inbound)
-    applied: Stream[Emitted] = op.key_rm("unkey", op.stateful_batch("apply", keyed, active.logic))
+    redis_url, keys = settings.redis_url.get_secret_value(), Keys(settings.redis_prefix)
+    watcher = RulesWatcher(settings.rules_dir, active, redis_url, keys, settings.rules_poll_interval_s)
+    refreshes = op.input("rules", flow, watcher)
+    # (sku, RulesChanged): every known SKU, once per valid rules change
+    incoming: KeyedStream[Incoming] = op.merge("to_apply", keyed, refreshes)
+    applied: Stream[Emitted] = op.key_rm("unkey", op.stateful_batch("apply", incoming, builder(active)))
     # SkuWrite | DeadLetter (an event older than its SKU's window)
     late = op.branch("late", applied, _is_dead_letter)
     invalid = cast(Stream[DeadLetter], valid.falses)
@@ -47,7 +51,7 @@ def build_flow(settings: FlowSettings, active: ActiveRules) -> Dataflow:
     # Heartbeat
     written = cast(Stream[SkuWrite], late.falses)
     to_redis: Stream[SinkItem] = op.merge("to_redis", written, rejects, ticks)
-    op.output("redis", to_redis, RedisSink(settings.redis_url.get_secret_value(), Keys(settings.redis_prefix)))
+    op.output("redis", to_redis, RedisSink(redis_url, keys))
     return flow
 
 
@@ -67,15 +71,6 @@ def _count_reject(letter: DeadLetter) -> Counts:
     return Counts({f"rejected:{letter.rejection.code.value}": 1})
 
 
-def publish_rules(settings: FlowSettings, active: ActiveRules) -> None:
-    """Tells the API which rule set the flow runs (channels and the nodes that feed them)."""
-    client = redis.Redis.from_url(settings.redis_url.get_secret_value(), socket_connect_timeout=5)
-    try:
-        client.set(Keys(settings.redis_prefix).rules, orjson.dumps(rules_document(active.rules)))
-    finally:
-        client.close()
-
-
 def prepare_recovery(directory: Path, partitions: int, backup_interval: timedelta) -> RecoveryConfig:
     """Creates and initialises the recovery store on first use; reuses it afterwards."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -92,10 +87,9 @@ def run(
     """Loads the rules, publishes them, and runs the flow until it is killed."""
     from bytewax._bytewax import cli_main
 
-    active = ActiveRules(load_rules(settings.rules_dir))
+    active = startup_rules(settings.rules_dir, settings.redis_url.get_secret_value(), Keys(settings.redis_prefix))
     log.info("rules %s from %s: %d nodes, %d channels", active.rules.version, settings.rules_dir,
              len(active.rules.nodes), len(active.rules.channels))
-    publish_rules(settings, active)
     recovery = None
     if settings.recovery_dir is None:
         log.warning("no recovery store (AVAIL_RECOVERY_DIR / -r): a restart re-reads every topic from the start")

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 from bytewax.operators import StatefulBatchLogic
@@ -14,10 +13,12 @@ from atp.rules import RuleSet
 from atp.state import SkuState
 from avail.projection import encode_position
 from dataflows.messages import DeadLetter, Inbound, SkuWrite
+from dataflows.rules_reload import ActiveRules, RulesChanged
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 Emitted = SkuWrite | DeadLetter
+Incoming = Inbound | RulesChanged
 
 SkuSnapshot = tuple[bytes, int]
 """What Bytewax stores per SKU: the pickled state and the last version written."""
@@ -27,18 +28,14 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
-@dataclass
-class ActiveRules:
-    """The rule set every SKU's logic in this process reads; replaced on reload."""
+def builder(active: ActiveRules) -> Callable[[SkuSnapshot | None], SkuLogic]:
+    def build(resume: SkuSnapshot | None) -> SkuLogic:
+        return SkuLogic(active, resume)
 
-    rules: RuleSet
-
-    def logic(self, resume: SkuSnapshot | None) -> SkuLogic:
-        """The Bytewax builder: a SKU's logic, fresh or from its snapshot."""
-        return SkuLogic(self, resume)
+    return build
 
 
-class SkuLogic(StatefulBatchLogic[Inbound, Emitted, SkuSnapshot]):
+class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
     """Applies a batch of one SKU's events and emits one coalesced ``SkuWrite``.
 
     Versions are a hybrid clock, ``max(last + 1, now µs)``: they rise within a process,
@@ -54,35 +51,49 @@ class SkuLogic(StatefulBatchLogic[Inbound, Emitted, SkuSnapshot]):
             self.state = SkuState.from_bytes(resume[0])
             self.version = resume[1]
         self.full_write_pending = True
+        self.written_rules_version = ""
+        self.written_unsourced: dict[str, int] = {}
+        self.written_channels: set[str] = set()
 
-    def on_batch(self, values: list[Inbound]) -> tuple[Iterable[Emitted], bool]:
+    def on_batch(self, values: list[Incoming]) -> tuple[Iterable[Emitted], bool]:
         now = now_us()
-        rules = self.active.rules
+        rules = self.active.current()
+        inbound: list[Inbound] = []
+        for value in values:
+            if isinstance(value, RulesChanged):
+                rules = self.active.ensure(value.version)
+            else:
+                inbound.append(value)
         if self.state is None:
-            self.state = SkuState(values[0].event.sku)
+            if not inbound:  # a rules refresh for a SKU this worker holds no state for
+                return (), StatefulBatchLogic.DISCARD
+            self.state = SkuState(inbound[0].event.sku)
         state = self.state
         emitted: list[Emitted] = []
         write = SkuWrite(state.sku, 0, False)
         counts = write.counts
-        for inbound in values:
-            outcome = state.apply(inbound.event, now=now, rules=rules)
+        for item in inbound:
+            outcome = state.apply(item.event, now=now, rules=rules)
             counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
             if outcome.status is Status.REJECTED and outcome.rejection is not None:
-                emitted.append(DeadLetter(inbound.raw, outcome.rejection))
+                emitted.append(DeadLetter(item.raw, outcome.rejection))
             if outcome.undeclared_nodes:
                 counts["undeclared_node_events"] = counts.get("undeclared_node_events", 0) + 1
-            _merge(write, outcome)
-        self._finish(write, now, emitted)
+            _merge(write, outcome, rules)
+        if len(inbound) < len(values):
+            _merge(write, state.refresh(now=now, rules=rules), rules)
+        self._finish(write, now, rules, emitted)
         return emitted, StatefulBatchLogic.RETAIN
 
     def on_notify(self) -> tuple[Iterable[Emitted], bool]:
         if self.state is None:
             return (), StatefulBatchLogic.RETAIN
         now = now_us()
+        rules = self.active.current()
         write = SkuWrite(self.state.sku, 0, False)
-        _merge(write, self.state.refresh(now=now, rules=self.active.rules))
+        _merge(write, self.state.refresh(now=now, rules=rules), rules)
         emitted: list[Emitted] = []
-        self._finish(write, now, emitted)
+        self._finish(write, now, rules, emitted)
         return emitted, StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[Emitted], bool]:
@@ -94,29 +105,39 @@ class SkuLogic(StatefulBatchLogic[Inbound, Emitted, SkuSnapshot]):
         return _EPOCH + timedelta(microseconds=self.state.expiry_due)
 
     def snapshot(self) -> SkuSnapshot:
-        assert self.state is not None  # noqa: S101 - Bytewax snapshots only keys that saw items
+        assert self.state is not None  # noqa: S101 - logic without state is discarded, never snapshotted
         return self.state.to_bytes(), self.version
 
-    def _finish(self, write: SkuWrite, now: int, emitted: list[Emitted]) -> None:
+    def _finish(self, write: SkuWrite, now: int, rules: RuleSet, emitted: list[Emitted]) -> None:
         state = self.state
         assert state is not None  # noqa: S101
         if self.full_write_pending:
             write.full = True
             write.positions = {p.node: encode_position(p) for p in state.node_positions()}
-            write.channels = {name: state.shown.get(name, 0) for name in self.active.rules.channels}
+            write.channels = {name: state.shown.get(name, 0) for name in rules.channels}
+        else:
+            write.removed_channels = sorted(self.written_channels - rules.channels.keys())
+        unsourced = {channel: qty for channel, qty in state.unsourced.items() if qty}
+        write.unsourced = {c: unsourced.get(c, 0) for c in unsourced.keys() | self.written_unsourced.keys()
+                           if write.full or unsourced.get(c, 0) != self.written_unsourced.get(c, 0)}
+        write.rules_changed = state.rules_version != self.written_rules_version
         if not write.changed:
             if write.counts:
                 emitted.append(write)
             return
         self.full_write_pending = False
+        self.written_rules_version = state.rules_version
+        self.written_unsourced = unsourced
+        self.written_channels = (self.written_channels | write.channels.keys()) - set(write.removed_channels)
         self.version = write.version = max(self.version + 1, now)
         write.as_of = state.as_of
         write.rules_version = state.rules_version
         emitted.append(write)
 
 
-def _merge(write: SkuWrite, outcome: Outcome) -> None:
+def _merge(write: SkuWrite, outcome: Outcome, rules: RuleSet) -> None:
     for position in outcome.positions:
         write.positions[position.node] = encode_position(position)
     for change in outcome.channels:
-        write.channels[change.channel] = change.available
+        if change.channel in rules.channels:  # a removed channel is deleted in _finish
+            write.channels[change.channel] = change.available

@@ -66,10 +66,15 @@ class SkuWrite:
     as_of: int | None = None
     rules_version: str = ""
     counts: dict[str, int] = field(default_factory=dict)  # statistics of the events behind it
+    unsourced: dict[str, int] = field(default_factory=dict)  # channel -> reserved at no node (0: gone)
+    removed_channels: list[str] = field(default_factory=list)  # no longer in the rules
+    rules_changed: bool = False  # written under another rules_version before
 
     @property
     def changed(self) -> bool:
-        return self.full or bool(self.positions or self.channels)
+        return self.full or self.rules_changed or bool(
+            self.positions or self.channels or self.unsourced or self.removed_channels
+        )
 
 
 @dataclass(frozen=True, slots=True)

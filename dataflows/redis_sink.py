@@ -18,21 +18,24 @@ from typing import Any
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from avail.projection import AS_OF, CHANNEL_PREFIX, NODE_PREFIX, RULES_VERSION, Keys
+from avail.projection import AS_OF, CHANNEL_PREFIX, NODE_PREFIX, RULES_VERSION, UNSOURCED_PREFIX, Keys
 from dataflows.messages import Counts, Heartbeat, SkuWrite
 
 log = logging.getLogger(__name__)
 
 SinkItem = SkuWrite | Counts | Heartbeat
 
-# KEYS: sku hash. ARGV: version, full (1/0), then field/value pairs.
+# KEYS: sku hash. ARGV: version, full (1/0), count of fields to delete, those fields,
+# then field/value pairs.
 _WRITE_SKU = """
 local current = redis.call('HGET', KEYS[1], 'v')
 if current and tonumber(current) >= tonumber(ARGV[1]) then return 0 end
 if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
 redis.call('HSET', KEYS[1], 'v', ARGV[1])
+local deletes = tonumber(ARGV[3])
+if deletes > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, 4, 3 + deletes)) end
 local n = #ARGV
-local i = 3
+local i = 4 + deletes
 while i <= n do
   local j = math.min(i + 999, n)
   redis.call('HSET', KEYS[1], unpack(ARGV, i, j))
@@ -41,13 +44,18 @@ end
 return 1
 """
 
-# KEYS: channel hash, channel versions hash. ARGV: (sku, version, value) triples.
+# KEYS: channel hash, channel versions hash. ARGV: (sku, version, value) triples; an
+# empty value removes the SKU from a channel that left the rules.
 _WRITE_CHANNEL = """
 local written = 0
 for i = 1, #ARGV, 3 do
   local current = redis.call('HGET', KEYS[2], ARGV[i])
   if (not current) or tonumber(current) < tonumber(ARGV[i + 1]) then
-    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+    if ARGV[i + 2] == '' then
+      redis.call('HDEL', KEYS[1], ARGV[i])
+    else
+      redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+    end
     redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
     written = written + 1
   end
@@ -74,7 +82,13 @@ def coalesce(items: Sequence[SinkItem]) -> tuple[dict[str, SkuWrite], dict[str, 
                 held.full = held.full or item.full
                 held.version = max(held.version, item.version)
                 held.positions.update(item.positions)
+                for channel in item.removed_channels:
+                    held.channels.pop(channel, None)
                 held.channels.update(item.channels)
+                held.unsourced.update(item.unsourced)
+                held.removed_channels = sorted(
+                    (set(held.removed_channels) - item.channels.keys()) | set(item.removed_channels)
+                )
                 held.as_of, held.rules_version = item.as_of, item.rules_version
         elif isinstance(item, Counts):
             for name, value in item.values.items():
@@ -85,7 +99,9 @@ def coalesce(items: Sequence[SinkItem]) -> tuple[dict[str, SkuWrite], dict[str, 
 
 
 def sku_arguments(write: SkuWrite) -> list[Any]:
-    args: list[Any] = [write.version, 1 if write.full else 0]
+    deletes = [CHANNEL_PREFIX + c for c in write.removed_channels]
+    deletes += [UNSOURCED_PREFIX + c for c, qty in write.unsourced.items() if not qty]
+    args: list[Any] = [write.version, 1 if write.full else 0, len(deletes), *deletes]
     if write.as_of is not None:
         args += [AS_OF, write.as_of]
     args += [RULES_VERSION, write.rules_version]
@@ -93,6 +109,9 @@ def sku_arguments(write: SkuWrite) -> list[Any]:
         args += [NODE_PREFIX + node, encoded]
     for channel, shown in write.channels.items():
         args += [CHANNEL_PREFIX + channel, shown]
+    for channel, qty in write.unsourced.items():
+        if qty:
+            args += [UNSOURCED_PREFIX + channel, qty]
     return args
 
 
@@ -130,6 +149,8 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
             self.write_sku(keys=[keys.sku(sku)], args=sku_arguments(write), client=pipe)
             for channel, shown in write.channels.items():
                 by_channel.setdefault(channel, []).extend((sku, write.version, shown))
+            for channel in write.removed_channels:
+                by_channel.setdefault(channel, []).extend((sku, write.version, ""))
             if write.full:
                 new_skus.append(sku)
         for channel, triples in by_channel.items():

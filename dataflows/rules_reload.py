@@ -1,0 +1,214 @@
+"""Hot reload: one watcher validates the rules directory, every process runs what it published.
+
+The watcher is a one-partition source, so exactly one worker in the whole cluster reads
+the directory. A valid change is published to Redis (the file texts and the version),
+adopted by this process at once, and followed by one ``RulesChanged`` item per known
+SKU, routed like events to the worker that owns the SKU, which recomputes it. Every
+other process adopts the published texts when such an item reaches it, or within a
+second by polling the version, so all workers end on the same rules_version. A refused
+change is logged with the loader's messages, counted, and left in Redis for ``/readyz``;
+the last valid set keeps running.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import cast
+
+import orjson
+import redis
+from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
+
+from atp.rules import RuleSet
+from avail.projection import Keys, rules_document
+from avail.rules_loader import RulesError, check_sources, read_sources, rule_files
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RulesChanged:
+    """Recompute this SKU under ``version`` (adopting it first if this process lacks it)."""
+
+    version: str
+
+
+def publish(client: redis.Redis, keys: Keys, sources: dict[str, str], rules: RuleSet) -> None:
+    pipe = client.pipeline(transaction=True)
+    pipe.set(keys.rules_source, orjson.dumps({"version": rules.version, "sources": sources}))
+    pipe.set(keys.rules, orjson.dumps(rules_document(rules)))
+    pipe.set(keys.rules_version, rules.version)
+    pipe.delete(keys.rules_error)
+    pipe.execute()
+
+
+def report_refused(client: redis.Redis, keys: Keys, problems: list[str], kept: str) -> None:
+    document = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "kept_version": kept, "problems": problems}
+    pipe = client.pipeline(transaction=False)
+    pipe.set(keys.rules_error, orjson.dumps(document))
+    pipe.hincrby(keys.stats, "rules_reload_failed", 1)
+    pipe.execute()
+
+
+class ActiveRules:
+    """The rule set every SKU's logic in this process reads; swapped whole on a change."""
+
+    def __init__(self, rules: RuleSet, redis_url: str | None = None, keys: Keys | None = None,
+                 poll_s: float = 1.0) -> None:
+        self.rules = rules
+        self._redis_url = redis_url
+        self._keys = keys
+        self._poll_s = poll_s
+        self._checked = time.monotonic()
+        self._client: redis.Redis | None = None
+
+    def current(self) -> RuleSet:
+        """The rules, after checking the published version at most every ``poll_s``."""
+        if self._keys is not None and time.monotonic() - self._checked >= self._poll_s:
+            self._checked = time.monotonic()
+            published = self._redis().get(self._keys.rules_version)
+            if isinstance(published, bytes) and published.decode() != self.rules.version:
+                self.ensure(published.decode())
+        return self.rules
+
+    def ensure(self, version: str) -> RuleSet:
+        """Adopts the published rules if they are ``version`` and this process runs others."""
+        if version == self.rules.version or self._keys is None:
+            return self.rules
+        raw = self._redis().get(self._keys.rules_source)
+        if raw is None:
+            return self.rules
+        published = orjson.loads(raw)
+        if published["version"] != version:
+            return self.rules  # a newer change was published meanwhile; its own items follow
+        checked = check_sources(published["sources"])
+        if checked.rules is None or checked.rules.version != version:
+            log.error("published rules %s do not load here; keeping %s", version, self.rules.version)
+            return self.rules
+        log.info("rules %s adopted (was %s)", version, self.rules.version)
+        self.rules = checked.rules
+        return self.rules
+
+    def _redis(self) -> redis.Redis:
+        if self._client is None:
+            assert self._redis_url is not None  # noqa: S101 - keys set implies url set
+            self._client = redis.Redis.from_url(self._redis_url, socket_timeout=5, socket_connect_timeout=5)
+        return self._client
+
+
+def fingerprint(directory: Path) -> tuple[tuple[str, int, int], ...]:
+    try:
+        return tuple((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in rule_files(directory))
+    except OSError:
+        return ()
+
+
+class _Watcher(StatefulSourcePartition[tuple[str, RulesChanged], str]):
+    def __init__(self, directory: Path, active: ActiveRules, url: str, keys: Keys, interval: timedelta,
+                 chunk: int) -> None:
+        self.directory, self.active, self.keys, self.interval, self.chunk = directory, active, keys, interval, chunk
+        self.client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+        self.seen = fingerprint(directory)
+        self.pending: Iterator[list[bytes]] | None = None
+        self.pending_version = ""
+        self.awake = datetime.now(UTC)
+
+    def next_batch(self) -> list[tuple[str, RulesChanged]]:
+        if self.pending is not None:
+            chunk = next(self.pending, None)
+            if chunk is not None:
+                return [(sku.decode(), RulesChanged(self.pending_version)) for sku in chunk]
+            self.pending = None
+        self.awake = datetime.now(UTC) + self.interval
+        now = fingerprint(self.directory)
+        if now == self.seen:
+            return []
+        self.seen = now
+        self._reload()
+        return []
+
+    def _reload(self) -> None:
+        sources, problems = read_sources(self.directory)
+        checked = check_sources(sources) if not problems else None
+        if checked is None or checked.rules is None:
+            messages = [str(p) for p in (problems or (checked.errors if checked else []))]
+            for message in messages:
+                log.error("rules change refused: %s", message)
+            report_refused(self.client, self.keys, messages, self.active.rules.version)
+            return
+        rules = checked.rules
+        if rules.version == self.active.rules.version:
+            self.client.delete(self.keys.rules_error)  # e.g. a broken file was fixed back
+            return
+        publish(self.client, self.keys, sources, rules)
+        self.client.hincrby(self.keys.stats, "rules_reloaded", 1)
+        log.info("rules %s loaded from %s (was %s); recomputing every SKU", rules.version, self.directory,
+                 self.active.rules.version)
+        self.active.rules = rules
+        self.pending_version = rules.version
+        self.pending = self._all_skus()
+
+    def _all_skus(self) -> Iterator[list[bytes]]:
+        for chunk_start in range(0, 1 << 62, self.chunk):
+            chunk = cast(list[bytes], self.client.zrange(self.keys.skus, chunk_start, chunk_start + self.chunk - 1))
+            if not chunk:
+                return
+            yield chunk
+
+    def next_awake(self) -> datetime | None:
+        return None if self.pending is not None else self.awake
+
+    def snapshot(self) -> str:
+        return self.active.rules.version
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class RulesWatcher(FixedPartitionedSource[tuple[str, RulesChanged], str]):
+    """One partition in the whole cluster: the worker that owns it watches the directory."""
+
+    def __init__(self, directory: Path, active: ActiveRules, url: str, keys: Keys, interval_s: float = 1.0,
+                 chunk: int = 2000) -> None:
+        self.directory, self.active, self.url, self.keys = directory, active, url, keys
+        self.interval = timedelta(seconds=interval_s)
+        self.chunk = chunk
+
+    def list_parts(self) -> list[str]:
+        return ["rules"]
+
+    def build_part(self, step_id: str, for_part: str, resume_state: str | None) -> _Watcher:
+        return _Watcher(self.directory, self.active, self.url, self.keys, self.interval, self.chunk)
+
+
+def startup_rules(directory: Path, url: str, keys: Keys) -> ActiveRules:
+    """The rules to start with: the directory if valid (published), else the last published set."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=5)
+    try:
+        sources, problems = read_sources(directory)
+        checked = check_sources(sources) if not problems else None
+        if checked is not None and checked.rules is not None:
+            publish(client, keys, sources, checked.rules)
+            for warning in checked.warnings:
+                log.warning("rules: %s", warning)
+            return ActiveRules(checked.rules, url, keys)
+        messages = [str(p) for p in (problems or (checked.errors if checked else []))]
+        raw = client.get(keys.rules_source)
+        if raw is None:
+            raise RulesError(problems or (checked.errors if checked else []))
+        published = orjson.loads(raw)
+        fallback = check_sources(published["sources"])
+        if fallback.rules is None:
+            raise RulesError(problems or (checked.errors if checked else []))
+        for message in messages:
+            log.error("rules in %s refused, running the last published set %s: %s", directory,
+                      fallback.rules.version, message)
+        report_refused(client, keys, messages, fallback.rules.version)
+        return ActiveRules(fallback.rules, url, keys)
+    finally:
+        client.close()
