@@ -59,6 +59,13 @@ class FlowStatsCollector(Collector):
         yield CounterMetricFamily(
             "avail_flow_redis_writes", "projection writes made by the flow", value=_number(stats.get("writes")),
         )
+        yield CounterMetricFamily(
+            "avail_rules_reloads", "rules changes loaded without a restart", value=_number(stats.get("rules_reloaded")),
+        )
+        yield CounterMetricFamily(
+            "avail_rules_reload_failures", "rules changes refused (the last valid set kept running)",
+            value=_number(stats.get("rules_reload_failed")),
+        )
 
 
 def _number(value: str | None) -> float:

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+import orjson
 from redis import exceptions as redis_errors
 
 from atp.exceptions import UnknownSku
@@ -72,6 +73,9 @@ class Readiness:
     rules_present: bool
     heartbeat_age_s: float | None
     """Age of the newest flow heartbeat; None when there is none."""
+    rules_version: str | None = None
+    rules_refused: str | None = None
+    """The last refused rules change, in words, while it is the newest change."""
 
 
 async def read_readiness(redis: RedisClient, keys: Keys) -> Readiness:
@@ -80,12 +84,27 @@ async def read_readiness(redis: RedisClient, keys: Keys) -> Readiness:
     pipe.ping()
     pipe.exists(keys.rules)
     pipe.hvals(keys.heartbeat)
+    pipe.get(keys.rules_version)
+    pipe.get(keys.rules_error)
     try:
-        _, rules_count, beats = await pipe.execute()
+        _, rules_count, beats, version, refused = await pipe.execute()
     except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
         return Readiness(f"not answering ({type(exc).__name__})", False, None)
     except redis_errors.RedisError as exc:
         return Readiness(f"error: {exc}", False, None)
     newest = max((int(b) for b in beats if b.lstrip("-").isdigit()), default=None)
     age = None if newest is None else (time.time_ns() // 1000 - newest) / 1e6
-    return Readiness(None, bool(rules_count), age)
+    return Readiness(None, bool(rules_count), age, version, _refused_in_words(refused))
+
+
+def _refused_in_words(document: str | None) -> str | None:
+    if document is None:
+        return None
+    try:
+        refused = orjson.loads(document)
+        problems = refused["problems"]
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        first = problems[0] if problems else "no detail"
+        return f"change refused at {refused['at']}, still running {refused['kept_version']}: {first}{more}"
+    except (orjson.JSONDecodeError, KeyError, TypeError, IndexError):
+        return "a change was refused (unreadable report)"

@@ -196,9 +196,17 @@ async def readyz(ctx: Ctx) -> Response:
     ready = redis_ok and rules_ok and flow_ok
     return json_response({"ready": ready, "checks": {
         "redis": {"ok": redis_ok, "detail": state.redis or "PING answered"},
-        "rules": {"ok": rules_ok, "detail": "rules document present" if rules_ok else "no rules document published"},
+        "rules": {"ok": rules_ok, "detail": _rules_detail(state)},
         "flow": {"ok": flow_ok, "detail": flow_detail},
     }}, 200 if ready else 503)
+
+
+def _rules_detail(state: queries.Readiness) -> str:
+    if not state.rules_present:
+        return "no rules document published"
+    running = f"rules {state.rules_version} active" if state.rules_version else "rules document present"
+    # a refused change keeps the engine ready (it serves the last valid set) but is shown here
+    return f"{running}; last {state.rules_refused}" if state.rules_refused else running
 
 
 _METRICS_EXAMPLE = (

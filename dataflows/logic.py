@@ -117,6 +117,8 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
             write.channels = {name: state.shown.get(name, 0) for name in rules.channels}
         else:
             write.removed_channels = sorted(self.written_channels - rules.channels.keys())
+            for name in rules.channels.keys() - self.written_channels:  # a channel the rules just added
+                write.channels.setdefault(name, state.shown.get(name, 0))
         unsourced = {channel: qty for channel, qty in state.unsourced.items() if qty}
         write.unsourced = {c: unsourced.get(c, 0) for c in unsourced.keys() | self.written_unsourced.keys()
                            if write.full or unsourced.get(c, 0) != self.written_unsourced.get(c, 0)}
