@@ -80,6 +80,34 @@ def _rules_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rules_preview(args: argparse.Namespace) -> int:
+    import json
+
+    import redis
+
+    from avail.projection import Keys
+    from avail.rules_loader import check_rules
+    from avail.rules_preview import preview
+    from avail.settings import CommonSettings
+
+    checked = check_rules(args.directory)
+    for problem in checked.problems:
+        print(problem, file=sys.stderr)
+    if checked.rules is None:
+        return 1
+    settings = CommonSettings()
+    client = redis.Redis.from_url(settings.redis_url.get_secret_value(), socket_connect_timeout=5)
+    try:
+        result = preview(client, Keys(settings.redis_prefix), checked.rules, top=args.top)
+    finally:
+        client.close()
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print("\n".join(result.lines()))
+    return 0
+
+
 def _rules_schema(args: argparse.Namespace) -> int:
     import json
 
@@ -130,6 +158,12 @@ def parser() -> argparse.ArgumentParser:
     check = rules_commands.add_parser("check", help="validate a rules directory; exit 1 on error")
     check.add_argument("directory", type=Path)
     check.set_defaults(handler=_rules_check)
+    proposed = rules_commands.add_parser(
+        "preview", help="what proposed rules would change, against the live numbers in Redis (writes nothing)")
+    proposed.add_argument("directory", type=Path)
+    proposed.add_argument("--top", type=int, default=10, help="largest changes listed per channel (default 10)")
+    proposed.add_argument("--json", action="store_true", help="machine-readable, with every change")
+    proposed.set_defaults(handler=_rules_preview)
     schema = rules_commands.add_parser("schema", help="print the JSON Schema of a rules file (for editors)")
     schema.set_defaults(handler=_rules_schema)
     return root

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,3 +105,37 @@ def test_a_valid_change_is_applied_without_restart_and_a_broken_one_is_refused(e
     fixed = wait_for(lambda: engine.get("/readyz", key="").json()["checks"]["rules"]["detail"],
                      lambda d: "refused" not in d, timeout=15)
     assert fixed == f"rules {v2.version} active"
+
+
+def test_preview_matches_what_applying_then_shows(engine: Engine, tmp_path: Path) -> None:
+    skus = [f"TV-preview-{engine.name}-{i:02d}" for i in range(25)]
+    events = stock(skus)
+    engine.produce([e for sku in skus for e in events[sku]])
+    v1 = load_rules(engine.rules_dir)
+    want_v1 = {sku: expected(sku, events[sku], now=now_us(), rules=v1) for sku in skus}
+    assert wait_for(lambda: observed_many(engine, skus), lambda seen: seen == want_v1) == want_v1
+
+    proposed = tmp_path / "proposed"
+    proposed.mkdir()
+    (proposed / "rules.yaml").write_text(RULES_V2)
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-m", "avail", "rules", "preview", str(proposed), "--json"],
+        env=engine.env(), capture_output=True, text=True, check=False, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["current_version"] == v1.version
+    before = {sku: want_v1[sku].channels for sku in skus}
+    predicted = {sku: {c: n for c, n in before[sku].items()} for sku in skus}
+    for change in report["changes"]:
+        predicted[change["sku"]][change["channel"]] = change["after"]
+    v2 = load_rules(proposed)
+    predicted = {sku: {c: n for c, n in numbers.items() if c in v2.channels} for sku, numbers in predicted.items()}
+    amazon = report["channels"]["amazon"]
+    assert amazon["changed"] == len(skus) and amazon["after_total"] < amazon["before_total"]
+    assert report["channels"]["ebay"]["before_total"] == 0 and report["channels"]["ebay"]["after_total"] > 0
+
+    replace_rules(engine, RULES_V2)
+    applied = wait_for(lambda: {sku: e.channels for sku, e in observed_many(engine, skus).items()},
+                       lambda seen: seen == predicted, timeout=20)
+    assert applied == predicted, flow_log(engine)
