@@ -1,5 +1,4 @@
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -17,7 +16,6 @@ def engine(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPa
 
 
 def flow_log(engine: Engine) -> str:
-    path: Path = engine.home / "flow.log"
-    flow = path.read_text(errors="replace")[-4000:] if path.exists() else ""
+    flow = "".join(path.read_text(errors="replace")[-3000:] for path in sorted(engine.home.glob("flow-*.log")))
     api = engine.api.log()[-2000:] if engine.api is not None else ""
     return f"--- flow log ---\n{flow}\n--- api log ---\n{api}"

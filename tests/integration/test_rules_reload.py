@@ -27,10 +27,11 @@ RULES_V2 = (
 )
 
 
-@pytest.fixture
-def engine(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> Iterator[Engine]:
+@pytest.fixture(params=[1, 2], ids=["one-process", "two-processes"])
+def engine(kafka_bootstrap: str, redis_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """The flow as one process, and as a two-process cluster (each adopts the published rules)."""
     running = Engine(kafka_bootstrap, redis_url, tmp_path)
-    running.start_flow()
+    running.start_flow(processes=request.param)
     running.start_api()
     yield running
     running.stop()

@@ -19,7 +19,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from atp.events import Event, Topic
 from atp.positions import NodePosition
-from avail.local_servers import create_topics
+from avail.local_servers import create_topics, free_port
 from avail.projection import Keys, decode_position
 from tests.support.api import RunningApi, start_api
 from tests.support.events import TOPIC_OF, to_json
@@ -62,7 +62,7 @@ class Engine:
     home: Path
     partitions: int = 2
     name: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
-    flow: subprocess.Popen[bytes] | None = None
+    flows: list[subprocess.Popen[bytes]] = field(default_factory=list)
     api: RunningApi | None = None
     _producer: Producer | None = None
 
@@ -89,13 +89,16 @@ class Engine:
             env[f"AVAIL_TOPIC_{role.name}"] = name
         return env
 
-    def start_flow(self) -> None:
-        log = (self.home / "flow.log").open("ab")
-        self.flow = subprocess.Popen(  # noqa: S603
-            [sys.executable, "-m", "avail", "flow"], env=self.env(), stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        log.close()
+    def start_flow(self, processes: int = 1) -> None:
+        """One flow process, or a Bytewax cluster of several (one worker each)."""
+        addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(processes))
+        for index in range(processes):
+            cluster = ["-i", str(index), "-a", addresses] if processes > 1 else []
+            with (self.home / f"flow-{index}.log").open("ab") as log:
+                self.flows.append(subprocess.Popen(  # noqa: S603
+                    [sys.executable, "-m", "avail", "flow", *cluster], env=self.env(), stdout=log,
+                    stderr=subprocess.STDOUT, start_new_session=True,
+                ))
 
     def start_api(self) -> RunningApi:
         self.api = start_api(self.redis_url, self.prefix, API_KEYS, log_dir=self.home)
@@ -111,9 +114,11 @@ class Engine:
 
     def kill_flow(self) -> None:
         """SIGKILL: no goodbye, like a crashed host."""
-        if self.flow is not None and self.flow.poll() is None:
-            os.kill(self.flow.pid, signal.SIGKILL)
-            self.flow.wait(10)
+        for flow in self.flows:
+            if flow.poll() is None:
+                os.kill(flow.pid, signal.SIGKILL)
+                flow.wait(10)
+        self.flows.clear()
 
     def stop(self) -> None:
         self.kill_flow()
