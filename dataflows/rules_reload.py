@@ -133,10 +133,10 @@ class _Watcher(StatefulSourcePartition[tuple[str, RulesChanged], str]):
         return []
 
     def _reload(self) -> None:
-        sources, problems = read_sources(self.directory)
-        checked = check_sources(sources) if not problems else None
+        sources, errors = read_sources(self.directory)
+        checked = check_sources(sources) if not errors else None
         if checked is None or checked.rules is None:
-            messages = [str(p) for p in (problems or (checked.errors if checked else []))]
+            messages = [str(e) for e in (checked.errors if checked is not None else errors)]
             for message in messages:
                 log.error("rules change refused: %s", message)
             report_refused(self.client, self.keys, messages, self.active.rules.version)
@@ -190,25 +190,22 @@ def startup_rules(directory: Path, url: str, keys: Keys) -> ActiveRules:
     """The rules to start with: the directory if valid (published), else the last published set."""
     client = redis.Redis.from_url(url, socket_connect_timeout=5)
     try:
-        sources, problems = read_sources(directory)
-        checked = check_sources(sources) if not problems else None
-        if checked is not None and checked.rules is not None:
-            publish(client, keys, sources, checked.rules)
-            for warning in checked.warnings:
-                log.warning("rules: %s", warning)
-            return ActiveRules(checked.rules, url, keys)
-        messages = [str(p) for p in (problems or (checked.errors if checked else []))]
+        sources, errors = read_sources(directory)
+        if not errors:
+            checked = check_sources(sources)
+            if checked.rules is not None:
+                publish(client, keys, sources, checked.rules)
+                for warning in checked.warnings:
+                    log.warning("rules: %s", warning)
+                return ActiveRules(checked.rules, url, keys)
+            errors = checked.errors
         raw = client.get(keys.rules_source)
-        if raw is None:
-            raise RulesError(problems or (checked.errors if checked else []))
-        published = orjson.loads(raw)
-        fallback = check_sources(published["sources"])
-        if fallback.rules is None:
-            raise RulesError(problems or (checked.errors if checked else []))
-        for message in messages:
-            log.error("rules in %s refused, running the last published set %s: %s", directory,
-                      fallback.rules.version, message)
-        report_refused(client, keys, messages, fallback.rules.version)
-        return ActiveRules(fallback.rules, url, keys)
+        fallback = check_sources(orjson.loads(raw)["sources"]).rules if raw is not None else None
+        if fallback is None:
+            raise RulesError(errors)
+        for error in errors:
+            log.error("rules in %s refused, running the last published set %s: %s", directory, fallback.version, error)
+        report_refused(client, keys, [str(e) for e in errors], fallback.version)
+        return ActiveRules(fallback, url, keys)
     finally:
         client.close()

@@ -140,3 +140,38 @@ def test_preview_matches_what_applying_then_shows(engine: Engine, tmp_path: Path
     applied = wait_for(lambda: {sku: e.channels for sku, e in observed_many(engine, skus).items()},
                        lambda seen: seen == predicted, timeout=20)
     assert applied == predicted, flow_log(engine)
+
+
+def test_a_flow_started_on_broken_rules_runs_the_last_published_set(
+    kafka_bootstrap: str, redis_url: str, tmp_path: Path,
+) -> None:
+    engine = Engine(kafka_bootstrap, redis_url, tmp_path)
+    try:
+        engine.start_api()
+        broken = RULES_YAML.replace("    percent: 80", "    percent: 120")
+        replace_rules(engine, broken)
+        engine.start_flow()  # nothing published yet: it must refuse to start, saying why
+        (first,) = engine.flows
+        assert first.wait(30) != 0
+        assert "channels.amazon.percent: must be between 0 and 100, got 120" in flow_log(engine)
+        engine.flows.clear()
+
+        replace_rules(engine, RULES_YAML)
+        engine.start_flow()
+        good = load_rules(engine.rules_dir).version
+        wait_for(lambda: engine.get("/readyz", key="").json()["checks"]["rules"]["detail"],
+                 lambda d: d == f"rules {good} active", timeout=20)
+        engine.kill_flow()
+
+        replace_rules(engine, broken)
+        engine.start_flow()
+        sku = f"TV-restart-{engine.name}"
+        event = Receipt(f"{sku}-1", sku, "dc-east", 10, now_us() - HOUR)
+        engine.produce([event])
+        answer = wait_for(lambda: engine.get(f"/v1/availability/{sku}"), lambda r: r.status_code == 200)
+        assert answer.json()["rules_version"] == good
+        assert answer.json()["channels"]["amazon"] == 6, flow_log(engine)  # floor(10 x 80 %) - 2 under the kept rules
+        detail = engine.get("/readyz", key="").json()["checks"]["rules"]["detail"]
+        assert f"still running {good}" in detail and "got 120" in detail
+    finally:
+        engine.stop()
