@@ -14,6 +14,16 @@ Per channel (one slot per channel)::
     {prefix}:ch:{CHANNEL}   hash sku -> shown quantity
     {prefix}:chv:{CHANNEL}  hash sku -> version of that value
 
+Per channel, the delta feed (contract section 5)::
+
+    {prefix}:feed:{CHANNEL}     stream; entry id "<seq>-0"; field d = the delta as JSON
+                                {"channel", "sku", "available", "previous", "as_of", "rules_version", "seq"},
+                                field t = µs when the throttle released it; trimmed to about
+                                AVAIL_FEED_RETENTION entries (oldest first)
+    {prefix}:feedseq:{CHANNEL}  integer: the last seq given out (0 or absent: none yet)
+    {prefix}:pub:{CHANNEL}      hash sku -> the last published quantity (absent: 0); the channel
+                                snapshot reads this, so snapshot + feed from its cursor is exact
+
 Engine-wide::
 
     {prefix}:skus           sorted set, every known SKU at score 0 (lexicographic paging)
@@ -53,6 +63,15 @@ class Keys:
 
     def channel_versions(self, channel: str) -> str:
         return f"{self.prefix}:chv:{{{channel}}}"
+
+    def feed(self, channel: str) -> str:
+        return f"{self.prefix}:feed:{{{channel}}}"
+
+    def feed_seq(self, channel: str) -> str:
+        return f"{self.prefix}:feedseq:{{{channel}}}"
+
+    def published(self, channel: str) -> str:
+        return f"{self.prefix}:pub:{{{channel}}}"
 
     @property
     def skus(self) -> str:
