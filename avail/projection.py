@@ -39,6 +39,7 @@ Engine-wide::
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from atp.positions import NodePosition
 from atp.rules import RuleSet
@@ -121,3 +122,14 @@ def rules_document(rules: RuleSet) -> dict[str, object]:
             for name in sorted(rules.channels)
         },
     }
+
+
+_EPOCH_NAIVE = datetime(1970, 1, 1)  # noqa: DTZ001 - naive on purpose: isoformat then adds no offset
+
+
+def format_as_of(micros: int | str | None) -> str | None:
+    """µs since the epoch as RFC 3339 UTC with milliseconds (``2026-11-23T10:15:00.123Z``)."""
+    if micros is None:
+        return None
+    # isoformat truncates to the millisecond and is much cheaper than strftime.
+    return (_EPOCH_NAIVE + timedelta(microseconds=int(micros))).isoformat(timespec="milliseconds") + "Z"

@@ -34,6 +34,10 @@ class FlowSettings(CommonSettings):
     topic_returns: str = Topic.RETURNS.value
     topic_erp_inventory: str = Topic.ERP_INVENTORY.value
     topic_dlq: str = "availability.dlq"
+    topic_deltas_prefix: str = Field("availability.deltas.", description="per-channel delta topics: prefix + channel")
+    feed_retention: int = Field(1_000_000, ge=1000, description="deltas kept per channel stream for SSE resume")
+    feed_window_margin_ms: float = Field(
+        50.0, ge=0, description="the throttle's rate window is 1 s plus this, for delivery jitter")
     kafka_fetch_wait_max_ms: int = Field(100, ge=1, le=10_000, description="broker-side wait per fetch")
     kafka_batch_size: int = Field(1000, ge=1, le=100_000, description="messages per poll per partition")
     kafka_queued_max_kbytes: int = Field(8192, ge=64, description="librdkafka prefetch per partition")
@@ -72,6 +76,13 @@ class ApiSettings(CommonSettings):
         1.0, gt=0, description="Redis connect/read timeout and pool wait; past it a request answers 503",
     )
     redis_max_connections: int = Field(64, ge=1, le=10_000, description="Redis connections per API process")
+    sse_heartbeat_s: float = Field(
+        15.0, gt=0, le=3600, description="a delta stream idle this long gets a keepalive comment",
+    )
+    sse_client_buffer: int = Field(
+        10_000, ge=1, le=1_000_000,
+        description="deltas buffered for one SSE client; past it the client is disconnected and resumes later",
+    )
 
     @field_validator("api_keys")
     @classmethod

@@ -15,11 +15,13 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 from avail.projection import Keys
 from avail.settings import FlowSettings
 from dataflows import kafka_io
+from dataflows.feed_sink import FeedSink
 from dataflows.heartbeat import HeartbeatSource
 from dataflows.logic import Emitted, Incoming, builder
-from dataflows.messages import Counts, DeadLetter, Inbound, SkuWrite
+from dataflows.messages import ChannelDelta, Counts, DeadLetter, Inbound, SkuWrite
 from dataflows.redis_sink import RedisSink, SinkItem
 from dataflows.rules_reload import ActiveRules, RulesWatcher, startup_rules
+from dataflows.throttle import throttle_builder
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,16 @@ def build_flow(settings: FlowSettings, active: ActiveRules) -> Dataflow:
     incoming: KeyedStream[Incoming] = op.merge("to_apply", keyed, refreshes)
     applied: Stream[Emitted] = op.key_rm("unkey", op.stateful_batch("apply", incoming, builder(active)))
     # SkuWrite | DeadLetter (an event older than its SKU's window)
-    late = op.branch("late", applied, _is_dead_letter)
+    to_feed = op.branch("to_feed", applied, _is_delta)
+    late = op.branch("late", cast(Stream[SkuWrite | DeadLetter], to_feed.falses), _is_dead_letter)
+    # the delta feed: every channel's changes meet in one throttle per channel
+    by_channel = op.key_on("key_by_channel", to_feed.trues, _channel_of)
+    # (channel, ChannelDelta)
+    released = op.key_rm("unkey_feed", op.stateful_batch(
+        "throttle", by_channel, throttle_builder(active, settings.feed_window_margin_ms)))
+    # Release
+    op.output("feed", released, FeedSink(redis_url, keys, settings.kafka_bootstrap, settings.topic_deltas_prefix,
+                                         settings.feed_retention))
     invalid = cast(Stream[DeadLetter], valid.falses)
     letters = op.merge("dead_letters", invalid, late.trues)
     # DeadLetter
@@ -59,8 +70,16 @@ def _is_inbound(item: Inbound | DeadLetter) -> TypeGuard[Inbound]:
     return isinstance(item, Inbound)
 
 
-def _is_dead_letter(item: Emitted) -> TypeGuard[DeadLetter]:
+def _is_dead_letter(item: SkuWrite | DeadLetter) -> TypeGuard[DeadLetter]:
     return isinstance(item, DeadLetter)
+
+
+def _is_delta(item: Emitted) -> TypeGuard[ChannelDelta]:
+    return isinstance(item, ChannelDelta)
+
+
+def _channel_of(delta: ChannelDelta) -> str:
+    return delta.channel
 
 
 def _sku_of(inbound: Inbound) -> str:

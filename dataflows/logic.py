@@ -12,12 +12,12 @@ from atp.outcomes import Outcome, Status
 from atp.rules import RuleSet
 from atp.state import SkuState
 from avail.projection import encode_position
-from dataflows.messages import DeadLetter, Inbound, SkuWrite
+from dataflows.messages import ChannelDelta, DeadLetter, Inbound, SkuWrite
 from dataflows.rules_reload import ActiveRules, RulesChanged
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
-Emitted = SkuWrite | DeadLetter
+Emitted = SkuWrite | DeadLetter | ChannelDelta
 Incoming = Inbound | RulesChanged
 
 SkuSnapshot = tuple[bytes, int]
@@ -135,6 +135,8 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
         write.as_of = state.as_of
         write.rules_version = state.rules_version
         emitted.append(write)
+        for channel, shown in write.channels.items():  # the feed drops values already published
+            emitted.append(ChannelDelta(channel, state.sku, shown, state.as_of, state.rules_version))
 
 
 def _merge(write: SkuWrite, outcome: Outcome, rules: RuleSet) -> None:

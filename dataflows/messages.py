@@ -88,3 +88,22 @@ class Counts:
 class Heartbeat:
     worker: str
     at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelDelta:
+    """A SKU's new shown quantity for one channel, on its way to the channel's throttle."""
+
+    channel: str
+    sku: str
+    available: int
+    as_of: int | None
+    rules_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """A delta the throttle lets through at ``released_at`` (µs), to be published."""
+
+    delta: ChannelDelta
+    released_at: int

@@ -61,6 +61,7 @@ class Engine:
     redis_url: str
     home: Path
     partitions: int = 2
+    rules_yaml: str = RULES_YAML
     name: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     flows: list[subprocess.Popen[bytes]] = field(default_factory=list)
     api: RunningApi | None = None
@@ -72,7 +73,7 @@ class Engine:
         self.dlq = f"{self.name}.availability.dlq"
         self.rules_dir = self.home / "rules"
         self.rules_dir.mkdir(parents=True, exist_ok=True)
-        (self.rules_dir / "rules.yaml").write_text(RULES_YAML)
+        (self.rules_dir / "rules.yaml").write_text(self.rules_yaml)
         self.recovery_dir = self.home / "recovery"
         self.keys = Keys(self.prefix)
         self.redis = redis.Redis.from_url(self.redis_url, decode_responses=True)
@@ -84,6 +85,7 @@ class Engine:
             "AVAIL_REDIS_PREFIX": self.prefix, "AVAIL_RULES_DIR": str(self.rules_dir),
             "AVAIL_RECOVERY_DIR": str(self.recovery_dir), "AVAIL_TOPIC_DLQ": self.dlq,
             "AVAIL_SNAPSHOT_INTERVAL_S": "1", "AVAIL_KAFKA_FETCH_WAIT_MAX_MS": "20",
+            "AVAIL_TOPIC_DELTAS_PREFIX": f"{self.name}.deltas.",
         }
         for role, name in self.topics.items():
             env[f"AVAIL_TOPIC_{role.name}"] = name

@@ -1,0 +1,111 @@
+"""Publishes released deltas: Redis Stream per channel (for SSE) and Kafka topic per channel.
+
+One Lua call per channel and batch gives each delta its ``seq`` (a per-channel
+counter), appends it to the stream, and records the published value; a delta equal
+to the last published value is dropped there, so a replay after a crash publishes
+nothing twice and "no delta when unchanged" holds at the source. What Redis accepted
+is then produced to ``<prefix><channel>`` (default ``availability.deltas.<channel>``),
+keyed by SKU, and flushed before the batch counts as written.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, cast
+
+import orjson
+import redis
+from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from confluent_kafka import KafkaError, Producer
+
+from avail.projection import Keys, format_as_of
+from dataflows.messages import Release
+
+log = logging.getLogger(__name__)
+
+# KEYS: stream, seq counter, published hash. ARGV: max stream length, channel, then
+# (sku, available, as_of JSON literal, rules_version, released_at µs) per delta.
+_PUBLISH = """
+local out = {}
+local channel = cjson.encode(ARGV[2])
+for i = 3, #ARGV, 5 do
+  local sku, available = ARGV[i], ARGV[i + 1]
+  local previous = redis.call('HGET', KEYS[3], sku) or '0'
+  if previous ~= available then
+    local seq = redis.call('INCR', KEYS[2])
+    local delta = '{"channel":' .. channel .. ',"sku":' .. cjson.encode(sku) .. ',"available":' .. available
+      .. ',"previous":' .. previous .. ',"as_of":' .. ARGV[i + 2] .. ',"rules_version":'
+      .. cjson.encode(ARGV[i + 3]) .. ',"seq":' .. seq .. '}'
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'd', delta, 't', ARGV[i + 4])
+    redis.call('HSET', KEYS[3], sku, available)
+    out[#out + 1] = sku
+    out[#out + 1] = delta
+  end
+end
+return out
+"""
+
+
+def publish_arguments(retention: int, channel: str, releases: list[Release]) -> list[Any]:
+    args: list[Any] = [retention, channel]
+    for release in releases:
+        d = release.delta
+        args += [d.sku, d.available, orjson.dumps(format_as_of(d.as_of)), d.rules_version, release.released_at]
+    return args
+
+
+class _FeedPartition(StatelessSinkPartition[Release]):
+    def __init__(self, client: redis.Redis, producer: Producer, keys: Keys, topic_prefix: str, retention: int) -> None:
+        self.client, self.producer, self.keys = client, producer, keys
+        self.topic_prefix, self.retention = topic_prefix, retention
+        self.publish = client.register_script(_PUBLISH)
+        self.failed: list[KafkaError] = []
+
+    def write_batch(self, items: list[Release]) -> None:
+        by_channel: dict[str, list[Release]] = {}
+        for release in items:
+            by_channel.setdefault(release.delta.channel, []).append(release)
+        backoff = 0.05
+        while True:
+            try:
+                accepted = self._publish(by_channel)
+                break
+            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+                log.warning("feed publish failed (%s); retrying in %.2f s", exc, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+        for channel, pairs in accepted.items():
+            for i in range(0, len(pairs), 2):
+                self.producer.produce(self.topic_prefix + channel, pairs[i + 1], pairs[i], on_delivery=self._delivered)
+            self.producer.poll(0)
+        self.producer.flush(30)
+        if self.failed:
+            log.error("%d deltas not delivered to Kafka, e.g. %s", len(self.failed), self.failed[0])
+            self.failed.clear()
+
+    def _publish(self, by_channel: dict[str, list[Release]]) -> dict[str, list[bytes]]:
+        pipe = self.client.pipeline(transaction=False)
+        for channel, releases in by_channel.items():
+            keys = [self.keys.feed(channel), self.keys.feed_seq(channel), self.keys.published(channel)]
+            self.publish(keys=keys, args=publish_arguments(self.retention, channel, releases), client=pipe)
+        return dict(zip(by_channel, cast(list[list[bytes]], pipe.execute()), strict=True))
+
+    def _delivered(self, error: KafkaError | None, _message: object) -> None:
+        if error is not None:
+            self.failed.append(error)
+
+    def close(self) -> None:
+        self.producer.flush(10)
+        self.client.close()
+
+
+class FeedSink(DynamicSink[Release]):
+    def __init__(self, redis_url: str, keys: Keys, bootstrap: str, topic_prefix: str, retention: int) -> None:
+        self.redis_url, self.keys, self.bootstrap = redis_url, keys, bootstrap
+        self.topic_prefix, self.retention = topic_prefix, retention
+
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> _FeedPartition:
+        client = redis.Redis.from_url(self.redis_url, socket_timeout=10, socket_connect_timeout=5)
+        producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 5, "enable.idempotence": True})
+        return _FeedPartition(client, producer, self.keys, self.topic_prefix, self.retention)

@@ -1,0 +1,123 @@
+"""The delta feed under a burst: throttled, coalesced, complete, the same in Redis and Kafka."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import orjson
+import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from atp.events import Receipt, Sale
+from tests.integration.conftest import flow_log
+from tests.integration.test_flow import HOUR, now_us
+from tests.support.engine import RULES_YAML, Engine, wait_for
+
+pytestmark = pytest.mark.integration
+
+MAX_PER_SECOND = 400
+MIN_INTERVAL_MS = 300
+LIMITS = f"{{max_per_second: {MAX_PER_SECOND}, min_interval_ms: {MIN_INTERVAL_MS}}}"
+THROTTLED = RULES_YAML.replace(
+    "    node_buffer: {store: 1}\n", f"    node_buffer: {{store: 1}}\n    publish: {LIMITS}\n", 1,
+)
+
+
+@pytest.fixture(scope="module")
+def engine(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    running = Engine(kafka_bootstrap, redis_url, tmp_path_factory.mktemp("feed"), rules_yaml=THROTTLED)
+    running.start_flow()
+    running.start_api()
+    yield running
+    running.stop()
+
+
+def stream(engine: Engine, channel: str) -> list[tuple[int, dict[str, object], int]]:
+    """(seq, delta, released_at µs) of every retained entry, oldest first."""
+    entries = engine.redis.xrange(engine.keys.feed(channel))
+    return [(int(entry_id.split("-")[0]), orjson.loads(fields["d"]), int(fields["t"])) for entry_id, fields in entries]
+
+
+def live(engine: Engine, channel: str, skus: list[str]) -> dict[str, int]:
+    results = engine.post("/v1/availability/batch", {"skus": skus, "channel": channel}).json()["results"]
+    return {r["sku"]: r["channels"][channel] for r in results}
+
+
+def max_in_any_window(times_us: list[int], window_us: int = 1_000_000) -> int:
+    best, start = 0, 0
+    for end, t in enumerate(times_us):
+        while t - times_us[start] >= window_us:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+def test_a_burst_is_throttled_coalesced_and_every_final_value_delivered(engine: Engine) -> None:
+    skus = [f"TV-burst-{engine.name}-{i:04d}" for i in range(1000)]
+    t = now_us() - HOUR
+    events = [Receipt(f"{sku}-{k}", sku, "dc-east", 1 + (k % 3), t + k) for k in range(50) for sku in skus]
+    started = time.monotonic()
+    for i in range(0, len(events), 5000):
+        engine.produce(events[i:i + 5000])
+    produced_in = time.monotonic() - started
+
+    def settled() -> bool:
+        published = engine.redis.hgetall(engine.keys.published("web"))
+        return all(int(published.get(sku, 0)) == n for sku, n in live(engine, "web", skus).items())
+
+    assert wait_for(settled, bool, timeout=90, every=0.5), flow_log(engine)
+    entries = [e for e in stream(engine, "web") if str(e[1]["sku"]).startswith(f"TV-burst-{engine.name}")]
+    released = [t_us for _, _, t_us in entries]
+    assert released == sorted(released)
+    busiest = max_in_any_window(released)
+    print(f"\n50,000 events in {produced_in:.1f} s -> {len(entries)} web deltas; busiest 1 s window: {busiest}")
+    assert busiest <= MAX_PER_SECOND
+    assert len(entries) < 20_000, "coalescing: far fewer deltas than changes"
+    last_by_sku: dict[str, tuple[int, int]] = {}
+    for seq, delta, t_us in entries:
+        sku = str(delta["sku"])
+        assert delta["available"] != delta["previous"], "no delta without a change"
+        assert delta["seq"] == seq and delta["channel"] == "web"
+        if sku in last_by_sku:
+            assert t_us - last_by_sku[sku][1] >= MIN_INTERVAL_MS * 1000, f"{sku} released too soon"
+            assert delta["previous"] == last_by_sku[sku][0], "previous is the value last published"
+        last_by_sku[sku] = (int(delta["available"]), t_us)  # type: ignore[call-overload]
+    final = live(engine, "web", skus)
+    assert {sku: last_by_sku[sku][0] for sku in skus} == final
+
+
+def test_seq_has_no_gaps_and_kafka_carries_the_same_deltas(engine: Engine) -> None:
+    skus = [f"PHN-kafka-{engine.name}-{i:02d}" for i in range(40)]
+    t = now_us() - HOUR
+    engine.produce([Receipt(f"{sku}-1", sku, "dc-west", 10, t) for sku in skus])
+    engine.produce([Sale(f"{sku}-2", sku, "dc-west", 2, t + 1) for sku in skus])
+    # amazon (no publish limits): floor(10 x 80 %) - 2 = 6, then floor(8 x 80 %) - 2 = 4
+    assert wait_for(lambda: live(engine, "amazon", skus), lambda numbers: set(numbers.values()) == {4})
+    entries = wait_for(lambda: stream(engine, "amazon"),
+                       lambda es: sum(1 for _, d, _ in es if d["sku"] in skus and d["available"] == 4) == len(skus))
+    seqs = [seq for seq, _, _ in entries]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    ours = {(str(d["sku"]), d["available"]) for _, d, _ in entries if str(d["sku"]).startswith("PHN-kafka")}
+    assert ours <= {(sku, 6) for sku in skus} | {(sku, 4) for sku in skus}
+    assert {sku for sku, n in ours if n == 4} == set(skus)
+
+    consumer = Consumer({"bootstrap.servers": engine.bootstrap, "group.id": f"deltas-{engine.name}",
+                         "enable.auto.commit": False, "fetch.wait.max.ms": 50})
+    topic = f"{engine.name}.deltas.amazon"
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    received: dict[int, tuple[bytes, dict[str, object]]] = {}
+    deadline = time.monotonic() + 20
+    try:
+        while len(received) < len(entries) and time.monotonic() < deadline:
+            for message in consumer.consume(500, 0.2):
+                if message.error() is None:
+                    delta = orjson.loads(message.value())
+                    received[int(delta["seq"])] = (message.key(), delta)
+    finally:
+        consumer.close()
+    assert sorted(received) == seqs
+    for seq, delta, _ in entries:
+        key, sent = received[seq]
+        assert sent == delta and key == str(delta["sku"]).encode()
