@@ -17,6 +17,8 @@ from avail.rules_yaml import Located, LocatedList, Problem
 
 CODE = re.compile(r"[A-Za-z0-9._:/-]{1,64}\Z")
 CODE_RULE = "1 to 64 characters of A-Z a-z 0-9 . _ - : /"
+CHANNEL_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}\Z")  # it names a Kafka topic, where : and / are illegal
+CHANNEL_NAME_RULE = "1 to 64 characters of A-Z a-z 0-9 . _ -"
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,8 @@ class MapOf:
     value: Any
     description: str
     key_description: str = "a name"
+    key_pattern: re.Pattern[str] = CODE
+    key_rule: str = CODE_RULE
 
 
 def _codes(description: str) -> ListOf:
@@ -101,7 +105,8 @@ CHANNEL = Obj("Where availability is shown: which nodes feed it and how much of 
 RULES = Obj("One rules file; every *.yaml file in the directory is merged into one rule set.", {
     "nodes": ListOf(NODE, "Stock locations."),
     "safety_stock": SAFETY_STOCK,
-    "channels": MapOf(CHANNEL, "Channels by name (web, amazon, ...).", "a channel name"),
+    "channels": MapOf(CHANNEL, "Channels by name (web, amazon, ...).", "a channel name", CHANNEL_NAME,
+                      CHANNEL_NAME_RULE),
 })
 
 
@@ -134,8 +139,8 @@ def validate(value: Any, spec: Any, path: str, line: int | None, check: Checker)
         ok = True
         for key, item in value.items():
             key_line = value.line_of(key) if isinstance(value, Located) else line
-            if not CODE.match(str(key)):
-                check.report(key_line, f"{path}.{key}", f"{spec.key_description} must be {CODE_RULE}")
+            if not spec.key_pattern.match(str(key)):
+                check.report(key_line, f"{path}.{key}", f"{spec.key_description} must be {spec.key_rule}")
                 ok = False
             ok = validate(item, spec.value, f"{path}.{key}", key_line, check) and ok
         return ok
@@ -229,7 +234,7 @@ def _schema(spec: Any) -> dict[str, Any]:
         return {"type": "array", "description": spec.description, "items": _schema(spec.item)}
     if isinstance(spec, MapOf):
         return {"type": "object", "description": spec.description,
-                "propertyNames": {"pattern": "^" + CODE.pattern.removesuffix(r"\Z") + "$"},
+                "propertyNames": {"pattern": "^" + spec.key_pattern.pattern.removesuffix(r"\Z") + "$"},
                 "additionalProperties": _schema(spec.value)}
     out = {"type": "object", "description": spec.description, "additionalProperties": False,
            "properties": {name: _schema(child) for name, child in spec.fields.items()}}

@@ -96,6 +96,13 @@ class TestValueMessages:
 
 
 class TestShapeMessages:
+    def test_a_channel_name_must_be_usable_as_a_kafka_topic(self, tmp_path: Path) -> None:
+        directory = write(tmp_path, nodes=NODES, channels=CHANNELS.replace("  amazon:", "  amazon:eu:"))
+        assert messages(directory) == [
+            f"{directory}/channels.yaml:5 channels.amazon:eu: a channel name must be 1 to 64 characters of "
+            "A-Z a-z 0-9 . _ -",
+        ]
+
     def test_unknown_key_suggests_the_one_meant(self, tmp_path: Path) -> None:
         directory = write(tmp_path, nodes=NODES, channels=CHANNELS.replace("min_available", "min_avaliable"))
         assert messages(directory) == [
@@ -214,6 +221,7 @@ class TestSchemaStaysInSync:
         {"safety_stock": {"rules": [{"match": {}, "units": 1}]}},
         {"safety_stock": {"default": -1}},
         {"channels": {"web": {"nodes": {"types": ["dc"]}, "publish": {"max_per_second": 0}}}},
+        {"channels": {"web/eu": {"nodes": {"types": ["dc"]}}}},
     ])
     def test_loader_and_schema_refuse_the_same_documents(self, tmp_path: Path, document: dict[str, object]) -> None:
         with pytest.raises(jsonschema.ValidationError):

@@ -1,0 +1,86 @@
+"""The per-channel throttle, on an explicit clock."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from dataflows.messages import ChannelDelta
+from dataflows.throttle import SECOND, Throttle
+
+MS = 1000
+
+
+def delta(sku: str, available: int) -> ChannelDelta:
+    return ChannelDelta("amazon", sku, available, None, "v1")
+
+
+def skus(releases: list) -> list[tuple[str, int]]:  # type: ignore[type-arg]
+    return [(r.delta.sku, r.delta.available) for r in releases]
+
+
+class TestThrottle:
+    def test_without_limits_everything_goes_at_once(self) -> None:
+        throttle = Throttle()
+        for i in range(5):
+            throttle.offer(delta(f"s{i}", i))
+        assert len(throttle.release(0, None, 0, 0)) == 5
+        assert throttle.next_at is None
+
+    def test_at_most_max_per_second_then_wakes_when_the_window_opens(self) -> None:
+        throttle = Throttle()
+        for i in range(5):
+            throttle.offer(delta(f"s{i}", i))
+        assert skus(throttle.release(0, 2, 0, 50 * MS)) == [("s0", 0), ("s1", 1)]
+        assert throttle.next_at == SECOND + 50 * MS
+        assert throttle.release(SECOND, 2, 0, 50 * MS) == []
+        assert skus(throttle.release(SECOND + 50 * MS, 2, 0, 50 * MS)) == [("s2", 2), ("s3", 3)]
+
+    def test_a_waiting_sku_keeps_only_its_newest_value_and_its_place(self) -> None:
+        throttle = Throttle()
+        throttle.offer(delta("a", 1))
+        throttle.offer(delta("b", 1))
+        throttle.offer(delta("a", 2))
+        throttle.offer(delta("a", 3))
+        assert skus(throttle.release(0, 10, 0, 0)) == [("a", 3), ("b", 1)]
+
+    def test_one_sku_at_most_every_min_interval(self) -> None:
+        throttle = Throttle()
+        throttle.offer(delta("a", 1))
+        assert len(throttle.release(0, None, 500 * MS, 0)) == 1
+        throttle.offer(delta("a", 2))
+        throttle.offer(delta("b", 1))
+        assert skus(throttle.release(100 * MS, None, 500 * MS, 0)) == [("b", 1)]
+        assert throttle.next_at == 500 * MS
+        assert skus(throttle.release(500 * MS, None, 500 * MS, 0)) == [("a", 2)]
+
+    @given(st.lists(st.tuples(st.integers(0, 3000), st.sampled_from("abcdefgh"), st.integers(0, 50)), max_size=300),
+           st.integers(1, 20), st.integers(0, 800))
+    def test_limits_hold_and_the_newest_value_always_arrives(self, offers, max_per_second, min_interval_ms) -> None:
+        throttle = Throttle()
+        sent: list[tuple[int, str, int]] = []
+        newest: dict[str, int] = {}
+        now = 0
+        for at_ms, sku, value in sorted(offers):
+            while throttle.next_at is not None and throttle.next_at <= at_ms * MS:
+                now = throttle.next_at
+                sent += [(now, r.delta.sku, r.delta.available)
+                         for r in throttle.release(now, max_per_second, min_interval_ms * MS, 0)]
+            now = at_ms * MS
+            throttle.offer(delta(sku, value))
+            newest[sku] = value
+            sent += [(now, r.delta.sku, r.delta.available)
+                     for r in throttle.release(now, max_per_second, min_interval_ms * MS, 0)]
+        while throttle.next_at is not None:
+            now = throttle.next_at
+            sent += [(now, r.delta.sku, r.delta.available)
+                     for r in throttle.release(now, max_per_second, min_interval_ms * MS, 0)]
+        times = [t for t, _, _ in sent]
+        for i, t in enumerate(times):
+            assert sum(1 for u in times[i:] if u - t < SECOND) <= max_per_second
+        last: dict[str, tuple[int, int]] = {}
+        for t, sku, value in sent:
+            if sku in last:
+                assert t - last[sku][0] >= min_interval_ms * MS
+            last[sku] = (t, value)
+        assert {sku: value for sku, (_, value) in last.items()} == newest
