@@ -27,7 +27,7 @@ integration: install
 	$(PY) -m pytest -q tests/integration
 
 lint: install
-	$(VENV)/bin/ruff check atp avail dataflows availability_api tests load_tests
+	$(VENV)/bin/ruff check atp avail dataflows availability_api tests load_tests examples
 	$(VENV)/bin/mypy
 
 bench: install

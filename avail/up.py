@@ -89,7 +89,8 @@ def up(*, demo: bool, port: int, rate: float, partitions: int, home: Path) -> in
         else:
             redis_url = configured.redis_url.get_secret_value()
         topics = configured.topic_roles()
-        create_topics(bootstrap, {**dict.fromkeys(topics, partitions), configured.topic_dlq: 1})
+        deltas = {configured.topic_deltas_prefix + channel: partitions for channel in rules.channels}
+        create_topics(bootstrap, {**dict.fromkeys(topics, partitions), configured.topic_dlq: 1, **deltas})
         recovery = home / "recovery"
         if embedded_broker:
             # a fresh memory-only broker: offsets in an old recovery store would point past its end
