@@ -7,9 +7,13 @@ import, and closed when the server stops.
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import signal
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from types import FrameType
 
 from fastapi import FastAPI
 from pydantic import ValidationError
@@ -22,6 +26,7 @@ from avail.settings import ApiSettings
 from availability_api import queries
 from availability_api.auth import AuthConfigError, KeyRing
 from availability_api.errors import install_error_handlers
+from availability_api.feed import READ_BLOCK_MS, SHUTDOWN, FeedHub
 from availability_api.metrics import ApiMetrics, MetricsMiddleware
 from availability_api.routes import Context, router
 from availability_api.rules_cache import RulesCache
@@ -61,15 +66,19 @@ def _keyring(settings: ApiSettings) -> KeyRing | None:
     return None
 
 
-def connect(settings: ApiSettings) -> RedisClient:
-    """A Redis client over a bounded connection pool (hiredis parser when installed)."""
+def connect(settings: ApiSettings, blocking_reads_ms: int = 0) -> RedisClient:
+    """A Redis client over a bounded connection pool (hiredis parser when installed).
+
+    ``blocking_reads_ms``: the longest a command may block in Redis (``XREAD BLOCK``),
+    added to the socket timeout.
+    """
     timeout = settings.redis_timeout_s
     pool = BlockingConnectionPool.from_url(
         settings.redis_url.get_secret_value(),
         decode_responses=True,
         max_connections=settings.redis_max_connections,
         timeout=timeout,
-        socket_timeout=timeout,
+        socket_timeout=timeout + blocking_reads_ms / 1000,
         socket_connect_timeout=timeout,
         # One quick retry rides over a dropped connection; more would only delay the 503.
         retry=Retry(ConstantBackoff(0.01), retries=1),
@@ -86,17 +95,22 @@ def create_app(settings: ApiSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = connect(settings)
+        blocking_redis = connect(settings, blocking_reads_ms=READ_BLOCK_MS)
+        hub = FeedHub(redis, blocking_redis, keys, client_buffer=settings.sse_client_buffer)
 
         async def load_rules() -> str | None:
             return await queries.read_rules(redis, keys)
 
         app.state.context = Context(
             keys=keys, redis=redis, rules=RulesCache(load_rules), keyring=keyring, metrics=metrics,
-            stale_after_s=settings.stale_after_s,
+            stale_after_s=settings.stale_after_s, hub=hub, sse_heartbeat_s=settings.sse_heartbeat_s,
         )
         try:
-            yield
+            with _on_exit_signal(asyncio.get_running_loop(), lambda: hub.end_all(SHUTDOWN)):
+                yield
         finally:
+            await hub.close()
+            await blocking_redis.aclose()
             await redis.aclose()
 
     app = FastAPI(
@@ -106,6 +120,40 @@ def create_app(settings: ApiSettings) -> FastAPI:
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     app.include_router(router)
     return app
+
+
+_EXIT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def _on_exit_signal(loop: asyncio.AbstractEventLoop, action: Callable[[], None]) -> Iterator[None]:
+    """Runs ``action`` in the loop on SIGINT/SIGTERM, then the handler the server installed.
+
+    A server shutting down gracefully waits for open responses to finish, and a delta
+    stream never does by itself: ending the streams lets the server stop (clients
+    resume elsewhere with Last-Event-ID). Only chains onto a handler a server set (a
+    Python callable), and only in the main thread, where signal handlers live.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in _EXIT_SIGNALS}
+
+    def handle(sig: int, frame: FrameType | None) -> None:
+        loop.call_soon_threadsafe(action)
+        chained = previous[signal.Signals(sig)]
+        if callable(chained):
+            chained(sig, frame)
+
+    chained_onto = [sig for sig, handler in previous.items() if callable(handler)]
+    for sig in chained_onto:
+        signal.signal(sig, handle)
+    try:
+        yield
+    finally:
+        for sig in chained_onto:
+            if signal.getsignal(sig) is handle:
+                signal.signal(sig, previous[sig])
 
 
 def _describe(error: ValidationError) -> str:

@@ -6,23 +6,15 @@ import base64
 import binascii
 import re
 from collections.abc import Container, Iterable
-from datetime import datetime, timedelta
+from dataclasses import dataclass
 
-from avail.projection import AS_OF, CHANNEL_PREFIX, NODE_PREFIX, RULES_VERSION, decode_position
+from avail.projection import AS_OF, CHANNEL_PREFIX, NODE_PREFIX, RULES_VERSION, decode_position, format_as_of
 from availability_api.errors import InvalidCursor
 from availability_api.types import ID_PATTERN, Document, SkuFields
 
-_EPOCH = datetime(1970, 1, 1)  # naive on purpose: the arithmetic is UTC and the text ends in Z
 _ID = re.compile(ID_PATTERN)
 _CURSOR = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
-
-
-def format_as_of(micros: int | str | None) -> str | None:
-    """µs since the epoch → RFC 3339 UTC with milliseconds and ``Z`` (floored to the ms)."""
-    if micros is None:
-        return None
-    # isoformat truncates to the millisecond and is much cheaper than strftime.
-    return (_EPOCH + timedelta(microseconds=int(micros))).isoformat(timespec="milliseconds") + "Z"
+_SEQ = re.compile(r"^[0-9]{1,19}$")
 
 
 def _node(node: str, value: str) -> Document:
@@ -74,6 +66,7 @@ def batch_item(
 
 def snapshot_page(
     channel: str, rules_version: str, skus: list[str], values: list[str | None], next_cursor: str | None,
+    delta_cursor: str | None = None,
 ) -> Document:
     return {
         "channel": channel,
@@ -82,10 +75,29 @@ def snapshot_page(
             {"sku": sku, "available": int(v) if v is not None else 0} for sku, v in zip(skus, values, strict=True)
         ],
         "next_cursor": next_cursor,
-        # The delta-feed position a consumer continues from (contract §4, §5) goes here
-        # once the delta feed exists; until then it is always null.
-        "delta_cursor": None,
+        "delta_cursor": delta_cursor,
     }
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotCursor:
+    """Where a snapshot continues: after ``last_sku``, for the feed position ``delta_seq`` of its first page."""
+
+    delta_seq: int
+    last_sku: str
+
+
+def encode_snapshot_cursor(cursor: SnapshotCursor) -> str:
+    """``<delta_seq>.<encode_cursor(last_sku)>``: opaque to clients, and never a cursor of the old format."""
+    return f"{cursor.delta_seq}.{encode_cursor(cursor.last_sku)}"
+
+
+def decode_snapshot_cursor(cursor: str) -> SnapshotCursor:
+    """The position a snapshot cursor stands for; ``InvalidCursor`` unless it is one we could have made."""
+    seq, dot, sku_part = cursor.partition(".")
+    if not dot or not _SEQ.fullmatch(seq) or str(int(seq)) != seq:
+        raise InvalidCursor()
+    return SnapshotCursor(int(seq), decode_cursor(sku_part))
 
 
 def encode_cursor(last_sku: str) -> str:

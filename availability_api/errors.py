@@ -78,6 +78,34 @@ class InvalidCursor(InvalidInput):
         super().__init__("cursor is not one this API handed out; start again without it", field="cursor")
 
 
+class InvalidPosition(InvalidInput):
+    code = "invalid_position"
+
+    def __init__(self, field: str) -> None:
+        super().__init__(f"{field} must be a delta seq: a whole number from 0 (as sent in the events' id)", field=field)
+
+
+class PositionAhead(InvalidInput):
+    code = "feed_position_ahead"
+
+    def __init__(self, field: str, position: int, last_seq: int) -> None:
+        super().__init__(
+            f"{field}={position} names a seq not yet given out (the feed is at {last_seq}); re-bootstrap from "
+            "the channel snapshot and follow the feed from its delta_cursor", field=field,
+        )
+
+
+class PositionTrimmed(ApiError):
+    status_code = 410
+    code = "feed_position_trimmed"
+
+    def __init__(self, field: str, position: int, oldest: int, channel: str) -> None:
+        super().__init__(
+            f"the feed no longer holds seq {position + 1} (the oldest retained is {oldest}); re-bootstrap: read "
+            f"GET /v1/channels/{channel}/snapshot and follow the feed from its delta_cursor", field=field,
+        )
+
+
 class ServiceUnavailable(ApiError):
     status_code = 503
     code = "redis_unavailable"

@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -87,6 +87,19 @@ class ApiMetrics:
         self.latency = Histogram(
             "avail_api_request_duration_seconds", "time to answer, by route template, method and status",
             ["route", "method", "status"], buckets=_LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.sse_clients = Gauge(
+            "avail_api_sse_clients", "delta streams (SSE) open in this process, by channel",
+            ["channel"], registry=self.registry,
+        )
+        self.deltas_sent = Counter(
+            "avail_api_sse_deltas_sent", "deltas written to SSE clients, by channel", ["channel"],
+            registry=self.registry,
+        )
+        self.streams_ended = Counter(
+            "avail_api_sse_streams_ended",
+            "delta streams ended, by channel and reason (client_gone, slow_client, redis_unavailable, feed_gap, "
+            "shutdown, internal_error)", ["channel", "reason"], registry=self.registry,
         )
         self.flow = FlowStatsCollector()
         self.registry.register(self.flow)

@@ -13,23 +13,31 @@ _ERRORS: dict[int, tuple[str, str, str, str | None]] = {
     403: ("the key lacks the scope this request needs", "forbidden",
           "reading channel 'web' needs the 'read' or 'read:web' scope", None),
     404: ("the SKU has never been seen", "unknown_sku", "no availability for SKU 'TV-99': never seen", "sku"),
+    410: ("the deltas after the requested position are no longer retained: re-bootstrap from the snapshot",
+          "feed_position_trimmed", "the feed no longer holds seq 11 (the oldest retained is 101); re-bootstrap: "
+          "read GET /v1/channels/web/snapshot and follow the feed from its delta_cursor", "after"),
     422: ("a request field is invalid (codes: invalid_sku, too_many_skus, unknown_channel, invalid_cursor, "
-          "unknown_field, malformed_body, invalid_request)", "invalid_sku",
+          "invalid_position, feed_position_ahead, unknown_field, malformed_body, invalid_request)", "invalid_sku",
           "sku must be 1 to 64 characters of A-Z a-z 0-9 . _ - : /", "sku"),
     503: ("Redis is not answering (redis_unavailable), or no rule set is published yet (rules_unavailable)",
           "redis_unavailable", "the availability store (Redis) is not answering; retry", None),
 }
 
 
-def error_responses(*statuses: int, json_route: bool = True) -> dict[int | str, dict[str, Any]]:
+def error_responses(
+    *statuses: int, json_route: bool = True, examples: dict[int, tuple[str, str, str | None]] | None = None,
+) -> dict[int | str, dict[str, Any]]:
     """The ``responses=`` argument documenting these error statuses.
 
     On a route whose success is not JSON (``json_route=False``), FastAPI would file the
     error model under the success media type, so the schema is referenced explicitly.
+    ``examples`` replaces the example (code, message, field) of some statuses.
     """
     documented: dict[int | str, dict[str, Any]] = {}
     for status in statuses:
         description, code, message, field = _ERRORS[status]
+        if examples and status in examples:
+            code, message, field = examples[status]
         example = {"error": {"code": code, "message": message, "field": field}}
         if json_route:
             documented[status] = {
@@ -41,3 +49,34 @@ def error_responses(*statuses: int, json_route: bool = True) -> dict[int | str, 
                 "schema": {"$ref": f"#/components/schemas/{ErrorResponse.__name__}"}, "example": example,
             }}}
     return documented
+
+
+DELTA_STREAM_EXAMPLE = (
+    ": connected, from seq 1041\n\n"
+    'id: 1042\nevent: delta\ndata: {"channel":"web","sku":"TV-55","available":7,"previous":9,'
+    '"as_of":"2026-11-23T10:15:00.123Z","rules_version":"3f9c2a1b","seq":1042}\n\n'
+    ": keepalive\n\n"
+)
+
+
+def delta_stream_responses() -> dict[int | str, dict[str, Any]]:
+    """The documented answers of the delta feed: an event stream, or a JSON error before it starts."""
+    return {
+        200: {
+            "description": (
+                "`text/event-stream`: one `delta` event per delta, its `id` the delta's seq; comment lines "
+                "(`: ...`) when the stream opens, every AVAIL_SSE_HEARTBEAT_S while idle, and before the server "
+                "ends a stream (reconnect with `Last-Event-ID`)."
+            ),
+            "headers": {
+                "Cache-Control": {"description": "no-cache", "schema": {"type": "string"}},
+                "X-Accel-Buffering": {"description": "no: proxies must not buffer the stream",
+                                      "schema": {"type": "string"}},
+            },
+            "content": {"text/event-stream": {"schema": {"type": "string"}, "example": DELTA_STREAM_EXAMPLE}},
+        },
+        **error_responses(401, 403, 410, 422, 503, json_route=False, examples={
+            422: ("invalid_position", "after must be a delta seq: a whole number from 0 (as sent in the events' id)",
+                  "after"),
+        }),
+    }

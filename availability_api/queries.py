@@ -49,17 +49,75 @@ class Page:
     values: list[str | None]
     last: str | None
     """The SKU to continue after, or None when this page ends the channel."""
+    feed_seq: int | None = None
+    """On the first page only: the channel's last delta seq, read before any SKU value."""
 
 
 async def read_channel_page(redis: RedisClient, keys: Keys, channel: str, after: str | None, limit: int) -> Page:
-    """Up to ``limit`` SKUs in byte order after ``after`` with their shown quantity (two round trips)."""
+    """Up to ``limit`` SKUs in byte order after ``after`` with their published quantity (two round trips).
+
+    Values come from the feed's published hash, so they are exactly what the feed has sent.
+    On the first page (``after`` None) the feed's seq is read first, in the same round
+    trip as the SKUs: every value read after it already reflects every delta up to it.
+    """
     start = "(" + after if after is not None else "-"
-    found = cast(
-        list[str], await _wait(redis.zrange(keys.skus, start, "+", bylex=True, offset=0, num=limit + 1)),
-    )
+    pipe = redis.pipeline(transaction=False)
+    if after is None:
+        pipe.get(keys.feed_seq(channel))
+    pipe.zrange(keys.skus, start, "+", bylex=True, offset=0, num=limit + 1)
+    answers = await pipe.execute()
+    feed_seq = int(answers[0] or 0) if after is None else None
+    found = cast(list[str], answers[-1])
     skus, more = found[:limit], len(found) > limit
-    values = cast(list[str | None], await _wait(redis.hmget(keys.channel(channel), skus))) if skus else []
-    return Page(skus, values, skus[-1] if more else None)
+    values = cast(list[str | None], await _wait(redis.hmget(keys.published(channel), skus))) if skus else []
+    return Page(skus, values, skus[-1] if more else None, feed_seq)
+
+
+FeedEntry = tuple[str, dict[str, str]]
+"""One stream entry: its id (``"<seq>-0"``) and its fields (``d``: the delta JSON, ``t``: µs released)."""
+
+
+async def read_feed_bounds(redis: RedisClient, keys: Keys, channel: str) -> tuple[int, int | None]:
+    """The feed's last seq given out and the seq of its oldest retained entry (None: empty), atomically."""
+    pipe = redis.pipeline(transaction=True)  # both keys share the channel's hash tag
+    pipe.get(keys.feed_seq(channel))
+    pipe.xrange(keys.feed(channel), "-", "+", count=1)
+    last_seq, oldest = await pipe.execute()
+    return int(last_seq or 0), entry_seq(oldest[0][0]) if oldest else None
+
+
+async def read_feed(
+    redis: RedisClient, keys: Keys, channel: str, after_seq: int, until_seq: int, count: int,
+) -> list[FeedEntry]:
+    """Up to ``count`` entries with a seq above ``after_seq`` and up to ``until_seq``, oldest first."""
+    start, end = f"{after_seq + 1}-0", f"{until_seq}-0"
+    return cast(list[FeedEntry], await _wait(redis.xrange(keys.feed(channel), start, end, count=count)))
+
+
+async def read_feed_newest_id(redis: RedisClient, keys: Keys, channel: str) -> str:
+    """The id of the feed's newest entry, or ``"0-0"`` when it holds none."""
+    newest = cast(list[FeedEntry], await _wait(redis.xrevrange(keys.feed(channel), "+", "-", count=1)))
+    return newest[0][0] if newest else "0-0"
+
+
+async def wait_for_feed(
+    redis: RedisClient, keys: Keys, channel: str, after_id: str, count: int, block_ms: int,
+) -> list[FeedEntry]:
+    """Entries after ``after_id``, waiting up to ``block_ms`` for one (XREAD BLOCK); [] when none came.
+
+    The client's socket timeout must be longer than ``block_ms``.
+    """
+    answer: Any = await _wait(redis.xread({keys.feed(channel): after_id}, count=count, block=block_ms))
+    if not answer:
+        return []
+    if isinstance(answer, dict):  # RESP3
+        return cast(list[FeedEntry], next(iter(answer.values()))[0])
+    return cast(list[FeedEntry], answer[0][1])
+
+
+def entry_seq(entry_id: str) -> int:
+    """``"42-0"`` → 42."""
+    return int(entry_id.partition("-")[0])
 
 
 async def read_flow_stats(redis: RedisClient, keys: Keys) -> dict[str, str]:

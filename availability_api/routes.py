@@ -6,19 +6,28 @@ from dataclasses import dataclass
 from typing import Annotated, Any, cast
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Query, Request, Security
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Security
 from fastapi.security import APIKeyHeader
 from prometheus_client import CONTENT_TYPE_LATEST
 from redis import exceptions as redis_errors
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response, StreamingResponse
 
 from avail.projection import Keys
-from availability_api import queries
+from availability_api import queries, sse
 from availability_api.auth import ADMIN, ANONYMOUS_ADMIN, READ, KeyRing, Principal
-from availability_api.documents import batch_item, decode_cursor, encode_cursor, sku_document, snapshot_page
+from availability_api.delta_stream import follow
+from availability_api.documents import (
+    SnapshotCursor,
+    batch_item,
+    decode_snapshot_cursor,
+    encode_snapshot_cursor,
+    sku_document,
+    snapshot_page,
+)
 from availability_api.errors import Unauthorized
+from availability_api.feed import FeedHub
 from availability_api.metrics import ApiMetrics
-from availability_api.openapi import error_responses
+from availability_api.openapi import delta_stream_responses, error_responses
 from availability_api.rules_cache import RulesCache
 from availability_api.schemas import (
     BatchRequest,
@@ -42,6 +51,8 @@ class Context:
     """None when authentication is switched off (--insecure-no-auth)."""
     metrics: ApiMetrics
     stale_after_s: float
+    hub: FeedHub
+    sse_heartbeat_s: float
 
 
 async def get_context(request: Request) -> Context:  # async: a sync dependency would run in a thread
@@ -139,11 +150,16 @@ async def post_batch(body: BatchRequest, call: Authenticated) -> Response:
 
 @router.get(
     "/v1/channels/{channel:path}/snapshot", tags=["channels"], response_model=ChannelSnapshot,
-    summary="Every SKU's shown quantity for one channel, paged",
+    summary="Every SKU's published quantity for one channel, paged: the start of the delta feed",
     description=(
         "Pages through every known SKU in byte order. Pass `next_cursor` back as `cursor` until it is null; "
-        "each SKU appears exactly once. SKUs added while paging show up if they sort after the cursor. "
-        "Needs `read`, `admin` or `read:<channel>`."
+        "each SKU appears exactly once. SKUs added while paging show up if they sort after the cursor.\n\n"
+        "Bootstrap a channel with it: the first page reads the feed's position first and answers it as "
+        "`delta_cursor` (the same on every page). This snapshot plus the feed from there "
+        "(`GET /v1/channels/{channel}/deltas?after=<delta_cursor>`) gives the current numbers, with no gap "
+        "and no locks: a delta the snapshot already reflects is sent again and sets the same number. The "
+        "quantities are the feed's published ones, so they can lag the single-SKU route by the channel's "
+        "throttle (`publish` rules). Needs `read`, `admin` or `read:<channel>`."
     ),
     responses=error_responses(401, 403, 422, 503),
 )
@@ -154,11 +170,52 @@ async def get_snapshot(
 ) -> Response:
     call.principal.require_read(channel)
     ctx = call.ctx
-    after = decode_cursor(cursor) if cursor is not None else None
+    continued = decode_snapshot_cursor(cursor) if cursor is not None else None
     view, _ = await ctx.rules.channel(channel)
+    after = continued.last_sku if continued is not None else None
     page = await queries.read_channel_page(ctx.redis, ctx.keys, channel, after, limit)
-    next_cursor = encode_cursor(page.last) if page.last is not None else None
-    return json_response(snapshot_page(channel, view.version, page.skus, page.values, next_cursor))
+    delta_seq = continued.delta_seq if continued is not None else page.feed_seq or 0
+    next_cursor = encode_snapshot_cursor(SnapshotCursor(delta_seq, page.last)) if page.last is not None else None
+    return json_response(snapshot_page(channel, view.version, page.skus, page.values, next_cursor, str(delta_seq)))
+
+
+@router.get(
+    "/v1/channels/{channel:path}/deltas", tags=["channels"], response_class=StreamingResponse,
+    summary="The channel's delta feed (Server-Sent Events)",
+    description=(
+        "Every change of the channel's shown quantity, as throttled by its `publish` rules, as "
+        "`text/event-stream`. Each event is `id: <seq>`, `event: delta`, `data: {\"channel\", \"sku\", "
+        "\"available\", \"previous\", \"as_of\", \"rules_version\", \"seq\"}`. Start after a position with "
+        "`?after=<seq>` (a snapshot's `delta_cursor`) or the `Last-Event-ID` header (what an EventSource sends "
+        "when it reconnects; it wins over `after`); with neither, only new deltas are sent. A reconnecting "
+        "client misses nothing still retained; when the deltas after its position were trimmed the answer is "
+        "410 `feed_position_trimmed`: read the snapshot again and follow from its `delta_cursor`. The server "
+        "ends a stream (after a comment saying why) when the client falls too far behind, when Redis stops "
+        "answering and when it shuts down: reconnect with `Last-Event-ID`. Needs `read`, `admin` or "
+        "`read:<channel>`."
+    ),
+    responses=delta_stream_responses(),
+)
+async def get_deltas(
+    channel: ChannelPath, call: Authenticated, request: Request,
+    after: Annotated[str | None, Query(
+        description="stream the deltas after this seq (a snapshot's `delta_cursor`)", examples=["1041"],
+    )] = None,
+    last_event_id: Annotated[str | None, Header(
+        alias=sse.LAST_EVENT_ID, description="the id of the last event received; wins over `after`",
+        examples=["1041"],
+    )] = None,
+) -> Response:
+    call.principal.require_read(channel)
+    position = sse.requested_position(last_event_id, after)
+    ctx = call.ctx
+    await ctx.rules.channel(channel)
+    start = await ctx.hub.start_after(channel, position)
+    stream = follow(
+        ctx.hub, channel, start, heartbeat_s=ctx.sse_heartbeat_s, is_disconnected=request.is_disconnected,
+        metrics=ctx.metrics,
+    )
+    return StreamingResponse(stream, media_type="text/event-stream", headers=sse.HEADERS)
 
 
 @router.get(

@@ -80,24 +80,25 @@ class BatchResponse(BaseModel):
 
 class SnapshotItem(BaseModel):
     sku: str
-    available: int = Field(description="the channel's shown quantity (0 when none)")
+    available: int = Field(description="the quantity the channel's delta feed last published (0 when none)")
 
 
 class ChannelSnapshot(BaseModel):
-    """One page of every SKU's shown quantity for a channel, in SKU byte order."""
+    """One page of every SKU's published quantity for a channel, in SKU byte order."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "channel": "web", "rules_version": "3f9c2a1b",
         "items": [{"sku": "HDMI-2M", "available": 40}, {"sku": "TV-55", "available": 7}],
-        "next_cursor": "VFYtNTU", "delta_cursor": None,
+        "next_cursor": "1042.VFYtNTU", "delta_cursor": "1042",
     }]})
 
     channel: str
     rules_version: str
     items: list[SnapshotItem]
     next_cursor: str | None = Field(description="pass as ?cursor= for the next page; null on the last page")
-    delta_cursor: str | None = Field(
-        description="reserved: where to start the channel's delta feed; null until the delta feed is served",
+    delta_cursor: str = Field(
+        description="the feed seq this snapshot starts from, the same on every page: follow the delta feed "
+        "with GET /v1/channels/{channel}/deltas?after=<delta_cursor>",
     )
 
 

@@ -82,7 +82,7 @@ class TestBatchItem:
 
 
 class TestSnapshotPage:
-    def test_missing_values_are_zero_and_delta_cursor_reserved(self) -> None:
+    def test_missing_values_are_zero_and_without_a_cursor_no_delta_cursor(self) -> None:
         page = snapshot_page("web", "v1", ["A", "B"], ["4", None], "Qg")
         assert page == {"channel": "web", "rules_version": "v1",
                         "items": [{"sku": "A", "available": 4}, {"sku": "B", "available": 0}],
