@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 # KEYS: stream, seq counter, published hash. ARGV: max stream length, channel, then
 # (sku, available, as_of JSON literal, rules_version, released_at µs) per delta.
-_PUBLISH = """
+PUBLISH_SCRIPT = """
 local out = {}
 local channel = cjson.encode(ARGV[2])
 for i = 3, #ARGV, 5 do
@@ -59,7 +59,7 @@ class _FeedPartition(StatelessSinkPartition[Release]):
     def __init__(self, client: redis.Redis, producer: Producer, keys: Keys, topic_prefix: str, retention: int) -> None:
         self.client, self.producer, self.keys = client, producer, keys
         self.topic_prefix, self.retention = topic_prefix, retention
-        self.publish = client.register_script(_PUBLISH)
+        self.publish = client.register_script(PUBLISH_SCRIPT)
         self.failed: list[KafkaError] = []
 
     def write_batch(self, items: list[Release]) -> None:

@@ -26,6 +26,7 @@ import redis
 
 from avail.local_servers import LOOPBACK, start_redis
 from avail.projection import Keys
+from dataflows.feed_sink import PUBLISH_SCRIPT
 from tests.support.api import RunningApi, start_api
 
 PREFIX = f"feedtest-{uuid.uuid4().hex[:8]}"
@@ -40,41 +41,20 @@ CHANNELS = [
 RULES = {"version": "feedv1", "channels": {name: {"nodes": ["dc-east"]} for name in CHANNELS}}
 AS_OF = '"2026-11-23T10:15:00.123Z"'
 
-# The flow's publish script, minus nothing: KEYS stream, seq, published; ARGV retention, channel,
-# then (sku, available, as_of JSON literal, rules_version, released_at µs) per delta. Returns the seqs given.
-_PUBLISH = """
-local seqs = {}
-local channel = cjson.encode(ARGV[2])
-for i = 3, #ARGV, 5 do
-  local sku, available = ARGV[i], ARGV[i + 1]
-  local previous = redis.call('HGET', KEYS[3], sku) or '0'
-  if previous ~= available then
-    local seq = redis.call('INCR', KEYS[2])
-    local delta = '{"channel":' .. channel .. ',"sku":' .. cjson.encode(sku) .. ',"available":' .. available
-      .. ',"previous":' .. previous .. ',"as_of":' .. ARGV[i + 2] .. ',"rules_version":'
-      .. cjson.encode(ARGV[i + 3]) .. ',"seq":' .. seq .. '}'
-    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'd', delta, 't', ARGV[i + 4])
-    redis.call('HSET', KEYS[3], sku, available)
-    seqs[#seqs + 1] = seq
-  end
-end
-return seqs
-"""
-
-
 class Feed:
     """One channel's feed, written as the flow writes it."""
 
     def __init__(self, store: redis.Redis, channel: str, keys: Keys = KEYS) -> None:
         self.store, self.channel, self.keys = store, channel, keys
-        self.script = store.register_script(_PUBLISH)
+        self.script = store.register_script(PUBLISH_SCRIPT)  # the flow's own publish script
 
     def publish(self, *changes: tuple[str, int]) -> list[int]:
         args: list[str | int] = [1_000_000, self.channel]
         for sku, available in changes:
             args += [sku, available, AS_OF, RULES["version"], time.time_ns() // 1000]
         keys = [self.keys.feed(self.channel), self.keys.feed_seq(self.channel), self.keys.published(self.channel)]
-        return [int(seq) for seq in self.script(keys=keys, args=args)]
+        published = self.script(keys=keys, args=args)  # (sku, delta JSON) of each delta given a seq
+        return [int(orjson.loads(published[i + 1])["seq"]) for i in range(0, len(published), 2)]
 
     def seq(self) -> int:
         return int(self.store.get(self.keys.feed_seq(self.channel)) or 0)
