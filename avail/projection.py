@@ -9,11 +9,6 @@ Per SKU, one hash (the hash tag keeps it in one Redis Cluster slot)::
                             c:<channel>  shown quantity
                             u:<channel>  reserved for the channel at no node yet (rules preview)
 
-Per channel (one slot per channel)::
-
-    {prefix}:ch:{CHANNEL}   hash sku -> shown quantity
-    {prefix}:chv:{CHANNEL}  hash sku -> version of that value
-
 Per channel, the delta feed (contract section 5)::
 
     {prefix}:feed:{CHANNEL}     stream; entry id "<seq>-0"; field d = the delta as JSON
@@ -58,12 +53,6 @@ class Keys:
 
     def sku(self, sku: str) -> str:
         return f"{self.prefix}:sku:{{{sku}}}"
-
-    def channel(self, channel: str) -> str:
-        return f"{self.prefix}:ch:{{{channel}}}"
-
-    def channel_versions(self, channel: str) -> str:
-        return f"{self.prefix}:chv:{{{channel}}}"
 
     def feed(self, channel: str) -> str:
         return f"{self.prefix}:feed:{{{channel}}}"

@@ -1,10 +1,10 @@
 """Redis sink: each SKU's changes applied atomically, guarded by a per-SKU version.
 
 A worker's batch becomes one pipeline: one Lua call per SKU (compare-and-set on the
-hash's version), one per channel touched (per-SKU versions inside the channel hash),
-counters, and the worker's heartbeat. Writes are absolute values, never increments,
-so the replay after a crash is harmless. On a Redis error the whole batch is retried
-with capped backoff; the flow waits meanwhile (backpressure, nothing skipped).
+hash's version), the index of known SKUs, counters, and the worker's heartbeat.
+Writes are absolute values, never increments, so the replay after a crash is harmless.
+On a Redis error the whole batch is retried with capped backoff; the flow waits
+meanwhile (backpressure, nothing skipped).
 """
 
 from __future__ import annotations
@@ -43,26 +43,6 @@ while i <= n do
 end
 return 1
 """
-
-# KEYS: channel hash, channel versions hash. ARGV: (sku, version, value) triples; an
-# empty value removes the SKU from a channel that left the rules.
-_WRITE_CHANNEL = """
-local written = 0
-for i = 1, #ARGV, 3 do
-  local current = redis.call('HGET', KEYS[2], ARGV[i])
-  if (not current) or tonumber(current) < tonumber(ARGV[i + 1]) then
-    if ARGV[i + 2] == '' then
-      redis.call('HDEL', KEYS[1], ARGV[i])
-    else
-      redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
-    end
-    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
-    written = written + 1
-  end
-end
-return written
-"""
-
 
 def coalesce(items: Sequence[SinkItem]) -> tuple[dict[str, SkuWrite], dict[str, int], Heartbeat | None]:
     """Folds a batch into one write per SKU (newest values win), summed counters, last heartbeat."""
@@ -121,7 +101,6 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
         self.keys = keys
         self.max_backoff_s = max_backoff_s
         self.write_sku = client.register_script(_WRITE_SKU)
-        self.write_channel = client.register_script(_WRITE_CHANNEL)
 
     def write_batch(self, items: list[SinkItem]) -> None:
         writes, counts, heartbeat = coalesce(items)
@@ -143,18 +122,11 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
     def _write(self, writes: dict[str, SkuWrite], counts: dict[str, int], heartbeat: Heartbeat | None) -> None:
         keys = self.keys
         pipe = self.client.pipeline(transaction=False)
-        by_channel: dict[str, list[Any]] = {}
         new_skus: list[str] = []
         for sku, write in writes.items():
             self.write_sku(keys=[keys.sku(sku)], args=sku_arguments(write), client=pipe)
-            for channel, shown in write.channels.items():
-                by_channel.setdefault(channel, []).extend((sku, write.version, shown))
-            for channel in write.removed_channels:
-                by_channel.setdefault(channel, []).extend((sku, write.version, ""))
             if write.full:
                 new_skus.append(sku)
-        for channel, triples in by_channel.items():
-            self.write_channel(keys=[keys.channel(channel), keys.channel_versions(channel)], args=triples, client=pipe)
         if new_skus:
             pipe.zadd(keys.skus, dict.fromkeys(new_skus, 0), nx=True)
         if writes:

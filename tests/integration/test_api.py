@@ -47,9 +47,6 @@ def write_sku(store: redis.Redis, sku: str, fields: dict[str, str | int]) -> Non
     pipe = store.pipeline(transaction=False)
     pipe.hset(KEYS.sku(sku), mapping=fields)
     pipe.zadd(KEYS.skus, {sku: 0})
-    for name, value in fields.items():
-        if name.startswith("c:"):
-            pipe.hset(KEYS.channel(name[2:]), sku, value)
     pipe.execute()
 
 

@@ -474,7 +474,8 @@ class TestSnapshotBootstrap:
         skus = [f"SNAPF-{i:02d}" for i in range(30)]
         store.zadd(KEYS.skus, dict.fromkeys(skus, 0))
         feed.publish(*[(sku, i + 1) for i, sku in enumerate(skus)])
-        store.hset(KEYS.channel("snap"), mapping=dict.fromkeys(skus, 777))  # live values: not what a snapshot shows
+        for sku in skus:  # live values: not what a snapshot shows
+            store.hset(KEYS.sku(sku), "c:snap", 777)
         http = httpx.Client(base_url=api.base_url, headers={"X-API-Key": READ_KEY}, timeout=5)
         s0 = feed.seq()
         first = http.get("/v1/channels/snap/snapshot", params={"limit": 10}).json()
