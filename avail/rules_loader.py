@@ -40,7 +40,6 @@ class CheckedRules:
 
     rules: RuleSet | None
     problems: list[Problem]
-    origins: dict[str, str] = field(default_factory=dict)  # "node:<id>" / "channel:<name>" -> file:line
 
     @property
     def errors(self) -> list[Problem]:
@@ -105,12 +104,12 @@ def check_sources(sources: dict[str, str]) -> CheckedRules:
             merged.add(document, check)
         merged.problems.extend(check.problems)
     if any(p.severity == "error" for p in merged.problems):
-        return CheckedRules(None, merged.problems, merged.origins)
+        return CheckedRules(None, merged.problems)
     rules = merged.build()
     problems = merged.problems + cross_check(rules, merged.origins, merged.channel_sources)
     if any(p.severity == "error" for p in problems):
-        return CheckedRules(None, problems, merged.origins)
-    return CheckedRules(rules, problems, merged.origins)
+        return CheckedRules(None, problems)
+    return CheckedRules(rules, problems)
 
 
 @dataclass

@@ -16,7 +16,7 @@ import redis
 from atp.positions import NodePosition
 from avail.local_servers import LOOPBACK, start_redis
 from avail.projection import Keys, encode_position
-from tests.support.api import ApiStartError, RunningApi, start_api
+from tests.support.api import ApiStartError, RunningApi, delete_prefix, serving_api, start_api, write_heartbeat
 
 PREFIX = f"apitest-{uuid.uuid4().hex[:8]}"
 KEYS = Keys(PREFIX)
@@ -51,7 +51,8 @@ def write_sku(store: redis.Redis, sku: str, fields: dict[str, str | int]) -> Non
 
 
 def fresh_heartbeat(store: redis.Redis, age_s: float = 0.0) -> None:
-    store.hset(KEYS.heartbeat, mapping={"0": time.time_ns() // 1000 - int(age_s * 1e6), "1": 1})
+    write_heartbeat(store, KEYS, age_s)
+    store.hset(KEYS.heartbeat, "1", 1)  # a long-gone worker: readiness goes by the newest
 
 
 @pytest.fixture(scope="module")
@@ -77,17 +78,14 @@ def store(redis_url: str) -> Iterator[redis.Redis]:
     pipe.execute()
     fresh_heartbeat(client)
     yield client
-    for key in client.scan_iter(match=f"{PREFIX}:*", count=1000):
-        client.delete(key)
+    delete_prefix(client, PREFIX)
     client.close()
 
 
 @pytest.fixture(scope="module")
 def api(redis_url: str, store: redis.Redis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]:
-    running = start_api(redis_url, PREFIX, API_KEYS, log_dir=tmp_path_factory.mktemp("api"))
-    yield running
-    running.stop()
-    assert "Traceback" not in running.log(), running.log()
+    with serving_api(redis_url, PREFIX, API_KEYS, tmp_path_factory.mktemp("api")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

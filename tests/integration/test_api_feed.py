@@ -27,7 +27,7 @@ import redis
 from avail.local_servers import LOOPBACK, start_redis
 from avail.projection import Keys
 from dataflows.feed_sink import PUBLISH_SCRIPT
-from tests.support.api import RunningApi, start_api
+from tests.support.api import RunningApi, delete_prefix, serving_api, start_api, write_heartbeat
 
 PREFIX = f"feedtest-{uuid.uuid4().hex[:8]}"
 KEYS = Keys(PREFIX)
@@ -64,7 +64,7 @@ class Feed:
 
 
 def fresh_heartbeat(store: redis.Redis, keys: Keys = KEYS) -> None:
-    store.hset(keys.heartbeat, mapping={"0": time.time_ns() // 1000})
+    write_heartbeat(store, keys)
 
 
 @dataclass(frozen=True)
@@ -175,27 +175,22 @@ def store(redis_url: str) -> Iterator[redis.Redis]:
     client.set(KEYS.rules, orjson.dumps(RULES))
     fresh_heartbeat(client)
     yield client
-    for key in client.scan_iter(match=f"{PREFIX}:*", count=1000):
-        client.delete(key)
+    delete_prefix(client, PREFIX)
     client.close()
 
 
 @pytest.fixture(scope="module")
 def api(redis_url: str, store: redis.Redis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]:
-    running = start_api(redis_url, PREFIX, API_KEYS, log_dir=tmp_path_factory.mktemp("api-feed"))
-    yield running
-    running.stop()
-    assert "Traceback" not in running.log(), running.log()
+    with serving_api(redis_url, PREFIX, API_KEYS, tmp_path_factory.mktemp("api-feed")) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")
 def tuned_api(redis_url: str, store: redis.Redis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]:
     """Heartbeats every 0.5 s and at most 200 deltas buffered per client."""
-    running = start_api(redis_url, PREFIX, API_KEYS, log_dir=tmp_path_factory.mktemp("api-feed-tuned"),
-                        extra_env={"AVAIL_SSE_HEARTBEAT_S": "0.5", "AVAIL_SSE_CLIENT_BUFFER": "200"})
-    yield running
-    running.stop()
-    assert "Traceback" not in running.log(), running.log()
+    tuning = {"AVAIL_SSE_HEARTBEAT_S": "0.5", "AVAIL_SSE_CLIENT_BUFFER": "200"}
+    with serving_api(redis_url, PREFIX, API_KEYS, tmp_path_factory.mktemp("api-feed-tuned"), tuning) as running:
+        yield running
 
 
 class TestStream:

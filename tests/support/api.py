@@ -20,13 +20,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import redis
 
 from avail.local_servers import LOOPBACK, free_port, stop_process
+from avail.projection import Keys
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,3 +105,25 @@ def start_api(
         time.sleep(0.05)
     api.stop()
     raise ApiStartError(f"API did not answer /healthz within {timeout:.0f} s:\n{api.log()}")
+
+
+@contextlib.contextmanager
+def serving_api(
+    redis_url: str, prefix: str, api_keys: Mapping[str, Sequence[str]] | None, log_dir: Path,
+    extra_env: Mapping[str, str] | None = None,
+) -> Iterator[RunningApi]:
+    """``start_api`` for a fixture: stopped afterwards, and its log must hold no traceback."""
+    running = start_api(redis_url, prefix, api_keys, extra_env, log_dir)
+    yield running
+    running.stop()
+    assert "Traceback" not in running.log(), running.log()
+
+
+def write_heartbeat(store: redis.Redis, keys: Keys, age_s: float = 0.0) -> None:
+    """A flow worker's heartbeat, as the flow writes it, ``age_s`` seconds old."""
+    store.hset(keys.heartbeat, "0", time.time_ns() // 1000 - int(age_s * 1e6))
+
+
+def delete_prefix(store: redis.Redis, prefix: str) -> None:
+    for key in store.scan_iter(match=f"{prefix}:*", count=1000):
+        store.delete(key)
