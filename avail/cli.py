@@ -1,4 +1,4 @@
-"""The ``avail`` command (contract section 6): up, flow, api, rules check."""
+"""The ``avail`` command (contract section 6): up, flow, api, rules, rebuild."""
 
 from __future__ import annotations
 
@@ -117,6 +117,24 @@ def _rules_schema(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rebuild(args: argparse.Namespace) -> int:
+    import redis
+
+    from avail.projection import Keys
+    from avail.rebuild import rebuild
+    from avail.settings import CommonSettings
+
+    settings = CommonSettings()
+    client = redis.Redis.from_url(settings.redis_url.get_secret_value(), socket_connect_timeout=5)
+    out: list[str] = []
+    try:
+        code = rebuild(client, Keys(settings.redis_prefix), None if args.no_wait else args.timeout, out)
+    finally:
+        client.close()
+    print("\n".join(out))
+    return code
+
+
 def _up(args: argparse.Namespace) -> int:
     from avail.up import up
 
@@ -152,6 +170,16 @@ def parser() -> argparse.ArgumentParser:
     api.add_argument("--workers", type=int, default=1)
     api.add_argument("--insecure-no-auth", action="store_true", help="no API keys: every route open (local only)")
     api.set_defaults(handler=_api)
+
+    rebuild = commands.add_parser(
+        "rebuild", help="every running flow process rewrites all of its SKUs into Redis from its state",
+        description="Sets a new Redis data generation. Every flow process rewrites all of its SKUs, their "
+                    "channel numbers and the rules into Redis from its own state, as it does by itself when "
+                    "Redis comes back empty. Use it after restoring Redis from an old backup or deleting keys.")
+    rebuild.add_argument("--timeout", type=float, default=120.0,
+                         help="seconds to wait for every live flow process to confirm (default 120)")
+    rebuild.add_argument("--no-wait", action="store_true", help="ask and return at once")
+    rebuild.set_defaults(handler=_rebuild)
 
     rules = commands.add_parser("rules", help="work with a rules directory")
     rules_commands = rules.add_subparsers(dest="rules_command", required=True)

@@ -29,6 +29,11 @@ Engine-wide::
     {prefix}:stats          hash of counters: applied, duplicate, rejected:<code>,
                             undeclared_node_events, writes
     {prefix}:heartbeat      hash worker -> µs of its last heartbeat (about once a second)
+    {prefix}:progress       hash applied:<worker> -> µs when that worker last wrote applied events,
+                            event:<worker> -> the newest as_of (µs) in that write (staleness)
+    {prefix}:generation     random token of this Redis's data; a new or missing one means the data
+                            was lost (or `avail rebuild` asked): flow workers rewrite every SKU
+    {prefix}:rebuilt        hash <host>:<pid> -> the generation that flow process finished rebuilding for
 """
 
 from __future__ import annotations
@@ -90,6 +95,18 @@ class Keys:
     @property
     def heartbeat(self) -> str:
         return f"{self.prefix}:heartbeat"
+
+    @property
+    def progress(self) -> str:
+        return f"{self.prefix}:progress"
+
+    @property
+    def generation(self) -> str:
+        return f"{self.prefix}:generation"
+
+    @property
+    def rebuilt(self) -> str:
+        return f"{self.prefix}:rebuilt"
 
 
 def encode_position(position: NodePosition) -> str:

@@ -1,7 +1,10 @@
 """Publishes released deltas: Redis Stream per channel (for SSE) and Kafka topic per channel.
 
 One Lua call per channel and batch gives each delta its ``seq`` (a per-channel
-counter), appends it to the stream, and records the published value; a delta equal
+counter), appends it to the stream, and records the published value. A counter that
+does not exist starts from the current time in ms × 1000, so a feed recreated after
+Redis lost its data never reuses a seq a client already holds (a client resuming
+from an old one gets 410 and bootstraps again). A delta equal
 to the last published value is dropped there, so a replay after a crash publishes
 nothing twice and "no delta when unchanged" holds at the source. What Redis accepted
 is then produced to ``<prefix><channel>`` (default ``availability.deltas.<channel>``),
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterable
 from typing import Any, cast
 
 import orjson
@@ -24,16 +28,18 @@ from dataflows.messages import Release
 
 log = logging.getLogger(__name__)
 
-# KEYS: stream, seq counter, published hash. ARGV: max stream length, channel, then
-# (sku, available, as_of JSON literal, rules_version, released_at µs) per delta.
+# KEYS: stream, seq counter, published hash. ARGV: max stream length, channel, the
+# seq to start after if the counter is missing, then (sku, available, as_of JSON
+# literal, rules_version, released_at µs) per delta.
 PUBLISH_SCRIPT = """
 local out = {}
 local channel = cjson.encode(ARGV[2])
-for i = 3, #ARGV, 5 do
+for i = 4, #ARGV, 5 do
   local sku, available = ARGV[i], ARGV[i + 1]
   local previous = redis.call('HGET', KEYS[3], sku) or '0'
   if previous ~= available then
-    local seq = redis.call('INCR', KEYS[2])
+    redis.call('SET', KEYS[2], ARGV[3], 'NX')
+    local seq = string.format('%.0f', redis.call('INCR', KEYS[2]))  -- Lua numbers print as 1.7e+15
     local delta = '{"channel":' .. channel .. ',"sku":' .. cjson.encode(sku) .. ',"available":' .. available
       .. ',"previous":' .. previous .. ',"as_of":' .. ARGV[i + 2] .. ',"rules_version":'
       .. cjson.encode(ARGV[i + 3]) .. ',"seq":' .. seq .. '}'
@@ -47,8 +53,25 @@ return out
 """
 
 
-def publish_arguments(retention: int, channel: str, releases: list[Release]) -> list[Any]:
-    args: list[Any] = [retention, channel]
+def seq_origin() -> int:
+    """Where a new feed's seq starts: ms × 1000 stays below 2^53 (exact in JavaScript) for centuries."""
+    return time.time_ns() // 1_000_000 * 1000
+
+
+def start_feeds(client: redis.Redis, keys: Keys, channels: Iterable[str]) -> None:
+    """Gives every channel without a feed its seq origin.
+
+    A snapshot taken before a channel's first delta then already carries a cursor the feed continues from.
+    """
+    origin = seq_origin()
+    pipe = client.pipeline(transaction=False)
+    for channel in channels:
+        pipe.set(keys.feed_seq(channel), origin, nx=True)
+    pipe.execute()
+
+
+def publish_arguments(retention: int, channel: str, releases: list[Release], origin: int = 0) -> list[Any]:
+    args: list[Any] = [retention, channel, origin]
     for release in releases:
         d = release.delta
         args += [d.sku, d.available, orjson.dumps(format_as_of(d.as_of)), d.rules_version, release.released_at]
@@ -79,7 +102,8 @@ class _FeedPartition(StatelessSinkPartition[Release]):
             for i in range(0, len(pairs), 2):
                 self.producer.produce(self.topic_prefix + channel, pairs[i + 1], pairs[i], on_delivery=self._delivered)
             self.producer.poll(0)
-        self.producer.flush(30)
+        while self.producer.flush(5) > 0:  # broker away: wait (backpressure) rather than drop deltas
+            log.warning("delta topic producer: %d deltas wait for the broker", len(self.producer))
         if self.failed:
             log.error("%d deltas not delivered to Kafka, e.g. %s", len(self.failed), self.failed[0])
             self.failed.clear()
@@ -88,7 +112,8 @@ class _FeedPartition(StatelessSinkPartition[Release]):
         pipe = self.client.pipeline(transaction=False)
         for channel, releases in by_channel.items():
             keys = [self.keys.feed(channel), self.keys.feed_seq(channel), self.keys.published(channel)]
-            self.publish(keys=keys, args=publish_arguments(self.retention, channel, releases), client=pipe)
+            args = publish_arguments(self.retention, channel, releases, seq_origin())
+            self.publish(keys=keys, args=args, client=pipe)
         return dict(zip(by_channel, cast(list[list[bytes]], pipe.execute()), strict=True))
 
     def _delivered(self, error: KafkaError | None, _message: object) -> None:
@@ -107,5 +132,6 @@ class FeedSink(DynamicSink[Release]):
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _FeedPartition:
         client = redis.Redis.from_url(self.redis_url, socket_timeout=10, socket_connect_timeout=5)
-        producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 5, "enable.idempotence": True})
+        producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 5, "enable.idempotence": True,
+                             "message.timeout.ms": 0})  # never expire a delta while the broker is away
         return _FeedPartition(client, producer, self.keys, self.topic_prefix, self.retention)

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import TypeGuard, cast
 
 import bytewax.operators as op
+import redis
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.operators import KeyedStream
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
 from avail.projection import Keys
+from avail.rebuild import ensure_generation
 from avail.settings import FlowSettings
 from dataflows import kafka_io
 from dataflows.feed_sink import FeedSink
@@ -21,12 +24,14 @@ from dataflows.logic import Emitted, Incoming, builder
 from dataflows.messages import ChannelDelta, Counts, DeadLetter, Inbound, SkuWrite
 from dataflows.redis_sink import RedisSink, SinkItem
 from dataflows.rules_reload import ActiveRules, RulesWatcher, startup_rules
+from dataflows.store_guard import Registry, StoreGuard
 from dataflows.throttle import throttle_builder
 
 log = logging.getLogger(__name__)
 
 
-def build_flow(settings: FlowSettings, active: ActiveRules) -> Dataflow:
+def build_flow(settings: FlowSettings, active: ActiveRules, registry: Registry | None = None) -> Dataflow:
+    registry = registry if registry is not None else Registry()
     flow = Dataflow("availability")
     messages = op.input("kafka_in", flow, kafka_io.source(settings))
     # KafkaSourceMessage | KafkaError
@@ -39,8 +44,10 @@ def build_flow(settings: FlowSettings, active: ActiveRules) -> Dataflow:
     watcher = RulesWatcher(settings.rules_dir, active, redis_url, keys, settings.rules_poll_interval_s)
     refreshes = op.input("rules", flow, watcher)
     # (sku, RulesChanged): every known SKU, once per valid rules change
-    incoming: KeyedStream[Incoming] = op.merge("to_apply", keyed, refreshes)
-    applied: Stream[Emitted] = op.key_rm("unkey", op.stateful_batch("apply", incoming, builder(active)))
+    rebuilds = op.input("store_guard", flow, StoreGuard(registry, active, redis_url, keys))
+    # (sku, Rebuild): this process's SKUs, when Redis lost its data or `avail rebuild` asked
+    incoming: KeyedStream[Incoming] = op.merge("to_apply", keyed, refreshes, rebuilds)
+    applied: Stream[Emitted] = op.key_rm("unkey", op.stateful_batch("apply", incoming, builder(active, registry)))
     # SkuWrite | DeadLetter (an event older than its SKU's window)
     to_feed = op.branch("to_feed", applied, _is_delta)
     late = op.branch("late", cast(Stream[SkuWrite | DeadLetter], to_feed.falses), _is_dead_letter)
@@ -62,7 +69,7 @@ def build_flow(settings: FlowSettings, active: ActiveRules) -> Dataflow:
     # Heartbeat
     written = cast(Stream[SkuWrite], late.falses)
     to_redis: Stream[SinkItem] = op.merge("to_redis", written, rejects, ticks)
-    op.output("redis", to_redis, RedisSink(redis_url, keys))
+    op.output("redis", to_redis, RedisSink(redis_url, keys, registry))
     return flow
 
 
@@ -106,7 +113,9 @@ def run(
     """Loads the rules, publishes them, and runs the flow until it is killed."""
     from bytewax._bytewax import cli_main
 
-    active = startup_rules(settings.rules_dir, settings.redis_url.get_secret_value(), Keys(settings.redis_prefix))
+    url, keys = settings.redis_url.get_secret_value(), Keys(settings.redis_prefix)
+    generation = _wait_for_redis(url, keys)
+    active = startup_rules(settings.rules_dir, url, keys)
     log.info("rules %s from %s: %d nodes, %d channels", active.rules.version, settings.rules_dir,
              len(active.rules.nodes), len(active.rules.channels))
     recovery = None
@@ -117,6 +126,25 @@ def run(
             settings.recovery_dir, recovery_partitions, timedelta(seconds=settings.backup_interval_s)
         )
     cli_main(  # type: ignore[no-untyped-call]
-        build_flow(settings, active), workers_per_process=workers, process_id=process_id, addresses=addresses,
+        build_flow(settings, active, Registry(generation)), workers_per_process=workers, process_id=process_id,
+        addresses=addresses,
         epoch_interval=timedelta(seconds=settings.snapshot_interval_s), recovery_config=recovery,
     )
+
+
+def _wait_for_redis(url: str, keys: Keys) -> str:
+    """The Redis data generation, waiting with capped backoff while Redis does not answer."""
+    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    backoff, waited = 0.2, 0.0
+    try:
+        while True:
+            try:
+                return ensure_generation(client, keys)
+            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+                if waited == 0:
+                    log.warning("Redis does not answer (%s); waiting for it", exc)
+                time.sleep(backoff)
+                waited += backoff
+                backoff = min(backoff * 2, 5.0)
+    finally:
+        client.close()

@@ -33,7 +33,9 @@ def source(settings: FlowSettings) -> KafkaSource:
 
 
 def dead_letter_sink(settings: FlowSettings) -> KafkaSink:
-    return KafkaSink([settings.kafka_bootstrap], settings.topic_dlq, add_config={"linger.ms": "5"})
+    # no expiry: during a broker outage dead letters wait in the producer (the sink flush blocks)
+    config = {"linger.ms": "5", "message.timeout.ms": "0"}
+    return KafkaSink([settings.kafka_bootstrap], settings.topic_dlq, add_config=config)
 
 
 class Decoder:

@@ -14,23 +14,27 @@ from atp.state import SkuState
 from avail.projection import encode_position
 from dataflows.messages import ChannelDelta, DeadLetter, Inbound, SkuWrite
 from dataflows.rules_reload import ActiveRules, RulesChanged
+from dataflows.store_guard import Rebuild, Registry
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 Emitted = SkuWrite | DeadLetter | ChannelDelta
-Incoming = Inbound | RulesChanged
+Incoming = Inbound | RulesChanged | Rebuild
 
-SkuSnapshot = tuple[bytes, int]
-"""What Bytewax stores per SKU: the pickled state and the last version written."""
+SkuSnapshot = tuple[bytes, int, str]
+"""What Bytewax stores per SKU: the pickled state, the last version written, and the
+Redis data generation of its last whole write (``store_guard``)."""
 
 
 def now_us() -> int:
     return time.time_ns() // 1000
 
 
-def builder(active: ActiveRules) -> Callable[[SkuSnapshot | None], SkuLogic]:
+def builder(active: ActiveRules, registry: Registry | None = None) -> Callable[[SkuSnapshot | None], SkuLogic]:
+    registry = registry if registry is not None else Registry()
+
     def build(resume: SkuSnapshot | None) -> SkuLogic:
-        return SkuLogic(active, resume)
+        return SkuLogic(active, resume, registry)
 
     return build
 
@@ -43,13 +47,17 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
     writes land even though Redis already holds pre-crash values.
     """
 
-    def __init__(self, active: ActiveRules, resume: SkuSnapshot | None) -> None:
+    def __init__(self, active: ActiveRules, resume: SkuSnapshot | None, registry: Registry) -> None:
         self.active = active
+        self.registry = registry
         self.state: SkuState | None = None
         self.version = 0
+        self.written_generation = ""
         if resume is not None:
             self.state = SkuState.from_bytes(resume[0])
             self.version = resume[1]
+            self.written_generation = resume[2] if len(resume) > 2 else ""  # noqa: PLR2004 - older snapshots
+            registry.add(self.state.sku, self)
         self.full_write_pending = True
         self.written_rules_version = ""
         self.written_unsourced: dict[str, int] = {}
@@ -59,15 +67,20 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
         now = now_us()
         rules = self.active.current()
         inbound: list[Inbound] = []
+        refresh = False
         for value in values:
-            if isinstance(value, RulesChanged):
-                rules = self.active.ensure(value.version)
-            else:
+            if isinstance(value, Inbound):
                 inbound.append(value)
+            elif isinstance(value, RulesChanged):
+                rules = self.active.ensure(value.version)
+                refresh = True
+            else:
+                self.full_write_pending = True
         if self.state is None:
-            if not inbound:  # a rules refresh for a SKU this worker holds no state for
+            if not inbound:  # a refresh for a SKU this worker holds no state for
                 return (), StatefulBatchLogic.DISCARD
             self.state = SkuState(inbound[0].event.sku)
+            self.registry.add(self.state.sku, self)
         state = self.state
         emitted: list[Emitted] = []
         write = SkuWrite(state.sku, 0, False)
@@ -80,7 +93,7 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
             if outcome.undeclared_nodes:
                 counts["undeclared_node_events"] = counts.get("undeclared_node_events", 0) + 1
             _merge(write, outcome, rules)
-        if len(inbound) < len(values):
+        if refresh:
             _merge(write, state.refresh(now=now, rules=rules), rules)
         self._finish(write, now, rules, emitted)
         return emitted, StatefulBatchLogic.RETAIN
@@ -106,13 +119,14 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
 
     def snapshot(self) -> SkuSnapshot:
         assert self.state is not None  # noqa: S101 - logic without state is discarded, never snapshotted
-        return self.state.to_bytes(), self.version
+        return self.state.to_bytes(), self.version, self.written_generation
 
     def _finish(self, write: SkuWrite, now: int, rules: RuleSet, emitted: list[Emitted]) -> None:
         state = self.state
         assert state is not None  # noqa: S101
         if self.full_write_pending:
             write.full = True
+            self.written_generation = self.registry.generation
             write.positions = {p.node: encode_position(p) for p in state.node_positions()}
             write.channels = {name: state.shown.get(name, 0) for name in rules.channels}
         else:

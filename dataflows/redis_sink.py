@@ -1,16 +1,19 @@
 """Redis sink: each SKU's changes applied atomically, guarded by a per-SKU version.
 
 A worker's batch becomes one pipeline: one Lua call per SKU (compare-and-set on the
-hash's version), the index of known SKUs, counters, and the worker's heartbeat.
+hash's version), the index of known SKUs, counters, the worker's heartbeat and progress.
 Writes are absolute values, never increments, so the replay after a crash is harmless.
 On a Redis error the whole batch is retried with capped backoff; the flow waits
-meanwhile (backpressure, nothing skipped).
+meanwhile (backpressure, nothing skipped). A partial write to a SKU hash that is not
+there (Redis lost it) is refused and the SKU handed to the store guard for a whole write.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import socket
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -20,16 +23,20 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from avail.projection import AS_OF, CHANNEL_PREFIX, NODE_PREFIX, RULES_VERSION, UNSOURCED_PREFIX, Keys
 from dataflows.messages import Counts, Heartbeat, SkuWrite
+from dataflows.store_guard import Registry
 
 log = logging.getLogger(__name__)
 
 SinkItem = SkuWrite | Counts | Heartbeat
 
 # KEYS: sku hash. ARGV: version, full (1/0), count of fields to delete, those fields,
-# then field/value pairs.
+# then field/value pairs. Returns 1 written, 0 older than what is there, -1 partial
+# write to a missing hash (refused: it would publish a SKU with nodes missing).
+LOST = -1
 _WRITE_SKU = """
 local current = redis.call('HGET', KEYS[1], 'v')
 if current and tonumber(current) >= tonumber(ARGV[1]) then return 0 end
+if not current and ARGV[2] ~= '1' then return -1 end
 if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
 redis.call('HSET', KEYS[1], 'v', ARGV[1])
 local deletes = tonumber(ARGV[3])
@@ -96,10 +103,13 @@ def sku_arguments(write: SkuWrite) -> list[Any]:
 
 
 class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
-    def __init__(self, client: redis.Redis, keys: Keys, max_backoff_s: float) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, max_backoff_s: float, registry: Registry,
+                 worker: str) -> None:
         self.client = client
         self.keys = keys
         self.max_backoff_s = max_backoff_s
+        self.registry = registry
+        self.worker = worker
         self.write_sku = client.register_script(_WRITE_SKU)
 
     def write_batch(self, items: list[SinkItem]) -> None:
@@ -122,6 +132,7 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
     def _write(self, writes: dict[str, SkuWrite], counts: dict[str, int], heartbeat: Heartbeat | None) -> None:
         keys = self.keys
         pipe = self.client.pipeline(transaction=False)
+        order = list(writes)
         new_skus: list[str] = []
         for sku, write in writes.items():
             self.write_sku(keys=[keys.sku(sku)], args=sku_arguments(write), client=pipe)
@@ -135,7 +146,17 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
             pipe.hincrby(keys.stats, name, value)
         if heartbeat is not None:
             pipe.hset(keys.heartbeat, heartbeat.worker, heartbeat.at)
-        pipe.execute()
+        if counts.get("applied"):
+            pipe.hset(keys.progress, f"applied:{self.worker}", time.time_ns() // 1000)
+            newest = max((w.as_of for w in writes.values() if w.as_of is not None), default=None)
+            if newest is not None:
+                pipe.hset(keys.progress, f"event:{self.worker}", newest)
+        results = pipe.execute()
+        lost = [sku for sku, result in zip(order, results, strict=False) if result == LOST]
+        if lost:
+            self.registry.report_lost(lost)
+            with contextlib.suppress(redis.RedisError):  # a counter; retrying the batch would count twice
+                self.client.hincrby(keys.stats, "lost_sku_writes", len(lost))
 
     def close(self) -> None:
         self.client.close()
@@ -144,12 +165,14 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
 class RedisSink(DynamicSink[SinkItem]):
     """One Redis client per worker, built when the worker starts (never at import)."""
 
-    def __init__(self, url: str, keys: Keys, max_backoff_s: float = 5.0) -> None:
+    def __init__(self, url: str, keys: Keys, registry: Registry, max_backoff_s: float = 5.0) -> None:
         self.url = url
         self.keys = keys
+        self.registry = registry
         self.max_backoff_s = max_backoff_s
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _RedisSinkPartition:
         client = redis.Redis.from_url(self.url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
         log.info("redis sink on worker %d/%d (pid %d)", worker_index, worker_count, os.getpid())
-        return _RedisSinkPartition(client, self.keys, self.max_backoff_s)
+        worker = f"{socket.gethostname()}:{os.getpid()}:{worker_index}"
+        return _RedisSinkPartition(client, self.keys, self.max_backoff_s, self.registry, worker)

@@ -27,6 +27,7 @@ from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from atp.rules import RuleSet
 from avail.projection import Keys, rules_document
 from avail.rules_loader import RulesError, check_sources, read_sources, rule_files
+from dataflows.feed_sink import start_feeds
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ def publish(client: redis.Redis, keys: Keys, sources: dict[str, str], rules: Rul
     pipe.set(keys.rules_version, rules.version)
     pipe.delete(keys.rules_error)
     pipe.execute()
+    start_feeds(client, keys, rules.channels)
 
 
 def report_refused(client: redis.Redis, keys: Keys, problems: list[str], kept: str) -> None:
@@ -59,8 +61,10 @@ class ActiveRules:
     """The rule set every SKU's logic in this process reads; swapped whole on a change."""
 
     def __init__(self, rules: RuleSet, redis_url: str | None = None, keys: Keys | None = None,
-                 poll_s: float = 1.0) -> None:
+                 poll_s: float = 1.0, sources: dict[str, str] | None = None) -> None:
         self.rules = rules
+        self.sources = sources or {}
+        """The file texts behind ``rules``: republished when Redis lost them."""
         self._redis_url = redis_url
         self._keys = keys
         self._poll_s = poll_s
@@ -71,7 +75,11 @@ class ActiveRules:
         """The rules, after checking the published version at most every ``poll_s``."""
         if self._keys is not None and time.monotonic() - self._checked >= self._poll_s:
             self._checked = time.monotonic()
-            published = self._redis().get(self._keys.rules_version)
+            try:
+                published = self._redis().get(self._keys.rules_version)
+            except redis.RedisError as exc:  # Redis down: keep computing with what this process runs
+                log.debug("rules version check skipped: %s", exc)
+                return self.rules
             if isinstance(published, bytes) and published.decode() != self.rules.version:
                 self.ensure(published.decode())
         return self.rules
@@ -80,7 +88,11 @@ class ActiveRules:
         """Adopts the published rules if they are ``version`` and this process runs others."""
         if version == self.rules.version or self._keys is None:
             return self.rules
-        raw = self._redis().get(self._keys.rules_source)
+        try:
+            raw = self._redis().get(self._keys.rules_source)
+        except redis.RedisError as exc:
+            log.warning("rules %s not adopted yet, Redis unavailable: %s", version, exc)
+            return self.rules
         if raw is None:
             return self.rules
         published = orjson.loads(raw)
@@ -91,7 +103,7 @@ class ActiveRules:
             log.error("published rules %s do not load here; keeping %s", version, self.rules.version)
             return self.rules
         log.info("rules %s adopted (was %s)", version, self.rules.version)
-        self.rules = checked.rules
+        self.rules, self.sources = checked.rules, published["sources"]
         return self.rules
 
     def _redis(self) -> redis.Redis:
@@ -120,7 +132,12 @@ class _Watcher(StatefulSourcePartition[tuple[str, RulesChanged], str]):
 
     def next_batch(self) -> list[tuple[str, RulesChanged]]:
         if self.pending is not None:
-            chunk = next(self.pending, None)
+            try:
+                chunk = next(self.pending, None)
+            except redis.RedisError as exc:  # the walk over known SKUs starts again once Redis answers
+                log.warning("rules refresh paused, Redis unavailable: %s", exc)
+                self.pending = self._all_skus()
+                return []
             if chunk is not None:
                 return [(sku.decode(), RulesChanged(self.pending_version)) for sku in chunk]
             self.pending = None
@@ -128,8 +145,12 @@ class _Watcher(StatefulSourcePartition[tuple[str, RulesChanged], str]):
         now = fingerprint(self.directory)
         if now == self.seen:
             return []
+        try:
+            self._reload()
+        except redis.RedisError as exc:  # seen stays old: the change is tried again on the next tick
+            log.warning("rules change not published yet, Redis unavailable: %s", exc)
+            return []
         self.seen = now
-        self._reload()
         return []
 
     def _reload(self) -> None:
@@ -149,7 +170,7 @@ class _Watcher(StatefulSourcePartition[tuple[str, RulesChanged], str]):
         self.client.hincrby(self.keys.stats, "rules_reloaded", 1)
         log.info("rules %s loaded from %s (was %s); recomputing every SKU", rules.version, self.directory,
                  self.active.rules.version)
-        self.active.rules = rules
+        self.active.rules, self.active.sources = rules, sources
         self.pending_version = rules.version
         self.pending = self._all_skus()
 
@@ -197,15 +218,16 @@ def startup_rules(directory: Path, url: str, keys: Keys) -> ActiveRules:
                 publish(client, keys, sources, checked.rules)
                 for warning in checked.warnings:
                     log.warning("rules: %s", warning)
-                return ActiveRules(checked.rules, url, keys)
+                return ActiveRules(checked.rules, url, keys, sources=sources)
             errors = checked.errors
         raw = client.get(keys.rules_source)
-        fallback = check_sources(orjson.loads(raw)["sources"]).rules if raw is not None else None
+        published = orjson.loads(raw)["sources"] if raw is not None else {}
+        fallback = check_sources(published).rules if raw is not None else None
         if fallback is None:
             raise RulesError(errors)
         for error in errors:
             log.error("rules in %s refused, running the last published set %s: %s", directory, fallback.version, error)
         report_refused(client, keys, [str(e) for e in errors], fallback.version)
-        return ActiveRules(fallback, url, keys)
+        return ActiveRules(fallback, url, keys, sources=published)
     finally:
         client.close()

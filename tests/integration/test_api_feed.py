@@ -49,7 +49,7 @@ class Feed:
         self.script = store.register_script(PUBLISH_SCRIPT)  # the flow's own publish script
 
     def publish(self, *changes: tuple[str, int]) -> list[int]:
-        args: list[str | int] = [1_000_000, self.channel]
+        args: list[str | int] = [1_000_000, self.channel, 0]
         for sku, available in changes:
             args += [sku, available, AS_OF, RULES["version"], time.time_ns() // 1000]
         keys = [self.keys.feed(self.channel), self.keys.feed_seq(self.channel), self.keys.published(self.channel)]
