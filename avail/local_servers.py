@@ -1,7 +1,8 @@
 """Local Kafka-compatible broker (Tansu) and Redis processes for development and tests.
 
-Both bind to 127.0.0.1 on a free port, keep nothing on disk, and are stopped by the
-PID we started (never by name). Tansu is memory-only: its topics are gone when it stops.
+Both bind to 127.0.0.1 on a free port, keep nothing on disk (unless a Redis data
+directory is given), and are stopped by the PID we started (never by name). Tansu is
+memory-only: its topics are gone when it stops.
 """
 
 from __future__ import annotations
@@ -112,12 +113,16 @@ def _log_file(log_dir: Path | None, name: str) -> tuple[Path | None, int]:
     return path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 
 
-def start_tansu(port: int | None = None, log_dir: Path | None = None) -> LocalServer:
+def start_tansu(
+    port: int | None = None, log_dir: Path | None = None, advertised_port: int | None = None,
+) -> LocalServer:
+    """``advertised_port``: the port clients are told to use (a proxy in front of it, in tests)."""
     port = port or free_port()
     url = f"tcp://{LOOPBACK}:{port}"
+    advertised = f"tcp://{LOOPBACK}:{advertised_port or port}"
     log_path, out = _log_file(log_dir, "tansu")
     process = subprocess.Popen(  # noqa: S603 - our own binary and arguments
-        [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", url,
+        [str(tansu_binary()), "broker", "--listener-url", url, "--advertised-listener-url", advertised,
          "--storage-engine", "memory://tansu/"],
         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
     )
@@ -132,12 +137,20 @@ def start_tansu(port: int | None = None, log_dir: Path | None = None) -> LocalSe
     return server
 
 
-def start_redis(port: int | None = None, log_dir: Path | None = None) -> LocalServer:
+def start_redis(
+    port: int | None = None, log_dir: Path | None = None, data_dir: Path | None = None,
+) -> LocalServer:
+    """``data_dir``: keep the data there (append-only file), so a restart on it finds it again."""
     port = port or free_port()
     log_path, out = _log_file(log_dir, "redis")
+    if data_dir is not None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        persistence = ["--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(data_dir)]
+    else:
+        persistence = ["--appendonly", "no", "--dir", os.environ.get("TMPDIR", "/tmp")]  # noqa: S108
     process = subprocess.Popen(  # noqa: S603 - our own binary and arguments
-        [str(redis_binary()), "--bind", LOOPBACK, "--port", str(port), "--save", "", "--appendonly", "no",
-         "--protected-mode", "yes", "--dir", str(Path(os.environ.get("TMPDIR", "/tmp")))],  # noqa: S108
+        [str(redis_binary()), "--bind", LOOPBACK, "--port", str(port), "--save", "", *persistence,
+         "--protected-mode", "yes"],
         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
     )
     if isinstance(out, int) and out != subprocess.DEVNULL:
