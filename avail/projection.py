@@ -18,6 +18,9 @@ Per channel, the delta feed (contract section 5)::
     {prefix}:feedseq:{CHANNEL}  integer: the last seq given out (0 or absent: none yet)
     {prefix}:pub:{CHANNEL}      hash sku -> the last published quantity (absent: 0); the channel
                                 snapshot reads this, so snapshot + feed from its cursor is exact
+    {prefix}:feedkafka:{CHANNEL}  the last seq delivered to the channel's Kafka topic; on start the
+                                flow re-produces the stream entries after it (a crash between the
+                                Redis publish and the Kafka flush loses nothing from the topic)
 
 Engine-wide::
 
@@ -64,6 +67,9 @@ class Keys:
 
     def feed_seq(self, channel: str) -> str:
         return f"{self.prefix}:feedseq:{{{channel}}}"
+
+    def feed_kafka(self, channel: str) -> str:
+        return f"{self.prefix}:feedkafka:{{{channel}}}"
 
     def published(self, channel: str) -> str:
         return f"{self.prefix}:pub:{{{channel}}}"

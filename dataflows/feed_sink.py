@@ -8,7 +8,9 @@ from an old one gets 410 and bootstraps again). A delta equal
 to the last published value is dropped there, so a replay after a crash publishes
 nothing twice and "no delta when unchanged" holds at the source. What Redis accepted
 is then produced to ``<prefix><channel>`` (default ``availability.deltas.<channel>``),
-keyed by SKU, and flushed before the batch counts as written.
+keyed by SKU, and flushed before the batch counts as written. The last seq flushed is
+recorded per channel; the first batch of a channel after a start re-produces the stream
+entries after it, so the Kafka topic gets every delta at least once (same seq on a repeat).
 """
 
 from __future__ import annotations
@@ -84,6 +86,7 @@ class _FeedPartition(StatelessSinkPartition[Release]):
         self.topic_prefix, self.retention = topic_prefix, retention
         self.publish = client.register_script(PUBLISH_SCRIPT)
         self.failed: list[KafkaError] = []
+        self.caught_up: set[str] = set()
 
     def write_batch(self, items: list[Release]) -> None:
         by_channel: dict[str, list[Release]] = {}
@@ -92,6 +95,8 @@ class _FeedPartition(StatelessSinkPartition[Release]):
         backoff = 0.05
         while True:
             try:
+                for channel in by_channel.keys() - self.caught_up:
+                    self._catch_up(channel)
                 accepted = self._publish(by_channel)
                 break
             except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
@@ -102,11 +107,55 @@ class _FeedPartition(StatelessSinkPartition[Release]):
             for i in range(0, len(pairs), 2):
                 self.producer.produce(self.topic_prefix + channel, pairs[i + 1], pairs[i], on_delivery=self._delivered)
             self.producer.poll(0)
+        self._flush()
+        self._acknowledge({channel: orjson.loads(pairs[-1])["seq"] for channel, pairs in accepted.items() if pairs})
+
+    def _flush(self) -> bool:
         while self.producer.flush(5) > 0:  # broker away: wait (backpressure) rather than drop deltas
             log.warning("delta topic producer: %d deltas wait for the broker", len(self.producer))
-        if self.failed:
-            log.error("%d deltas not delivered to Kafka, e.g. %s", len(self.failed), self.failed[0])
-            self.failed.clear()
+        if not self.failed:
+            return True
+        log.error("%d deltas not delivered to Kafka, e.g. %s", len(self.failed), self.failed[0])
+        self.failed.clear()
+        return False
+
+    def _acknowledge(self, last_seqs: dict[str, int]) -> None:
+        if not last_seqs:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        for channel, seq in last_seqs.items():
+            pipe.set(self.keys.feed_kafka(channel), seq)
+        try:
+            pipe.execute()
+        except redis.RedisError as exc:  # a later batch records a higher seq; a restart repeats a few
+            log.warning("delta topic position not recorded: %s", exc)
+
+    def _catch_up(self, channel: str) -> None:
+        """Re-produces what the stream holds beyond the last seq known to be in Kafka."""
+        delivered_raw, last_raw = self.client.mget(self.keys.feed_kafka(channel), self.keys.feed_seq(channel))
+        last = int(last_raw or 0)
+        if delivered_raw is None or int(delivered_raw) >= last:
+            self.client.set(self.keys.feed_kafka(channel), last)
+            self.caught_up.add(channel)
+            return
+        start, repeated = f"{int(delivered_raw) + 1}-0", 0
+        while True:
+            entries = cast(list[tuple[bytes, dict[bytes, bytes]]],
+                           self.client.xrange(self.keys.feed(channel), start, "+", count=1000))
+            for entry_id, fields in entries:
+                delta = fields[b"d"]
+                self.producer.produce(self.topic_prefix + channel, delta, orjson.loads(delta)["sku"].encode(),
+                                      on_delivery=self._delivered)
+                self.producer.poll(0)
+                start = "(" + entry_id.decode()
+            repeated += len(entries)
+            if len(entries) < 1000:  # noqa: PLR2004 - the page size above
+                break
+        if self._flush():
+            self.client.set(self.keys.feed_kafka(channel), last)
+        log.warning("channel %s: %d deltas after seq %s re-produced to Kafka (missing after a crash)",
+                    channel, repeated, int(delivered_raw))
+        self.caught_up.add(channel)
 
     def _publish(self, by_channel: dict[str, list[Release]]) -> dict[str, list[bytes]]:
         pipe = self.client.pipeline(transaction=False)
