@@ -68,7 +68,9 @@ class ApiSettings(CommonSettings):
     api_keys: dict[SecretStr, list[str]] | None = Field(
         None, description="JSON object: key → scopes (read, read:<channel>, admin)",
     )
-    stale_after_s: float = Field(10.0, gt=0, description="flow heartbeat age after which /readyz fails")
+    stale_after_s: float = Field(
+        10.0, gt=0, description="flow heartbeat age after which /readyz fails and answers are flagged flow_down",
+    )
     insecure_no_auth: bool = Field(
         False, description="serve every route without an API key (development only; logged loudly)",
     )
@@ -82,6 +84,21 @@ class ApiSettings(CommonSettings):
     sse_client_buffer: int = Field(
         10_000, ge=1, le=1_000_000,
         description="deltas buffered for one SSE client; past it the client is disconnected and resumes later",
+    )
+    rate_limit_per_s: float = Field(
+        2000.0, ge=0, description="requests per second per API key and API process (token bucket); 0: no limit",
+    )
+    rate_limit_burst: int | None = Field(
+        None, ge=1, description="requests one key may make at once before the rate applies; unset: one second's worth",
+    )
+    max_body_bytes: int = Field(
+        256 * 1024, ge=1024, le=64 * 1024 * 1024, description="largest request body; a larger one answers 413",
+    )
+    input_idle_after_s: float = Field(
+        300.0, gt=0, description="no event applied for this long flags answers stale (input_idle)",
+    )
+    max_lag_s: float = Field(
+        60.0, gt=0, description="events applied this long after they occurred flag answers stale (lagging)",
     )
 
     @field_validator("api_keys")

@@ -8,6 +8,7 @@ import, and closed when the server stops.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import threading
@@ -23,11 +24,14 @@ from redis.retry import Retry
 
 from avail.projection import Keys
 from avail.settings import ApiSettings
-from availability_api import queries
+from availability_api import log_redaction, operations, queries
 from availability_api.auth import AuthConfigError, KeyRing
+from availability_api.body_limit import BodyLimitMiddleware
 from availability_api.errors import install_error_handlers
 from availability_api.feed import READ_BLOCK_MS, SHUTDOWN, FeedHub
+from availability_api.freshness import FreshnessMonitor, Limits, Progress
 from availability_api.metrics import ApiMetrics, MetricsMiddleware
+from availability_api.rate_limit import RateLimiter
 from availability_api.routes import Context, router
 from availability_api.rules_cache import RulesCache
 from availability_api.types import RedisClient
@@ -37,10 +41,16 @@ log = logging.getLogger("availability_api")
 _DESCRIPTION = """\
 Channel and node availability (ATP) of every SKU, as computed by the availability engine.
 
-Every route but `/healthz` and `/readyz` needs an API key in the `X-API-Key` header. A key
+Every route but `/healthz`, `/readyz` and this documentation (`/docs`, `/redoc`,
+`/openapi.json`: no data in them) needs an API key in the `X-API-Key` header. A key
 carries scopes: `read` (every channel), `read:<channel>` (that channel only: pass
 `channel=<channel>`), `admin` (everything). A missing or unknown key answers 401, a key
-without the scope 403.
+without the scope 403. Each key may make AVAIL_RATE_LIMIT_PER_S requests a second per
+API process (429 with `Retry-After` past that); a request body may hold
+AVAIL_MAX_BODY_BYTES (413 past that).
+
+Availability answers say whether the engine keeps their numbers current: `stale` (with
+`stale_reason`) and the `X-Availability-Stale` header (`0`, or the reason).
 
 Every error answers `{"error": {"code", "message", "field"}}`.
 """
@@ -91,6 +101,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     keyring = _keyring(settings)
     metrics = ApiMetrics()
     keys = Keys(settings.redis_prefix)
+    log_redaction.install()
+    limits = Limits(settings.stale_after_s, settings.input_idle_after_s, settings.max_lag_s)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -101,14 +113,25 @@ def create_app(settings: ApiSettings) -> FastAPI:
         async def load_rules() -> str | None:
             return await queries.read_rules(redis, keys)
 
+        async def read_progress() -> Progress:
+            return Progress.parse(*await queries.read_progress(redis, keys))
+
+        freshness = FreshnessMonitor(read_progress, limits, max_age_s=settings.stale_after_s)
+        with contextlib.suppress(Exception):  # Redis may be down at start: the loop keeps trying
+            await freshness.refresh()  # so the first answers already know
+        watching = asyncio.create_task(freshness.run(), name="freshness")
         app.state.context = Context(
             keys=keys, redis=redis, rules=RulesCache(load_rules), keyring=keyring, metrics=metrics,
-            stale_after_s=settings.stale_after_s, hub=hub, sse_heartbeat_s=settings.sse_heartbeat_s,
+            hub=hub, sse_heartbeat_s=settings.sse_heartbeat_s,
+            limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst), freshness=freshness,
         )
         try:
             with _on_exit_signal(asyncio.get_running_loop(), lambda: hub.end_all(SHUTDOWN)):
                 yield
         finally:
+            watching.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watching
             await hub.close()
             await blocking_redis.aclose()
             await redis.aclose()
@@ -117,8 +140,10 @@ def create_app(settings: ApiSettings) -> FastAPI:
         title="Availability API", version="1", description=_DESCRIPTION, openapi_tags=_TAGS, lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: it also counts 413s
     app.include_router(router)
+    app.include_router(operations.router)
     return app
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pydantic import SecretStr
 
@@ -35,9 +35,11 @@ NO_KEYS_MESSAGE = (
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The scopes of the key that made a request."""
+    """The scopes of the key that made a request, and the key's digest (per-key rate limit)."""
 
     scopes: frozenset[str]
+    key_id: bytes = field(default=b"", compare=False, repr=False)
+    """SHA-256 digest of the key; empty when authentication is off. Identifies the key, never reveals it."""
 
     @property
     def is_admin(self) -> bool:
@@ -95,8 +97,9 @@ class KeyRing:
         """The principal of a presented key, or None; compares against every key, always."""
         # Header values reach us decoded as latin-1; this gives back the raw bytes sent.
         digest = _digest(presented.encode("latin-1", errors="replace"))
-        found: frozenset[str] | None = None
-        for known, scopes in self._entries:
-            if hmac.compare_digest(digest, known) and found is None:
-                found = scopes
-        return None if found is None else Principal(found)
+        found: tuple[bytes, frozenset[str]] | None = None
+        for entry in self._entries:
+            if hmac.compare_digest(digest, entry[0]) and found is None:
+                found = entry
+        # the stored digest, not the presented one: one bytes object per key, its hash cached
+        return None if found is None else Principal(found[1], found[0])

@@ -106,6 +106,28 @@ class PositionTrimmed(ApiError):
         )
 
 
+class RateLimited(ApiError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, retry_after_s: int) -> None:
+        super().__init__(
+            f"this API key is over its request rate (AVAIL_RATE_LIMIT_PER_S); retry in {retry_after_s} s",
+            headers={"Retry-After": str(retry_after_s)},
+        )
+
+
+class BodyTooLarge(StarletteHTTPException):
+    """Raised by the body limit while the body is read.
+
+    An ``HTTPException`` because FastAPI turns any other exception raised while it
+    reads a body into a 400 answer.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(413, f"request body larger than {limit} bytes (AVAIL_MAX_BODY_BYTES)")
+
+
 class ServiceUnavailable(ApiError):
     status_code = 503
     code = "redis_unavailable"
@@ -189,6 +211,10 @@ def _on_http_exception(_: Request, exc: StarletteHTTPException) -> Response:
     return error_response(exc.status_code, code, str(exc.detail), None, exc.headers)
 
 
+def _on_body_too_large(_: Request, exc: BodyTooLarge) -> Response:
+    return error_response(413, "body_too_large", str(exc.detail), "body")
+
+
 def _on_redis_down(request: Request, exc: redis_errors.RedisError) -> Response:
     log.warning("Redis unavailable during %s %s: %s", request.method, request.url.path, type(exc).__name__)
     return error_response(503, "redis_unavailable", "the availability store (Redis) is not answering; retry")
@@ -218,6 +244,7 @@ def install_error_handlers(app: FastAPI) -> None:
     _register(app, ApiError, _on_api_error)
     _register(app, UnknownSku, _on_unknown_sku)
     _register(app, RequestValidationError, _on_validation_error)
+    _register(app, BodyTooLarge, _on_body_too_large)
     _register(app, StarletteHTTPException, _on_http_exception)
     _register(app, redis_errors.ConnectionError, _on_redis_down)
     _register(app, redis_errors.TimeoutError, _on_redis_down)

@@ -66,6 +66,14 @@ class FlowStatsCollector(Collector):
             "avail_rules_reload_failures", "rules changes refused (the last valid set kept running)",
             value=_number(stats.get("rules_reload_failed")),
         )
+        yield CounterMetricFamily(
+            "avail_store_rebuilds", "times the flow rewrote Redis from its state (data lost or avail rebuild)",
+            value=_number(stats.get("rebuilds")),
+        )
+        yield CounterMetricFamily(
+            "avail_lost_sku_writes", "partial writes refused because the SKU hash was missing (then rewritten whole)",
+            value=_number(stats.get("lost_sku_writes")),
+        )
 
 
 def _number(value: str | None) -> float:
@@ -100,6 +108,9 @@ class ApiMetrics:
             "avail_api_sse_streams_ended",
             "delta streams ended, by channel and reason (client_gone, slow_client, redis_unavailable, feed_gap, "
             "shutdown, internal_error)", ["channel", "reason"], registry=self.registry,
+        )
+        self.rate_limited = Counter(
+            "avail_api_rate_limited", "requests refused with 429 by the per-key rate limit", registry=self.registry,
         )
         self.flow = FlowStatsCollector()
         self.registry.register(self.flow)

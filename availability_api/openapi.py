@@ -16,26 +16,51 @@ _ERRORS: dict[int, tuple[str, str, str, str | None]] = {
     410: ("the deltas after the requested position are no longer retained: re-bootstrap from the snapshot",
           "feed_position_trimmed", "the feed no longer holds seq 11 (the oldest retained is 101); re-bootstrap: "
           "read GET /v1/channels/web/snapshot and follow the feed from its delta_cursor", "after"),
+    413: ("the request body is larger than AVAIL_MAX_BODY_BYTES", "body_too_large",
+          "request body larger than 262144 bytes (AVAIL_MAX_BODY_BYTES)", "body"),
     422: ("a request field is invalid (codes: invalid_sku, too_many_skus, unknown_channel, invalid_cursor, "
           "invalid_position, feed_position_ahead, unknown_field, malformed_body, invalid_request)", "invalid_sku",
           "sku must be 1 to 64 characters of A-Z a-z 0-9 . _ - : /", "sku"),
+    429: ("this API key made more requests than AVAIL_RATE_LIMIT_PER_S allows (per API process); retry after "
+          "`Retry-After` seconds", "rate_limited",
+          "this API key is over its request rate (AVAIL_RATE_LIMIT_PER_S); retry in 1 s", None),
     503: ("Redis is not answering (redis_unavailable), or no rule set is published yet (rules_unavailable)",
           "redis_unavailable", "the availability store (Redis) is not answering; retry", None),
 }
 
+_HEADERS: dict[int, dict[str, Any]] = {
+    429: {"Retry-After": {"description": "whole seconds (at least 1) until the key may ask again",
+                          "schema": {"type": "integer", "minimum": 1}}},
+}
+
+STALE_HEADER: dict[str, Any] = {"X-Availability-Stale": {
+    "description": "`0` when the data is fresh, else the reason it may not be (as `stale_reason`)",
+    "schema": {"type": "string", "enum": ["0", "flow_down", "no_input", "input_idle", "lagging", "unknown"]},
+}}
+"""The freshness header of every availability answer."""
+
+
+NO_ROUTE_404 = (
+    "the path matches no route: a channel the router cannot take (one with a line break, say)",
+    "not_found", "Not Found", None,
+)
+"""404 of the channel routes: a well-formed channel never gets it (an unknown one answers 422)."""
+
 
 def error_responses(
     *statuses: int, json_route: bool = True, examples: dict[int, tuple[str, str, str | None]] | None = None,
+    overrides: dict[int, tuple[str, str, str, str | None]] | None = None,
 ) -> dict[int | str, dict[str, Any]]:
     """The ``responses=`` argument documenting these error statuses.
 
     On a route whose success is not JSON (``json_route=False``), FastAPI would file the
     error model under the success media type, so the schema is referenced explicitly.
-    ``examples`` replaces the example (code, message, field) of some statuses.
+    ``examples`` replaces the example (code, message, field) of some statuses, ``overrides``
+    the description too (description, code, message, field).
     """
     documented: dict[int | str, dict[str, Any]] = {}
     for status in statuses:
-        description, code, message, field = _ERRORS[status]
+        description, code, message, field = (overrides or {}).get(status) or _ERRORS[status]
         if examples and status in examples:
             code, message, field = examples[status]
         example = {"error": {"code": code, "message": message, "field": field}}
@@ -48,6 +73,8 @@ def error_responses(
             documented[status] = {"description": description, "content": {"application/json": {
                 "schema": {"$ref": f"#/components/schemas/{ErrorResponse.__name__}"}, "example": example,
             }}}
+        if status in _HEADERS:
+            documented[status]["headers"] = _HEADERS[status]
     return documented
 
 
@@ -75,7 +102,7 @@ def delta_stream_responses() -> dict[int | str, dict[str, Any]]:
             },
             "content": {"text/event-stream": {"schema": {"type": "string"}, "example": DELTA_STREAM_EXAMPLE}},
         },
-        **error_responses(401, 403, 410, 422, 503, json_route=False, examples={
+        **error_responses(401, 403, 404, 410, 422, 429, 503, json_route=False, overrides={404: NO_ROUTE_404}, examples={
             422: ("invalid_position", "after must be a delta seq: a whole number from 0 (as sent in the events' id)",
                   "after"),
         }),

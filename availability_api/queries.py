@@ -124,6 +124,15 @@ async def read_flow_stats(redis: RedisClient, keys: Keys) -> dict[str, str]:
     return cast(dict[str, str], await _wait(redis.hgetall(keys.stats)))
 
 
+async def read_progress(redis: RedisClient, keys: Keys) -> tuple[list[str], dict[str, str]]:
+    """The flow's heartbeats (values) and its progress hash, pipelined in one round trip."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.hvals(keys.heartbeat)
+    pipe.hgetall(keys.progress)
+    beats, progress = await pipe.execute()
+    return cast(list[str], beats), cast(dict[str, str], progress)
+
+
 @dataclass(frozen=True, slots=True)
 class Readiness:
     redis: str | None
@@ -134,25 +143,29 @@ class Readiness:
     rules_version: str | None = None
     rules_refused: str | None = None
     """The last refused rules change, in words, while it is the newest change."""
+    heartbeats: list[str] | None = None
+    progress: dict[str, str] | None = None
+    """The flow's heartbeat values and progress hash (freshness); None when Redis did not answer."""
 
 
 async def read_readiness(redis: RedisClient, keys: Keys) -> Readiness:
-    """PING, rules document present, newest heartbeat: one pipelined round trip; never raises."""
+    """PING, rules document present, heartbeats, progress: one pipelined round trip; never raises."""
     pipe = redis.pipeline(transaction=False)
     pipe.ping()
     pipe.exists(keys.rules)
     pipe.hvals(keys.heartbeat)
     pipe.get(keys.rules_version)
     pipe.get(keys.rules_error)
+    pipe.hgetall(keys.progress)
     try:
-        _, rules_count, beats, version, refused = await pipe.execute()
+        _, rules_count, beats, version, refused, progress = await pipe.execute()
     except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
         return Readiness(f"not answering ({type(exc).__name__})", False, None)
     except redis_errors.RedisError as exc:
         return Readiness(f"error: {exc}", False, None)
     newest = max((int(b) for b in beats if b.lstrip("-").isdigit()), default=None)
     age = None if newest is None else (time.time_ns() // 1000 - newest) / 1e6
-    return Readiness(None, bool(rules_count), age, version, _refused_in_words(refused))
+    return Readiness(None, bool(rules_count), age, version, _refused_in_words(refused), beats, progress)
 
 
 def _refused_in_words(document: str | None) -> str | None:

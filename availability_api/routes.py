@@ -8,13 +8,11 @@ from typing import Annotated, Any, cast
 import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Security
 from fastapi.security import APIKeyHeader
-from prometheus_client import CONTENT_TYPE_LATEST
-from redis import exceptions as redis_errors
-from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 
 from avail.projection import Keys
 from availability_api import queries, sse
-from availability_api.auth import ADMIN, ANONYMOUS_ADMIN, READ, KeyRing, Principal
+from availability_api.auth import ANONYMOUS_ADMIN, KeyRing, Principal
 from availability_api.delta_stream import follow
 from availability_api.documents import (
     SnapshotCursor,
@@ -24,19 +22,14 @@ from availability_api.documents import (
     sku_document,
     snapshot_page,
 )
-from availability_api.errors import Unauthorized
+from availability_api.errors import RateLimited, Unauthorized
 from availability_api.feed import FeedHub
+from availability_api.freshness import HEADER, Freshness, FreshnessMonitor
 from availability_api.metrics import ApiMetrics
-from availability_api.openapi import delta_stream_responses, error_responses
+from availability_api.openapi import NO_ROUTE_404, STALE_HEADER, delta_stream_responses, error_responses
+from availability_api.rate_limit import RateLimiter
 from availability_api.rules_cache import RulesCache
-from availability_api.schemas import (
-    BatchRequest,
-    BatchResponse,
-    ChannelSnapshot,
-    Health,
-    Readiness,
-    SkuAvailability,
-)
+from availability_api.schemas import BatchRequest, BatchResponse, ChannelSnapshot, SkuAvailability
 from availability_api.types import DEFAULT_PAGE, ID_PATTERN, ID_RULE, MAX_PAGE, Document, RedisClient
 
 
@@ -50,9 +43,10 @@ class Context:
     keyring: KeyRing | None
     """None when authentication is switched off (--insecure-no-auth)."""
     metrics: ApiMetrics
-    stale_after_s: float
     hub: FeedHub
     sse_heartbeat_s: float
+    limiter: RateLimiter
+    freshness: FreshnessMonitor
 
 
 async def get_context(request: Request) -> Context:  # async: a sync dependency would run in a thread
@@ -84,6 +78,10 @@ async def authenticate(request: Request, key: Annotated[str | None, Security(_ap
     principal = ctx.keyring.lookup(key)
     if principal is None:
         raise Unauthorized("unknown API key")
+    retry_after_s = ctx.limiter.take(principal.key_id)
+    if retry_after_s:
+        ctx.metrics.rate_limited.inc()
+        raise RateLimited(retry_after_s)
     return Call(principal, ctx)
 
 
@@ -100,38 +98,35 @@ def json_response(document: Document, status_code: int = 200) -> Response:
     return Response(orjson.dumps(document), status_code=status_code, media_type="application/json")
 
 
+def availability_response(document: Document, freshness: Freshness) -> Response:
+    """An availability answer, saying whether its data is fresh (``stale`` fields and header)."""
+    document.update(freshness.fields)
+    return Response(orjson.dumps(document), media_type="application/json", headers={HEADER: freshness.header})
+
+
+_FRESHNESS_DOC = (
+    "\n\n`stale` (and the `X-Availability-Stale` header) says whether the engine is keeping these numbers "
+    "current: false (`0`), or true with `stale_reason` (`flow_down`, `no_input`, `input_idle`, `lagging`, "
+    "`unknown`; see /readyz for details)."
+)
+_FRESH_200: dict[int | str, dict[str, Any]] = {200: {"headers": STALE_HEADER}}
+
+
 router = APIRouter()
 
 
-@router.get(
-    "/v1/availability/{sku:path}", tags=["availability"], response_model=SkuAvailability,
-    summary="Availability of one SKU",
-    description=(
-        "Every channel's shown quantity and every node's position of one SKU, with the time of the newest "
-        "event reflected (`as_of`) and the rules version used. With `?channel=`, only that channel and only "
-        "the nodes that feed it. Needs `read`, `admin`, or `read:<channel>` together with `?channel=`."
-    ),
-    responses=error_responses(401, 403, 404, 422, 503),
-)
-async def get_availability(sku: SkuPath, call: Authenticated, channel: ChannelQuery = None) -> Response:
-    call.principal.require_read(channel)
-    ctx = call.ctx
-    if channel is None:
-        return json_response(sku_document(sku, await queries.read_sku(ctx.redis, ctx.keys, sku)))
-    _, feeding = await ctx.rules.channel(channel)
-    fields = await queries.read_sku(ctx.redis, ctx.keys, sku)
-    return json_response(sku_document(sku, fields, channel, feeding))
-
-
+# Before the single-SKU route: OPTIONS/PUT/... /v1/availability/batch then answers 405 with `Allow: POST`
+# (the first route matching the path names the methods); GET of it still reaches the SKU route.
 @router.post(
     "/v1/availability/batch", tags=["availability"], response_model=BatchResponse,
     summary="Availability of up to 1,000 SKUs",
     description=(
         "One result per requested SKU, in request order, read in one Redis round trip. A SKU never seen "
         "answers `known: false` with every channel (or the asked one) at 0 and no nodes. Needs `read`, "
-        "`admin`, or `read:<channel>` together with `channel`."
+        "`admin`, or `read:<channel>` together with `channel`. A body over AVAIL_MAX_BODY_BYTES answers 413."
+        + _FRESHNESS_DOC
     ),
-    responses=error_responses(400, 401, 403, 422, 503),
+    responses=_FRESH_200 | error_responses(400, 401, 403, 413, 422, 429, 503),
 )
 async def post_batch(body: BatchRequest, call: Authenticated) -> Response:
     channel, ctx = body.channel, call.ctx
@@ -143,9 +138,31 @@ async def post_batch(body: BatchRequest, call: Authenticated) -> Response:
     found = await queries.read_skus(ctx.redis, ctx.keys, body.skus)
     names = view.channel_names if view is not None else []
     version = view.version if view is not None else None
-    return json_response({"results": [
+    return availability_response({"results": [
         batch_item(sku, fields, channel, feeding, names, version) for sku, fields in zip(body.skus, found, strict=True)
-    ]})
+    ]}, ctx.freshness.current())
+
+
+@router.get(
+    "/v1/availability/{sku:path}", tags=["availability"], response_model=SkuAvailability,
+    summary="Availability of one SKU",
+    description=(
+        "Every channel's shown quantity and every node's position of one SKU, with the time of the newest "
+        "event reflected (`as_of`) and the rules version used. With `?channel=`, only that channel and only "
+        "the nodes that feed it. Needs `read`, `admin`, or `read:<channel>` together with `?channel=`."
+        + _FRESHNESS_DOC
+    ),
+    responses=_FRESH_200 | error_responses(401, 403, 404, 422, 429, 503),
+)
+async def get_availability(sku: SkuPath, call: Authenticated, channel: ChannelQuery = None) -> Response:
+    call.principal.require_read(channel)
+    ctx = call.ctx
+    if channel is None:
+        fields = await queries.read_sku(ctx.redis, ctx.keys, sku)
+        return availability_response(sku_document(sku, fields), ctx.freshness.current())
+    _, feeding = await ctx.rules.channel(channel)
+    fields = await queries.read_sku(ctx.redis, ctx.keys, sku)
+    return availability_response(sku_document(sku, fields, channel, feeding), ctx.freshness.current())
 
 
 @router.get(
@@ -159,9 +176,9 @@ async def post_batch(body: BatchRequest, call: Authenticated) -> Response:
         "(`GET /v1/channels/{channel}/deltas?after=<delta_cursor>`) gives the current numbers, with no gap "
         "and no locks: a delta the snapshot already reflects is sent again and sets the same number. The "
         "quantities are the feed's published ones, so they can lag the single-SKU route by the channel's "
-        "throttle (`publish` rules). Needs `read`, `admin` or `read:<channel>`."
+        "throttle (`publish` rules). Needs `read`, `admin` or `read:<channel>`." + _FRESHNESS_DOC
     ),
-    responses=error_responses(401, 403, 422, 503),
+    responses=_FRESH_200 | error_responses(401, 403, 404, 422, 429, 503, overrides={404: NO_ROUTE_404}),
 )
 async def get_snapshot(
     channel: ChannelPath, call: Authenticated,
@@ -176,7 +193,8 @@ async def get_snapshot(
     page = await queries.read_channel_page(ctx.redis, ctx.keys, channel, after, limit)
     delta_seq = continued.delta_seq if continued is not None else page.feed_seq or 0
     next_cursor = encode_snapshot_cursor(SnapshotCursor(delta_seq, page.last)) if page.last is not None else None
-    return json_response(snapshot_page(channel, view.version, page.skus, page.values, next_cursor, str(delta_seq)))
+    document = snapshot_page(channel, view.version, page.skus, page.values, next_cursor, str(delta_seq))
+    return availability_response(document, ctx.freshness.current())
 
 
 @router.get(
@@ -216,81 +234,3 @@ async def get_deltas(
         metrics=ctx.metrics,
     )
     return StreamingResponse(stream, media_type="text/event-stream", headers=sse.HEADERS)
-
-
-@router.get(
-    "/healthz", tags=["operations"], response_model=Health, summary="Liveness",
-    description="200 while the process serves HTTP. No API key needed; touches nothing else.",
-)
-async def healthz() -> Response:
-    return json_response({"status": "ok"})
-
-
-@router.get(
-    "/readyz", tags=["operations"], response_model=Readiness, summary="Readiness",
-    description=(
-        "200 when Redis answers PING, a rule set is published and the dataflow's newest heartbeat is younger "
-        "than AVAIL_STALE_AFTER_S; 503 with the same body otherwise. No API key needed."
-    ),
-    responses={503: {"model": Readiness, "description": "not ready; `checks` says why", "content": {
-        "application/json": {"example": {"ready": False, "checks": {
-            "redis": {"ok": True, "detail": "PING answered"},
-            "rules": {"ok": True, "detail": "rules document present"},
-            "flow": {"ok": False, "detail": "newest heartbeat 42.0 s old (limit 10 s)"},
-        }}},
-    }}},
-)
-async def readyz(ctx: Ctx) -> Response:
-    state = await queries.read_readiness(ctx.redis, ctx.keys)
-    redis_ok, rules_ok, age = state.redis is None, state.rules_present, state.heartbeat_age_s
-    flow_ok = redis_ok and age is not None and age < ctx.stale_after_s
-    if not redis_ok:
-        flow_detail = "unknown: Redis is not answering"
-    elif age is None:
-        flow_detail = "no heartbeat from the dataflow"
-    else:
-        flow_detail = f"newest heartbeat {max(age, 0.0):.1f} s old (limit {ctx.stale_after_s:g} s)"
-    ready = redis_ok and rules_ok and flow_ok
-    return json_response({"ready": ready, "checks": {
-        "redis": {"ok": redis_ok, "detail": state.redis or "PING answered"},
-        "rules": {"ok": rules_ok, "detail": _rules_detail(state)},
-        "flow": {"ok": flow_ok, "detail": flow_detail},
-    }}, 200 if ready else 503)
-
-
-def _rules_detail(state: queries.Readiness) -> str:
-    if not state.rules_present:
-        return "no rules document published"
-    running = f"rules {state.rules_version} active" if state.rules_version else "rules document present"
-    # a refused change keeps the engine ready (it serves the last valid set) but is shown here
-    return f"{running}; last {state.rules_refused}" if state.rules_refused else running
-
-
-_METRICS_EXAMPLE = (
-    '# TYPE avail_flow_events_total counter\navail_flow_events_total{status="applied"} 1.234e+06\n'
-    '# TYPE avail_flow_events_rejected_total counter\navail_flow_events_rejected_total{code="not_json"} 3.0\n'
-)
-
-_METRICS_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "Prometheus text exposition format", "content": {"text/plain": {"example": _METRICS_EXAMPLE}}},
-    **error_responses(401, 403, json_route=False),
-}
-
-
-@router.get(
-    "/metrics", tags=["operations"], response_class=PlainTextResponse, summary="Prometheus metrics",
-    description=(
-        "The API's request counts and latencies by route template, method and status, and the dataflow's "
-        "counters as read from Redis at scrape time (`avail_flow_*`; `avail_flow_stats_up` is 0 when Redis did "
-        "not answer). Needs `read` or `admin`."
-    ),
-    responses=_METRICS_RESPONSES,
-)
-async def metrics(call: Authenticated) -> Response:
-    call.principal.require_any(READ, ADMIN)
-    ctx = call.ctx
-    try:
-        stats: dict[str, str] | None = await queries.read_flow_stats(ctx.redis, ctx.keys)
-    except (redis_errors.ConnectionError, redis_errors.TimeoutError):
-        stats = None
-    return Response(ctx.metrics.render(stats), media_type=CONTENT_TYPE_LATEST)

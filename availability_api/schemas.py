@@ -6,7 +6,7 @@ describe exactly those dicts (see ``documents.py``).
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -36,16 +36,34 @@ class NodeOut(BaseModel):
     atp: int = Field(description="max(0, on_hand − reserved − safety_stock)")
 
 
-class SkuAvailability(BaseModel):
-    """One SKU's availability."""
+StaleReason = Literal["flow_down", "no_input", "input_idle", "lagging", "unknown"]
 
-    model_config = ConfigDict(json_schema_extra={"examples": [_SKU_EXAMPLE]})
+
+class Staleness(BaseModel):
+    """Whether the engine keeps the numbers of an answer current (also in the X-Availability-Stale header)."""
+
+    stale: bool = Field(description="true when the numbers may be out of date; `stale_reason` says why")
+    stale_reason: StaleReason | None = Field(
+        None, description="only when stale: flow_down (no flow heartbeat), no_input (no event ever applied), "
+        "input_idle (no event applied lately), lagging (events applied long after they occurred), unknown "
+        "(freshness could not be read)",
+    )
+
+
+class SkuFieldsOut(BaseModel):
+    """What one SKU's answer and a batch item share."""
 
     sku: str
     as_of: str | None = Field(description="newest event time reflected, RFC 3339 UTC with milliseconds")
     rules_version: str | None = Field(description="content hash of the rule set these numbers were computed with")
     channels: dict[str, int] = Field(description="channel → shown quantity (only the asked channel with ?channel=)")
     nodes: list[NodeOut] = Field(description="positions by node id (only the nodes feeding the asked channel)")
+
+
+class SkuAvailability(SkuFieldsOut, Staleness):
+    """One SKU's availability."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [_SKU_EXAMPLE | {"stale": False}]})
 
 
 class BatchRequest(BaseModel):
@@ -60,20 +78,20 @@ class BatchRequest(BaseModel):
     channel: ChannelName | None = None
 
 
-class BatchItem(SkuAvailability):
+class BatchItem(SkuFieldsOut):
     """A SKU of a batch; ``known`` is false (zeros, no nodes) for a SKU never seen."""
 
     known: bool
 
 
-class BatchResponse(BaseModel):
+class BatchResponse(Staleness):
     """One result per requested SKU, in request order (repeats included)."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{"results": [
         {"known": True} | _SKU_EXAMPLE,
         {"sku": "NEVER-SEEN", "known": False, "as_of": None, "rules_version": "3f9c2a1b",
          "channels": {"amazon": 0, "web": 0}, "nodes": []},
-    ]}]})
+    ], "stale": False}]})
 
     results: list[BatchItem]
 
@@ -83,13 +101,13 @@ class SnapshotItem(BaseModel):
     available: int = Field(description="the quantity the channel's delta feed last published (0 when none)")
 
 
-class ChannelSnapshot(BaseModel):
+class ChannelSnapshot(Staleness):
     """One page of every SKU's published quantity for a channel, in SKU byte order."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "channel": "web", "rules_version": "3f9c2a1b",
         "items": [{"sku": "HDMI-2M", "available": 40}, {"sku": "TV-55", "available": 7}],
-        "next_cursor": "1042.VFYtNTU", "delta_cursor": "1042",
+        "next_cursor": "1042.VFYtNTU", "delta_cursor": "1042", "stale": True, "stale_reason": "lagging",
     }]})
 
     channel: str
@@ -123,6 +141,12 @@ class Check(BaseModel):
     detail: str
 
 
+class FreshnessReport(BaseModel):
+    stale: bool
+    reason: StaleReason | None = Field(description="as `stale_reason` of the availability answers; null when fresh")
+    detail: str
+
+
 class Readiness(BaseModel):
     """Ready when Redis answers, a rule set is published and the flow's heartbeat is fresh."""
 
@@ -130,7 +154,10 @@ class Readiness(BaseModel):
         "redis": {"ok": True, "detail": "PING answered"},
         "rules": {"ok": True, "detail": "rules document present"},
         "flow": {"ok": True, "detail": "newest heartbeat 0.4 s old (limit 10 s)"},
+    }, "freshness": {
+        "stale": False, "reason": None, "detail": "last event applied 0.3 s ago, 0.2 s after it occurred",
     }}]})
 
     ready: bool
     checks: dict[str, Check]
+    freshness: FreshnessReport = Field(description="whether availability answers are flagged stale, and why")

@@ -95,10 +95,10 @@ class TestAnswersBeforeRedis:
 
 class TestOpenApi:
     ROUTES = {
-        ("get", "/v1/availability/{sku}"): {"200", "401", "403", "404", "422", "503"},
-        ("post", "/v1/availability/batch"): {"200", "400", "401", "403", "422", "503"},
-        ("get", "/v1/channels/{channel}/snapshot"): {"200", "401", "403", "422", "503"},
-        ("get", "/metrics"): {"200", "401", "403"},
+        ("get", "/v1/availability/{sku}"): {"200", "401", "403", "404", "422", "429", "503"},
+        ("post", "/v1/availability/batch"): {"200", "400", "401", "403", "413", "422", "429", "503"},
+        ("get", "/v1/channels/{channel}/snapshot"): {"200", "401", "403", "422", "429", "503"},
+        ("get", "/metrics"): {"200", "401", "403", "429"},
         ("get", "/healthz"): {"200"},
         ("get", "/readyz"): {"200", "503"},
     }
@@ -117,6 +117,27 @@ class TestOpenApi:
         operation = app.openapi()["paths"]["/v1/availability/{sku}"]["get"]
         example = operation["responses"]["404"]["content"]["application/json"]["example"]
         assert example["error"]["code"] == "unknown_sku"
+
+    def test_rate_limited_answers_document_retry_after(self, app: FastAPI) -> None:
+        for (method, path), statuses in self.ROUTES.items():
+            if "429" in statuses:
+                answer = app.openapi()["paths"][path][method]["responses"]["429"]
+                assert answer["headers"]["Retry-After"]["schema"]["minimum"] == 1, path
+
+    @pytest.mark.parametrize(("path", "method", "schema"), [
+        ("/v1/availability/{sku}", "get", "SkuAvailability"),
+        ("/v1/availability/batch", "post", "BatchResponse"),
+        ("/v1/channels/{channel}/snapshot", "get", "ChannelSnapshot"),
+    ])
+    def test_availability_answers_document_freshness(self, app: FastAPI, path: str, method: str, schema: str) -> None:
+        spec = app.openapi()
+        ok = spec["paths"][path][method]["responses"]["200"]
+        assert ok["content"]["application/json"]["schema"]["$ref"].endswith("/" + schema)
+        assert "X-Availability-Stale" in ok["headers"]
+        properties = spec["components"]["schemas"][schema]["properties"]
+        assert {"stale", "stale_reason"} <= set(properties)
+        assert "stale" in spec["components"]["schemas"][schema]["required"]
+        assert "stale" not in spec["components"]["schemas"]["BatchItem"]["properties"], "once per answer"
 
     def test_api_key_scheme_declared_and_required_where_it_is(self, app: FastAPI) -> None:
         spec = app.openapi()

@@ -1,3 +1,4 @@
+import hashlib
 import hmac
 
 import pytest
@@ -74,6 +75,18 @@ class TestKeyRing:
         ring.lookup(presented)
         assert len(calls) == 3
         assert all(len(a) == len(b) == 32 for a, b in calls), "compares fixed-length digests, not raw keys"
+        assert {a for a, _ in calls} == {hashlib.sha256(presented.encode()).digest()}
+        assert [b for _, b in calls] == [hashlib.sha256(k.encode()).digest() for k in (KEY_A, KEY_B, KEY_C)]
+
+    def test_a_match_is_only_ever_found_through_compare_digest(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(auth.hmac, "compare_digest", lambda a, b: False)
+        assert KeyRing([(KEY_A, ["read"])]).lookup(KEY_A) is None
+
+    def test_the_principal_carries_the_keys_digest_never_the_key(self) -> None:
+        found = KeyRing([(KEY_A, ["read"]), (KEY_B, ["read"])]).lookup(KEY_B)
+        assert found is not None
+        assert found.key_id == hashlib.sha256(KEY_B.encode()).digest()
+        assert KEY_B not in repr(found) and found.key_id.hex() not in repr(found)
 
     def test_keeps_no_raw_key(self) -> None:
         ring = KeyRing([(KEY_A, ["read"])])
