@@ -40,5 +40,9 @@ bench-flow: install
 bench-api: install
 	$(PY) -m load_tests.bench_api
 
+.PHONY: fuzz
+fuzz: install  # coverage-guided decoder fuzzing (atheris); FUZZ_ARGS=-runs=N for a fixed count
+	$(PY) -m load_tests.fuzz_decoder_atheris $(or $(FUZZ_ARGS),-max_total_time=300)
+
 clean:
 	rm -rf $(VENV) .avail .pytest_cache .hypothesis .mypy_cache .ruff_cache

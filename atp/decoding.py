@@ -311,11 +311,13 @@ _Wire = (
 _DECODER: Final = msgspec.json.Decoder(_Wire)
 _TYPE_NAMES: Final = frozenset(TYPE_NAMES.values())
 _EXPECTED_GOT = re.compile(r"Expected `([^`]*)`, got `([^`]*)`")
+_INT_FIELDS: Final = frozenset({"qty", "on_hand"})
 
 
 def _rejection_for(error: msgspec.ValidationError) -> Rejection:
-    message, at, path = str(error).partition(" - at `$.")
-    field = path.rstrip("`")
+    # the last separator: a quoted value earlier in the message may contain the same text
+    head, at, path = str(error).rpartition(" - at `$.")
+    message, field = (head, path.rstrip("`")) if at else (path, "")
     if not at:
         if message.startswith("Object missing required field"):
             name = message.split("`")[1]
@@ -323,6 +325,8 @@ def _rejection_for(error: msgspec.ValidationError) -> Rejection:
         if message.startswith("Expected `object`"):
             got = message.rpartition("got ")[2].strip("`")
             return Rejection(RejectCode.NOT_OBJECT, f"expected a JSON object, got {got}")
+        if message == "Number out of range":  # a lone float literal beyond double range, e.g. 1e400
+            return Rejection(RejectCode.NOT_OBJECT, "expected a JSON object, got float")
         return Rejection(RejectCode.NOT_JSON, message)
     if field == "type":
         if message.startswith("Invalid value "):
@@ -334,9 +338,12 @@ def _rejection_for(error: msgspec.ValidationError) -> Rejection:
     if kinds is not None:
         expected = kinds[1].removesuffix(" | null")
         return Rejection(RejectCode.WRONG_TYPE, f"{field}: expected {expected}, got {kinds[2]}", field)
-    if message == "Number out of range":  # a float literal beyond double range
-        return Rejection(RejectCode.WRONG_TYPE, f"{field}: expected int, got float", field)
+    if message == "Number out of range":  # a float literal beyond double range, in any typed field
+        expected = "int" if field in _INT_FIELDS else "str"
+        return Rejection(RejectCode.WRONG_TYPE, f"{field}: expected {expected}, got float", field)
     code = FIELD_CODES.get(field, RejectCode.INVALID_VALUE)
+    if message == "Integer value out of range":  # beyond 64 bits
+        return Rejection(code, f"{field} is out of range", field)
     rule = FIELD_RULES.get(field) or message.replace("Expected `int`", "an integer")
     return Rejection(code, f"{field} must be {rule}", field)
 

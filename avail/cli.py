@@ -1,4 +1,4 @@
-"""The ``avail`` command (contract section 6): up, flow, api, rules, rebuild."""
+"""The ``avail`` command (contract section 6): up, flow, api, rules, rebuild, dlq."""
 
 from __future__ import annotations
 
@@ -194,6 +194,10 @@ def parser() -> argparse.ArgumentParser:
     proposed.set_defaults(handler=_rules_preview)
     schema = rules_commands.add_parser("schema", help="print the JSON Schema of a rules file (for editors)")
     schema.set_defaults(handler=_rules_schema)
+
+    from avail.dlq import register as register_dlq
+
+    register_dlq(commands)
     return root
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from dataclasses import dataclass, field
 
 import orjson
@@ -28,24 +29,42 @@ class Inbound:
     raw: RawMessage
 
 
+DEAD_LETTER_VALUE_CAP = 256 * 1024
+"""Value bytes a dead letter carries whole: 4× the 64 KiB event limit, far below 1 MB in base64."""
+DEAD_LETTER_KEY_CAP = 16 * 1024
+
+
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
     raw: RawMessage
     rejection: Rejection
 
     def to_json(self) -> bytes:
-        """The dead-letter record of contract section 1."""
+        """The dead-letter record of contract section 1.
+
+        A value over ``DEAD_LETTER_VALUE_CAP`` keeps only its first bytes (plus its size and
+        SHA-256): in base64 the whole of it would pass the broker's message size limit,
+        the dead letter could not be written, and the flow would stop on it. The whole
+        value stays in the source topic at the partition and offset given.
+        """
         raw = self.raw
-        return orjson.dumps({
+        record: dict[str, object] = {
             "error": self.rejection.code.value,
             "detail": self.rejection.detail,
             "field": self.rejection.field,
             "topic": raw.topic,
             "partition": raw.partition,
             "offset": raw.offset,
-            "key": None if raw.key is None else base64.b64encode(raw.key).decode(),
-            "value": None if raw.value is None else base64.b64encode(raw.value).decode(),
-        })
+            "key": None if raw.key is None else base64.b64encode(raw.key[:DEAD_LETTER_KEY_CAP]).decode(),
+            "value": None,
+        }
+        value = raw.value
+        if value is not None:
+            record["value"] = base64.b64encode(value[:DEAD_LETTER_VALUE_CAP]).decode()
+            if len(value) > DEAD_LETTER_VALUE_CAP:
+                record.update(value_truncated=True, value_size=len(value),
+                              value_sha256=hashlib.sha256(value).hexdigest())
+        return orjson.dumps(record)
 
 
 @dataclass(slots=True)
