@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -98,11 +100,25 @@ def _count_reject(letter: DeadLetter) -> Counts:
 
 
 def prepare_recovery(directory: Path, partitions: int, backup_interval: timedelta) -> RecoveryConfig:
-    """Creates and initialises the recovery store on first use; reuses it afterwards."""
-    directory.mkdir(parents=True, exist_ok=True)
-    if not any(directory.iterdir()):
-        init_db_dir(directory, partitions)  # type: ignore[no-untyped-call]
-        log.info("initialised recovery store %s with %d partitions", directory, partitions)
+    """Creates and initialises the recovery store on first use; reuses it afterwards.
+
+    The store is built in a staging directory and renamed into place, so a process killed
+    while creating it (or two cluster processes creating it at once) never leaves a
+    half-made store that no flow can start from.
+    """
+    if not directory.exists() or not any(directory.iterdir()):
+        staging = directory.with_name(f"{directory.name}.init-{os.getpid()}")
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(parents=True)
+        init_db_dir(staging, partitions)  # type: ignore[no-untyped-call]
+        try:
+            staging.rename(directory)  # replaces an empty directory; refused over a made store
+            log.info("initialised recovery store %s with %d partitions", directory, partitions)
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not directory.is_dir() or not any(directory.iterdir()):
+                raise
+            log.info("recovery store %s was created by another process", directory)
     return RecoveryConfig(str(directory), backup_interval)  # type: ignore[no-untyped-call]
 
 

@@ -1,0 +1,66 @@
+"""The recovery store is created whole or not at all."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from dataflows.flow import prepare_recovery
+
+
+def parts(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir() if p.name.endswith(".sqlite3"))
+
+
+def test_a_new_store_has_every_partition(tmp_path: Path) -> None:
+    store = tmp_path / "recovery"
+    prepare_recovery(store, 3, timedelta(0))
+    assert parts(store) == ["part-0.sqlite3", "part-1.sqlite3", "part-2.sqlite3"]
+    assert [p.name for p in tmp_path.iterdir()] == ["recovery"]  # no staging left behind
+
+
+def test_an_existing_store_is_reused_untouched(tmp_path: Path) -> None:
+    store = tmp_path / "recovery"
+    prepare_recovery(store, 2, timedelta(0))
+    before = {p.name: p.stat().st_mtime_ns for p in store.iterdir()}
+    prepare_recovery(store, 2, timedelta(0))
+    assert {p.name: p.stat().st_mtime_ns for p in store.iterdir()} == before
+
+
+def test_an_empty_directory_gets_a_store(tmp_path: Path) -> None:
+    store = tmp_path / "recovery"
+    store.mkdir()
+    prepare_recovery(store, 2, timedelta(0))
+    assert parts(store) == ["part-0.sqlite3", "part-1.sqlite3"]
+
+
+def test_a_half_made_staging_store_of_a_killed_start_is_not_used(tmp_path: Path) -> None:
+    store = tmp_path / "recovery"
+    staging = tmp_path / f"recovery.init-{os.getpid()}"
+    staging.mkdir()
+    (staging / "part-0.sqlite3").write_bytes(b"")  # what a kill inside the creation leaves
+    prepare_recovery(store, 2, timedelta(0))
+    assert parts(store) == ["part-0.sqlite3", "part-1.sqlite3"]
+    assert (store / "part-0.sqlite3").stat().st_size > 0
+
+
+def test_a_store_made_meanwhile_by_another_process_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = tmp_path / "recovery"
+    other = tmp_path / "other"
+    prepare_recovery(other, 2, timedelta(0))
+    made = {p.name: p.read_bytes() for p in other.iterdir()}
+    real_rename = Path.rename
+
+    def rename_after_the_other(self: Path, target: Path) -> Path:  # the other process renamed first
+        if not store.exists() or not any(store.iterdir()):
+            real_rename(other, store)
+        return real_rename(self, target)
+
+    monkeypatch.setattr(Path, "rename", rename_after_the_other)
+    prepare_recovery(store, 2, timedelta(0))
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in store.iterdir()} == made
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["recovery"]
