@@ -40,6 +40,10 @@ bench-flow: install
 bench-api: install
 	$(PY) -m load_tests.bench_api
 
+.PHONY: soak
+soak: install  # crash rounds at length: SOAK_ROUNDS per variant (default 40), timings with -s
+	AVAIL_SOAK_ROUNDS=$(or $(SOAK_ROUNDS),40) $(PY) -m pytest -q -s tests/reliability/test_crash_rounds.py
+
 .PHONY: fuzz
 fuzz: install  # coverage-guided decoder fuzzing (atheris); FUZZ_ARGS=-runs=N for a fixed count
 	$(PY) -m load_tests.fuzz_decoder_atheris $(or $(FUZZ_ARGS),-max_total_time=300)

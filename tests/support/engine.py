@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from typing import TypeVar
 
 import httpx
 import redis
+from bytewax.recovery import init_db_dir
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from atp.events import Event, Topic
@@ -65,6 +67,8 @@ class Engine:
     name: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     flows: list[subprocess.Popen[bytes]] = field(default_factory=list)
     api: RunningApi | None = None
+    use_recovery: bool = True
+    """False: the flow runs without a recovery store and re-reads every topic from the start."""
     _producer: Producer | None = None
 
     def __post_init__(self) -> None:
@@ -89,6 +93,8 @@ class Engine:
         }
         for role, name in self.topics.items():
             env[f"AVAIL_TOPIC_{role.name}"] = name
+        if not self.use_recovery:
+            del env["AVAIL_RECOVERY_DIR"]
         return env
 
     def start_flow(self, processes: int = 1) -> None:
@@ -101,6 +107,29 @@ class Engine:
                     [sys.executable, "-m", "avail", "flow", *cluster], env=self.env(), stdout=log,
                     stderr=subprocess.STDOUT, start_new_session=True,
                 ))
+
+    def init_recovery(self, partitions: int = 4) -> None:
+        """Creates the recovery store up front, as an operator would (``python -m bytewax.recovery``)."""
+        self.recovery_dir.mkdir(parents=True, exist_ok=True)
+        init_db_dir(self.recovery_dir, partitions)  # type: ignore[no-untyped-call]
+
+    def wipe_recovery(self) -> None:
+        """Deletes the recovery store (stop the flow first): the next start reads every topic from the start."""
+        shutil.rmtree(self.recovery_dir, ignore_errors=True)
+
+    def flush_keys(self) -> int:
+        """Deletes every Redis key under this engine's prefix (a Redis rebuilt empty); returns how many."""
+        doomed = list(self.redis.scan_iter(f"{self.prefix}:*", count=1000))
+        for start in range(0, len(doomed), 500):
+            self.redis.delete(*doomed[start:start + 500])
+        return len(doomed)
+
+    def new_deployment(self, home: Path, prefix: str | None = None) -> Engine:
+        """Another engine on the same topics, with its own recovery store and (by default) empty key prefix."""
+        other = Engine(self.bootstrap, self.redis_url, home, self.partitions, self.rules_yaml, self.name)
+        other.prefix = prefix if prefix is not None else f"{self.prefix}-{uuid.uuid4().hex[:6]}"
+        other.keys = Keys(other.prefix)
+        return other
 
     def start_api(self) -> RunningApi:
         self.api = start_api(self.redis_url, self.prefix, API_KEYS, log_dir=self.home)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import random
+import threading
 import time
+from collections.abc import Sequence
 
 from atp.events import (
     Disposition,
@@ -18,6 +21,9 @@ from atp.events import (
     TransferReceived,
     TransferShipped,
 )
+from avail.rules_loader import load_rules
+from tests.support.engine import Engine
+from tests.support.reference import Expected, expected
 
 HOUR = 3_600_000_000
 SECOND = 1_000_000
@@ -60,3 +66,103 @@ def random_stream(seed: int, skus: list[str], count: int) -> list[Event]:
         if rng.random() < 0.05:
             events.append(events[rng.randrange(len(events))])  # a producer retry or replay
     return events
+
+
+def seed_from_env() -> int:
+    """``AVAIL_TEST_SEED`` when set (to replay a failure), else a fresh one: print it with every failure."""
+    return int(os.environ.get("AVAIL_TEST_SEED", random.randrange(1_000_000)))
+
+
+def reference(engine: Engine, skus: Sequence[str], events: Sequence[Event]) -> dict[str, Expected]:
+    """The reference model's numbers for every SKU after ``events`` (duplicates included)."""
+    rules = load_rules(engine.rules_dir)
+    by_sku: dict[str, list[Event]] = {sku: [] for sku in skus}
+    for event in events:
+        by_sku[event.sku].append(event)
+    now = now_us()
+    return {sku: expected(sku, by_sku[sku], now=now, rules=rules) for sku in skus}
+
+
+def stored(engine: Engine, skus: Sequence[str]) -> dict[str, Expected]:
+    """The numbers as the Redis hashes hold them (all-zero positions dropped, as the reference does)."""
+    numbers = {}
+    for sku in skus:
+        positions = {node: (p.on_hand, p.reserved, p.in_transit, p.unsellable, p.safety_stock, p.atp)
+                     for node, p in engine.positions(sku).items()
+                     if (p.on_hand, p.reserved, p.in_transit, p.unsellable) != (0, 0, 0, 0)}
+        numbers[sku] = Expected(positions, engine.channels(sku))
+    return numbers
+
+
+def differences(got: dict[str, Expected], want: dict[str, Expected]) -> str:
+    """Empty when equal; else how many SKUs differ and the first one, for an assertion message."""
+    wrong = [sku for sku in want if got.get(sku) != want[sku]]
+    if not wrong:
+        return ""
+    return f"{len(wrong)} of {len(want)} SKUs differ, e.g. {wrong[0]}: got {got.get(wrong[0])}, want {want[wrong[0]]}"
+
+
+class SustainedProducer:
+    """Produces ``events`` in small chunks from a thread, at a steady pace, until told otherwise.
+
+    ``pause()`` returns once nothing is in flight, with how many events were produced,
+    so the caller knows exactly which prefix of the stream the numbers must reflect.
+    """
+
+    def __init__(self, engine: Engine, events: Sequence[Event], chunk: int = 200, every_s: float = 0.1) -> None:
+        self.engine, self.events, self.chunk, self.every_s = engine, events, chunk, every_s
+        self.produced = 0
+        self.error: BaseException | None = None
+        self._running = threading.Event()
+        self._idle = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="sustained-producer", daemon=True)
+
+    def start(self) -> None:
+        self._running.set()
+        self._thread.start()
+
+    def pause(self, timeout: float = 60.0) -> int:
+        self._running.clear()
+        self._wait_idle(timeout)
+        return self.produced
+
+    def resume(self) -> None:
+        self._idle.clear()
+        self._running.set()
+
+    def stop(self, timeout: float = 60.0) -> int:
+        self._stop.set()
+        self._running.set()
+        self._thread.join(timeout)
+        self._raise()
+        return self.produced
+
+    @property
+    def exhausted(self) -> bool:
+        return self.produced >= len(self.events)
+
+    def _wait_idle(self, timeout: float) -> None:
+        idle = self._idle.wait(timeout)
+        self._raise()
+        assert idle, f"the producer did not pause within {timeout} s"
+
+    def _raise(self) -> None:
+        if self.error is not None:
+            raise AssertionError(f"the producer thread failed: {self.error!r}") from self.error
+
+    def _produce(self) -> None:
+        try:
+            while self.produced < len(self.events) and not self._stop.is_set():
+                if not self._running.is_set():
+                    self._idle.set()
+                    self._running.wait()
+                    continue
+                chunk = self.events[self.produced:self.produced + self.chunk]
+                self.engine.produce(chunk)
+                self.produced += len(chunk)
+                time.sleep(self.every_s)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test thread, which fails with it
+            self.error = exc
+        finally:
+            self._idle.set()
