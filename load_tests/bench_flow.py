@@ -1,7 +1,10 @@
 """Flow throughput: the engine next to a bare baseline, on the same backlog, in one run.
 
-Both read the same pre-produced backlog of demo events (5,000 SKUs, 51 nodes, the demo's
-retail mix) from a local Tansu broker and write to a local Redis:
+Both read the same backlog, produced once by the numpy load generator
+(``load_tests/generator.py`` via ``load_tests.produce_backlog``): at ``--scale full``
+300 stores, 3 DCs and 50,000 SKUs with rules ``load_tests/rules_full`` (every node feeds
+channels); at ``--scale small`` 48 stores, 3 DCs, 5,000 SKUs with ``rules/``. The backlog
+sits on a local Tansu broker and both write to a local Redis:
 
 - engine: ``avail flow`` (one worker, recovery on, 5 s snapshots) as a child process;
 - baseline: one process, one confluent-kafka consumer over every partition, the same
@@ -9,7 +12,7 @@ retail mix) from a local Tansu broker and write to a local Redis:
 
 Runs alternate (engine, baseline) ``--rounds`` times; the rate of each run is measured
 between 10 % and 95 % of the backlog (startup excluded) and medians are reported.
-``python -m load_tests.bench_flow [--events 200000] [--rounds 3]``
+``python -m load_tests.bench_flow [--scale full|small] [--events 200000] [--seed 2026] [--rounds 3]``
 """
 
 from __future__ import annotations
@@ -24,34 +27,18 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Literal
 
 import orjson
 import redis
-from confluent_kafka import Producer
 
 from atp.events import Topic
-from avail.demo import DemoRetailer
-from avail.local_servers import LOOPBACK, create_topics, start_redis, start_tansu
-from avail.settings import FlowSettings
+from avail.local_servers import LOOPBACK, start_redis, start_tansu
+from load_tests.generator import Scenario
+from load_tests.produce_backlog import produce_backlog, topic_names
 
 RESULTS = Path(__file__).parent / "results"
-RULES = Path(__file__).parent.parent / "rules"
-
-
-def produce_backlog(bootstrap: str, topics: dict[str, str], events: int, partitions: int) -> None:
-    create_topics(bootstrap, {**dict.fromkeys(topics.values(), partitions), "availability.dlq": 1})
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "batch.num.messages": 5000,
-                         "queue.buffering.max.messages": 500_000})
-    retailer = DemoRetailer(skus=5_000, seed=2026)
-    for role, key, value in retailer.records(events):
-        while True:
-            try:
-                producer.produce(topics[role], value, key)
-                break
-            except BufferError:
-                producer.poll(0.05)
-        producer.poll(0)
-    producer.flush(60)
+RULES = {"full": Path(__file__).parent / "rules_full", "small": Path(__file__).parent.parent / "rules"}
 
 
 def handled(client: redis.Redis, prefix: str) -> int:
@@ -107,10 +94,11 @@ while True:
 """
 
 
-def run_engine(bootstrap: str, url: str, prefix: str, topics: dict[str, str], total: int, work: Path) -> float:
+def run_engine(bootstrap: str, url: str, prefix: str, topics: dict[str, str], total: int, work: Path,
+               rules: Path) -> float:
     recovery = work / f"recovery-{prefix}"
     env = {**os.environ, "AVAIL_KAFKA_BOOTSTRAP": bootstrap, "AVAIL_REDIS_URL": url, "AVAIL_REDIS_PREFIX": prefix,
-           "AVAIL_RULES_DIR": str(RULES), "AVAIL_RECOVERY_DIR": str(recovery), "AVAIL_LOG_LEVEL": "WARNING"}
+           "AVAIL_RULES_DIR": str(rules), "AVAIL_RECOVERY_DIR": str(recovery), "AVAIL_LOG_LEVEL": "WARNING"}
     env.update({f"AVAIL_TOPIC_{Topic(role).name}": name for role, name in topics.items()})
     with (work / f"{prefix}.log").open("wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "avail", "flow"], env=env, stdout=log,  # noqa: S603
@@ -136,6 +124,8 @@ def run_baseline(bootstrap: str, url: str, prefix: str, topics: dict[str, str], 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--scale", choices=("small", "full"), default="full")
+    parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--partitions", type=int, default=2, help="partitions per inbound topic")
     args = parser.parse_args()
@@ -143,17 +133,23 @@ def main() -> None:
     broker, redis_server = start_tansu(log_dir=work), start_redis(log_dir=work)
     try:
         bootstrap, url = f"{LOOPBACK}:{broker.port}", f"redis://{LOOPBACK}:{redis_server.port}/0"
-        topics = {role.value: name for name, role in FlowSettings().topic_roles().items()}
+        topics = topic_names()  # the topics produce_backlog writes to
         started = time.monotonic()
-        produce_backlog(bootstrap, topics, args.events, args.partitions)
-        print(f"backlog: {args.events} events produced in {time.monotonic() - started:.1f} s")
+        scale: Literal["small", "full"] = args.scale
+        scenario = Scenario.at_scale(scale, seed=args.seed, day_events=args.events)
+        produced = produce_backlog(bootstrap, scenario, args.events, partitions=args.partitions)
+        if produced.failed:
+            raise RuntimeError(f"{produced.failed} messages failed to produce")
+        print(f"backlog: {produced.events} events ({produced.opening_counts} opening counts, {scale} scale)"
+              f" produced in {time.monotonic() - started:.1f} s")
         engine, baseline = [], []
         for i in range(args.rounds):
-            engine.append(run_engine(bootstrap, url, f"engine{i}", topics, args.events, work))
+            engine.append(run_engine(bootstrap, url, f"engine{i}", topics, args.events, work, RULES[scale]))
             baseline.append(run_baseline(bootstrap, url, f"base{i}", topics, args.events, args.partitions))
             print(f"round {i + 1}: engine {engine[-1]:,.0f} events/s, baseline {baseline[-1]:,.0f} events/s")
         result = {
             "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+            "scale": scale, "seed": args.seed, "rules": str(RULES[scale].relative_to(RULES["small"].parent)),
             "events": args.events, "partitions": args.partitions, "rounds": args.rounds,
             "engine_events_per_s": engine, "baseline_events_per_s": baseline,
             "engine_median": statistics.median(engine), "baseline_median": statistics.median(baseline),
