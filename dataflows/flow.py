@@ -1,14 +1,15 @@
-"""Composition root of the dataflow: Kafka → decode → per-SKU state → Redis (+ dead letters)."""
+"""Composition root of the dataflow: Kafka polls → decode → state shards → Redis (+ feed, dead letters)."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+import sqlite3
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import TypeGuard, cast
 
 import bytewax.operators as op
 import redis
@@ -22,77 +23,80 @@ from avail.settings import FlowSettings
 from dataflows import kafka_io
 from dataflows.feed_sink import FeedSink
 from dataflows.heartbeat import HeartbeatSource
-from dataflows.logic import Emitted, Incoming, builder
-from dataflows.messages import ChannelDelta, Counts, DeadLetter, Inbound, SkuWrite
+from dataflows.kafka_io import DecodedBatch
+from dataflows.messages import ChannelDelta, Counts, DeadLetter
 from dataflows.redis_sink import RedisSink, SinkItem
 from dataflows.rules_reload import ActiveRules, RulesWatcher, startup_rules
+from dataflows.shard_key import RECOVERY_FORMAT
+from dataflows.shards import Applied, ShardIncoming, shard_builder
 from dataflows.store_guard import Registry, StoreGuard
 from dataflows.throttle import throttle_builder
 
 log = logging.getLogger(__name__)
 
+FLOW_ID = "availability"
+FORMAT_FILE = "avail-format"
+
 
 def build_flow(settings: FlowSettings, active: ActiveRules, registry: Registry | None = None) -> Dataflow:
     registry = registry if registry is not None else Registry()
-    flow = Dataflow("availability")
-    messages = op.input("kafka_in", flow, kafka_io.source(settings))
-    # KafkaSourceMessage | KafkaError
-    decoded: Stream[Inbound | DeadLetter] = op.filter_map("decode", messages, kafka_io.Decoder(settings))
-    # Inbound | DeadLetter
-    valid = op.branch("valid", decoded, _is_inbound)
-    keyed = op.key_on("key_by_sku", valid.trues, _sku_of)
-    # (sku, Inbound)
+    flow = Dataflow(FLOW_ID)
+    polls = op.input("kafka_in", flow, kafka_io.source(settings))
+    # DecodedBatch: one poll of one partition, valid events split by state shard
+    keyed: KeyedStream[ShardIncoming] = op.flat_map("by_shard", polls, _shard_batches)
+    # (shard, ShardBatch)
     redis_url, keys = settings.redis_url.get_secret_value(), Keys(settings.redis_prefix)
     watcher = RulesWatcher(settings.rules_dir, active, redis_url, keys, settings.rules_poll_interval_s)
     refreshes = op.input("rules", flow, watcher)
-    # (sku, RulesChanged): every known SKU, once per valid rules change
+    # (shard, RulesChanged): every known SKU, once per valid rules change
     rebuilds = op.input("store_guard", flow, StoreGuard(registry, active, redis_url, keys))
-    # (sku, Rebuild): this process's SKUs, when Redis lost its data or `avail rebuild` asked
-    incoming: KeyedStream[Incoming] = op.merge("to_apply", keyed, refreshes, rebuilds)
-    applied: Stream[Emitted] = op.key_rm("unkey", op.stateful_batch("apply", incoming, builder(active, registry)))
-    # SkuWrite | DeadLetter (an event older than its SKU's window)
-    to_feed = op.branch("to_feed", applied, _is_delta)
-    late = op.branch("late", cast(Stream[SkuWrite | DeadLetter], to_feed.falses), _is_dead_letter)
+    # (shard, Rebuild): this process's SKUs, when Redis lost its data or `avail rebuild` asked
+    incoming: KeyedStream[ShardIncoming] = op.merge("to_apply", keyed, refreshes, rebuilds)
+    applied: Stream[Applied] = op.key_rm("unkey", op.stateful_batch(
+        "apply_shards", incoming, shard_builder(active, registry)))
+    # Applied: one shard activation's SKU writes, channel deltas and late events
     # the delta feed: every channel's changes meet in one throttle per channel
-    by_channel = op.key_on("key_by_channel", to_feed.trues, _channel_of)
-    # (channel, ChannelDelta)
+    by_channel = op.flat_map("key_by_channel", applied, _deltas_by_channel)
+    # (channel, [ChannelDelta])
     released = op.key_rm("unkey_feed", op.stateful_batch(
         "throttle", by_channel, throttle_builder(active, settings.feed_window_margin_ms)))
     # Release
     op.output("feed", released, FeedSink(redis_url, keys, settings.kafka_bootstrap, settings.topic_deltas_prefix,
                                          settings.feed_retention))
-    invalid = cast(Stream[DeadLetter], valid.falses)
-    letters = op.merge("dead_letters", invalid, late.trues)
+    letters = op.merge("dead_letters", op.flat_map("invalid", polls, _invalid),
+                       op.flat_map("late", applied, _late))
     # DeadLetter
     op.output("dlq", op.map("to_kafka", letters, kafka_io.to_kafka), kafka_io.dead_letter_sink(settings))
     rejects = op.map("count_rejects", letters, _count_reject)
     # Counts
     ticks = op.input("heartbeat", flow, HeartbeatSource(settings.heartbeat_interval_s))
     # Heartbeat
-    written = cast(Stream[SkuWrite], late.falses)
-    to_redis: Stream[SinkItem] = op.merge("to_redis", written, rejects, ticks)
+    to_redis: Stream[SinkItem] = op.merge("to_redis", applied, rejects, ticks)
     op.output("redis", to_redis, RedisSink(redis_url, keys, registry))
     return flow
 
 
-def _is_inbound(item: Inbound | DeadLetter) -> TypeGuard[Inbound]:
-    return isinstance(item, Inbound)
+def _shard_batches(batch: DecodedBatch) -> list[tuple[str, ShardIncoming]]:
+    return list(batch.shards.items())
 
 
-def _is_dead_letter(item: SkuWrite | DeadLetter) -> TypeGuard[DeadLetter]:
-    return isinstance(item, DeadLetter)
+def _invalid(batch: DecodedBatch) -> list[DeadLetter]:
+    return batch.letters
 
 
-def _is_delta(item: Emitted) -> TypeGuard[ChannelDelta]:
-    return isinstance(item, ChannelDelta)
+def _late(applied: Applied) -> list[DeadLetter]:
+    return applied.letters
 
 
-def _channel_of(delta: ChannelDelta) -> str:
-    return delta.channel
-
-
-def _sku_of(inbound: Inbound) -> str:
-    return inbound.event.sku
+def _deltas_by_channel(applied: Applied) -> list[tuple[str, list[ChannelDelta]]]:
+    channels: dict[str, list[ChannelDelta]] = {}
+    for delta in applied.deltas:
+        held = channels.get(delta.channel)
+        if held is None:
+            channels[delta.channel] = [delta]
+        else:
+            held.append(delta)
+    return list(channels.items())
 
 
 def _count_reject(letter: DeadLetter) -> Counts:
@@ -111,6 +115,7 @@ def prepare_recovery(directory: Path, partitions: int, backup_interval: timedelt
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir(parents=True)
         init_db_dir(staging, partitions)  # type: ignore[no-untyped-call]
+        (staging / FORMAT_FILE).write_text(RECOVERY_FORMAT + "\n")
         try:
             staging.rename(directory)  # replaces an empty directory; refused over a made store
             log.info("initialised recovery store %s with %d partitions", directory, partitions)
@@ -119,7 +124,39 @@ def prepare_recovery(directory: Path, partitions: int, backup_interval: timedelt
             if not directory.is_dir() or not any(directory.iterdir()):
                 raise
             log.info("recovery store %s was created by another process", directory)
+    check_recovery_format(directory)
     return RecoveryConfig(str(directory), backup_interval)  # type: ignore[no-untyped-call]
+
+
+def _holds_step(directory: Path, step_id: str) -> bool:
+    for part in directory.glob("part-*.sqlite3"):
+        with contextlib.closing(sqlite3.connect(f"file:{part}?mode=ro", uri=True)) as db:
+            found = db.execute("SELECT 1 FROM snaps WHERE step_id = ? OR step_id LIKE ? LIMIT 1",
+                               (step_id, f"{step_id}.%")).fetchone()
+        if found:
+            return True
+    return False
+
+
+class RecoveryFormatError(RuntimeError):
+    """The recovery store holds state in a layout this engine cannot resume."""
+
+
+def check_recovery_format(directory: Path) -> None:
+    """Refuses a store of another layout; marks an unmarked one (made by ``python -m bytewax.recovery``)."""
+    marker = directory / FORMAT_FILE
+    if marker.exists():
+        found = marker.read_text().strip()
+    elif _holds_step(directory, f"{FLOW_ID}.apply"):
+        found = "per-SKU state (written before state shards)"
+    else:
+        marker.write_text(RECOVERY_FORMAT + "\n")
+        return
+    if found != RECOVERY_FORMAT:
+        raise RecoveryFormatError(
+            f"recovery store {directory} holds {found}, this engine needs {RECOVERY_FORMAT}: resuming would "
+            "lose state. Start with a new, empty recovery directory and replay the topics "
+            "(docs/operations.md, 'Upgrading across a recovery format change')")
 
 
 def run(

@@ -59,11 +59,13 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
             self.written_generation = resume[2] if len(resume) > 2 else ""  # noqa: PLR2004 - older snapshots
             registry.add(self.state.sku, self)
         self.full_write_pending = True
+        self.state_bytes: bytes | None = resume[0] if resume is not None else None  # valid until the state changes
         self.written_rules_version = ""
         self.written_unsourced: dict[str, int] = {}
         self.written_channels: set[str] = set()
 
     def on_batch(self, values: list[Incoming]) -> tuple[Iterable[Emitted], bool]:
+        self.state_bytes = None
         now = now_us()
         rules = self.active.current()
         inbound: list[Inbound] = []
@@ -101,6 +103,7 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
     def on_notify(self) -> tuple[Iterable[Emitted], bool]:
         if self.state is None:
             return (), StatefulBatchLogic.RETAIN
+        self.state_bytes = None
         now = now_us()
         rules = self.active.current()
         write = SkuWrite(self.state.sku, 0, False)
@@ -119,7 +122,9 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
 
     def snapshot(self) -> SkuSnapshot:
         assert self.state is not None  # noqa: S101 - logic without state is discarded, never snapshotted
-        return self.state.to_bytes(), self.version, self.written_generation
+        if self.state_bytes is None:  # only SKUs touched since the last snapshot are serialised again
+            self.state_bytes = self.state.to_bytes()
+        return self.state_bytes, self.version, self.written_generation
 
     def _finish(self, write: SkuWrite, now: int, rules: RuleSet, emitted: list[Emitted]) -> None:
         state = self.state

@@ -23,11 +23,12 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
 from avail.projection import AS_OF, CHANNEL_PREFIX, NODE_PREFIX, RULES_VERSION, UNSOURCED_PREFIX, Keys
 from dataflows.messages import Counts, Heartbeat, SkuWrite
+from dataflows.shards import Applied
 from dataflows.store_guard import Registry
 
 log = logging.getLogger(__name__)
 
-SinkItem = SkuWrite | Counts | Heartbeat
+SinkItem = SkuWrite | Applied | Counts | Heartbeat
 
 # KEYS: sku hash. ARGV: version, full (1/0), count of fields to delete, those fields,
 # then field/value pairs. Returns 1 written, 0 older than what is there, -1 partial
@@ -51,12 +52,22 @@ end
 return 1
 """
 
+def _flatten(items: Sequence[SinkItem]) -> list[SkuWrite | Counts | Heartbeat]:
+    flat: list[SkuWrite | Counts | Heartbeat] = []
+    for item in items:
+        if isinstance(item, Applied):
+            flat.extend(item.writes)
+        else:
+            flat.append(item)
+    return flat
+
+
 def coalesce(items: Sequence[SinkItem]) -> tuple[dict[str, SkuWrite], dict[str, int], Heartbeat | None]:
     """Folds a batch into one write per SKU (newest values win), summed counters, last heartbeat."""
     writes: dict[str, SkuWrite] = {}
     counts: dict[str, int] = {}
     heartbeat = None
-    for item in items:
+    for item in _flatten(items):
         if isinstance(item, SkuWrite):
             for name, value in item.counts.items():
                 counts[name] = counts.get(name, 0) + value

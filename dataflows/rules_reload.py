@@ -2,8 +2,9 @@
 
 The watcher is a one-partition source, so exactly one worker in the whole cluster reads
 the directory. A valid change is published to Redis (the file texts and the version),
-adopted by this process at once, and followed by one ``RulesChanged`` item per known
-SKU, routed like events to the worker that owns the SKU, which recomputes it. Every
+adopted by this process at once, and followed by ``RulesChanged`` items naming every
+known SKU, one per state shard, routed like events to the worker that owns the shard,
+which recomputes them. Every
 other process adopts the published texts when such an item reaches it, or within a
 second by polling the version, so all workers end on the same rules_version. A refused
 change is logged with the loader's messages, counted, and left in Redis for ``/readyz``;
@@ -28,15 +29,20 @@ from atp.rules import RuleSet
 from avail.projection import Keys, rules_document
 from avail.rules_loader import RulesError, check_sources, read_sources, rule_files
 from dataflows.feed_sink import start_feeds
+from dataflows.shard_key import shard_of
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class RulesChanged:
-    """Recompute this SKU under ``version`` (adopting it first if this process lacks it)."""
+    """Recompute these SKUs under ``version`` (adopting it first if this process lacks it).
+
+    To a ``SkuLogic`` it means its own SKU, whatever ``skus`` holds.
+    """
 
     version: str
+    skus: tuple[str, ...] = ()
 
 
 def publish(client: redis.Redis, keys: Keys, sources: dict[str, str], rules: RuleSet) -> None:
@@ -139,7 +145,11 @@ class _Watcher(StatefulSourcePartition[tuple[str, RulesChanged], str]):
                 self.pending = self._all_skus()
                 return []
             if chunk is not None:
-                return [(sku.decode(), RulesChanged(self.pending_version)) for sku in chunk]
+                groups: dict[str, list[str]] = {}
+                for sku in chunk:
+                    name = sku.decode()
+                    groups.setdefault(shard_of(name), []).append(name)
+                return [(shard, RulesChanged(self.pending_version, tuple(skus))) for shard, skus in groups.items()]
             self.pending = None
         self.awake = datetime.now(UTC) + self.interval
         now = fingerprint(self.directory)

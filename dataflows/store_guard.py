@@ -30,16 +30,26 @@ from bytewax.inputs import DynamicSource, StatelessSourcePartition
 from avail.projection import Keys
 from avail.rebuild import ensure_generation
 from dataflows.rules_reload import ActiveRules, publish
+from dataflows.shard_key import shard_of
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
 class Rebuild:
-    """Write this SKU's whole hash again."""
+    """Write these SKUs' whole hashes again (to a ``SkuLogic``: its own)."""
+
+    skus: tuple[str, ...] = ()
 
 
 REBUILD = Rebuild()
+
+
+def by_shard(skus: list[str]) -> list[tuple[str, Rebuild]]:
+    groups: dict[str, list[str]] = {}
+    for sku in skus:
+        groups.setdefault(shard_of(sku), []).append(sku)
+    return [(shard, Rebuild(tuple(members))) for shard, members in groups.items()]
 
 
 class Rebuildable(Protocol):
@@ -105,7 +115,7 @@ class _Guard(StatelessSourcePartition[tuple[str, Rebuild]]):
         if self.pending is not None:
             chunk = next(self.pending, None)
             if chunk is not None:
-                return [(sku, REBUILD) for sku in chunk]
+                return by_shard(chunk)
             self.pending = None
             log.info("rebuild items sent for generation %s", self.registry.generation)
             try:
@@ -126,7 +136,7 @@ class _Guard(StatelessSourcePartition[tuple[str, Rebuild]]):
         lost = self.registry.take_lost()
         if lost:
             log.warning("%d SKU hashes were missing in Redis; rewriting them whole", len(lost))
-        return [(sku, REBUILD) for sku in lost]
+        return by_shard(lost)
 
     def _check(self) -> None:
         token = ensure_generation(self.client, self.keys)
@@ -148,7 +158,10 @@ class _Guard(StatelessSourcePartition[tuple[str, Rebuild]]):
 
 
 class StoreGuard(DynamicSource[tuple[str, Rebuild]]):
-    """One partition per worker; the first one built in a process does the watching."""
+    """One partition per worker; the first one built in a process does the watching.
+
+    Items are keyed by state shard (``shard_of``), each naming the shard's SKUs to rewrite.
+    """
 
     def __init__(self, registry: Registry, active: ActiveRules, url: str, keys: Keys, interval_s: float = 1.0,
                  chunk: int = 2000) -> None:

@@ -67,17 +67,21 @@ class Throttle:
         return released
 
 
-class ThrottleLogic(StatefulBatchLogic[ChannelDelta, Release, bytes]):
+class ThrottleLogic(StatefulBatchLogic[list[ChannelDelta], Release, bytes]):
+    """One channel's throttle; each item is one shard activation's deltas for the channel."""
+
     def __init__(self, active: ActiveRules, margin_us: int, resume: bytes | None) -> None:
         self.active = active
         self.margin_us = margin_us
         self.throttle: Throttle = pickle.loads(resume) if resume is not None else Throttle()  # noqa: S301 - own snapshot
         self.channel = ""
 
-    def on_batch(self, values: list[ChannelDelta]) -> tuple[Iterable[Release], bool]:
-        for delta in values:
-            self.channel = delta.channel
-            self.throttle.offer(delta)
+    def on_batch(self, values: list[list[ChannelDelta]]) -> tuple[Iterable[Release], bool]:
+        offer = self.throttle.offer
+        for deltas in values:
+            for delta in deltas:
+                self.channel = delta.channel
+                offer(delta)
         return self._release(), StatefulBatchLogic.RETAIN
 
     def on_notify(self) -> tuple[Iterable[Release], bool]:

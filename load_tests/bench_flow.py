@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -29,15 +29,15 @@ import time
 from pathlib import Path
 from typing import Literal
 
-import orjson
 import redis
 
 from atp.events import Topic
 from avail.local_servers import LOOPBACK, start_redis, start_tansu
+from load_tests import report
 from load_tests.generator import Scenario
 from load_tests.produce_backlog import produce_backlog, topic_names
+from load_tests.profile_summary import summarise
 
-RESULTS = Path(__file__).parent / "results"
 RULES = {"full": Path(__file__).parent / "rules_full", "small": Path(__file__).parent.parent / "rules"}
 
 
@@ -95,17 +95,26 @@ while True:
 
 
 def run_engine(bootstrap: str, url: str, prefix: str, topics: dict[str, str], total: int, work: Path,
-               rules: Path) -> float:
+               rules: Path, profile: Path | None = None) -> float:
     recovery = work / f"recovery-{prefix}"
     env = {**os.environ, "AVAIL_KAFKA_BOOTSTRAP": bootstrap, "AVAIL_REDIS_URL": url, "AVAIL_REDIS_PREFIX": prefix,
            "AVAIL_RULES_DIR": str(rules), "AVAIL_RECOVERY_DIR": str(recovery), "AVAIL_LOG_LEVEL": "WARNING"}
     env.update({f"AVAIL_TOPIC_{Topic(role).name}": name for role, name in topics.items()})
     with (work / f"{prefix}.log").open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "avail", "flow"], env=env, stdout=log,  # noqa: S603
-                                   stderr=subprocess.STDOUT)
+        command = [sys.executable, "-m", "avail", "flow"]
+        if profile is not None:  # py-spy's collapsed stacks, summarised by load_tests.profile_summary
+            command = [str(Path(sys.executable).with_name("py-spy")), "record", "--rate", "100", "--format", "raw",
+                       "--output", str(profile), "--", *command]
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
     try:
         return timed(redis.Redis.from_url(url), prefix, total, process, timeout=600)
     finally:
+        if profile is not None:
+            process.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
         process.kill()
         process.wait()
         shutil.rmtree(recovery, ignore_errors=True)
@@ -128,6 +137,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--partitions", type=int, default=2, help="partitions per inbound topic")
+    parser.add_argument("--profile", action="store_true",
+                        help="one more engine run under py-spy: results/flow_profile.txt and its summary")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench-flow-"))
     broker, redis_server = start_tansu(log_dir=work), start_redis(log_dir=work)
@@ -147,18 +158,27 @@ def main() -> None:
             engine.append(run_engine(bootstrap, url, f"engine{i}", topics, args.events, work, RULES[scale]))
             baseline.append(run_baseline(bootstrap, url, f"base{i}", topics, args.events, args.partitions))
             print(f"round {i + 1}: engine {engine[-1]:,.0f} events/s, baseline {baseline[-1]:,.0f} events/s")
+        if args.profile:
+            report.RESULTS.mkdir(parents=True, exist_ok=True)
+            stacks = report.RESULTS / "flow_profile.txt"
+            rate = run_engine(bootstrap, url, "profiled", topics, args.events, work, RULES[scale], stacks)
+            print(f"profiled run: {rate:,.0f} events/s (py-spy costs some)")
+            print(summarise(stacks, report.RESULTS / "flow_profile_summary.txt"))
         result = {
-            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
             "scale": scale, "seed": args.seed, "rules": str(RULES[scale].relative_to(RULES["small"].parent)),
             "events": args.events, "partitions": args.partitions, "rounds": args.rounds,
             "engine_events_per_s": engine, "baseline_events_per_s": baseline,
             "engine_median": statistics.median(engine), "baseline_median": statistics.median(baseline),
             "ratio_of_medians": statistics.median(engine) / statistics.median(baseline),
         }
-        print(f"\nmedian: engine {result['engine_median']:,.0f} events/s, baseline {result['baseline_median']:,.0f}"
-              f" events/s, ratio {result['ratio_of_medians']:.2f}")
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / "flow_throughput.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+        rows = [[f"round {i + 1}", e, b, e / b] for i, (e, b) in enumerate(zip(engine, baseline, strict=True))]
+        rows.append(["median", result["engine_median"], result["baseline_median"], result["ratio_of_medians"]])
+        report.save("flow_throughput", result, ["run", "engine events/s", "baseline events/s", "ratio"], rows)
+        report.bars("flow_throughput", f"Flow throughput, {scale} scale, {args.events:,} events (one worker)",
+                    [f"round {i + 1}" for i in range(args.rounds)] + ["median"],
+                    {"engine": [*engine, result["engine_median"]], "bare baseline": [*baseline,
+                                                                                     result["baseline_median"]]},
+                    "events/s", target=50_000)
     finally:
         broker.stop()
         redis_server.stop()

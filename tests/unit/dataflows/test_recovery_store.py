@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from bytewax.recovery import init_db_dir
 
-from dataflows.flow import prepare_recovery
+from dataflows.flow import FORMAT_FILE, RecoveryFormatError, prepare_recovery
 
 
 def parts(directory: Path) -> list[str]:
@@ -64,3 +67,30 @@ def test_a_store_made_meanwhile_by_another_process_wins(tmp_path: Path, monkeypa
     monkeypatch.undo()
     assert {p.name: p.read_bytes() for p in store.iterdir()} == made
     assert sorted(p.name for p in tmp_path.iterdir()) == ["recovery"]
+
+
+def test_a_store_with_per_sku_state_of_an_older_engine_is_refused_naming_the_fix(tmp_path: Path) -> None:
+    store = tmp_path / "recovery"
+    prepare_recovery(store, 2, timedelta(0))
+    (store / FORMAT_FILE).unlink()  # what a store written before state shards looks like
+    with contextlib.closing(sqlite3.connect(store / "part-1.sqlite3")) as db, db:
+        db.execute("INSERT INTO snaps (step_id, state_key, snap_epoch, ser_change) VALUES (?, ?, 1, NULL)",
+                   ("availability.apply", "SKU-1"))
+    with pytest.raises(RecoveryFormatError, match="new, empty recovery directory"):
+        prepare_recovery(store, 2, timedelta(0))
+
+
+def test_a_store_made_by_the_bytewax_tool_is_accepted_and_marked(tmp_path: Path) -> None:
+    store = tmp_path / "recovery"
+    store.mkdir()
+    init_db_dir(store, 2)  # type: ignore[no-untyped-call]
+    prepare_recovery(store, 2, timedelta(0))
+    assert (store / FORMAT_FILE).read_text().strip() == "shards-256"
+
+
+def test_a_store_of_another_shard_count_is_refused(tmp_path: Path) -> None:
+    store = tmp_path / "recovery"
+    prepare_recovery(store, 2, timedelta(0))
+    (store / FORMAT_FILE).write_text("shards-64\n")
+    with pytest.raises(RecoveryFormatError, match="shards-64"):
+        prepare_recovery(store, 2, timedelta(0))

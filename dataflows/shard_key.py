@@ -1,0 +1,16 @@
+"""Which state shard holds a SKU: CRC-32 of its id, stable across processes and restarts.
+
+``SHARDS`` is part of the recovery format: a store written with another count cannot
+be resumed, since its SKUs would sit in other shards than their events reach.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+SHARDS = 256
+RECOVERY_FORMAT = f"shards-{SHARDS}"
+
+
+def shard_of(sku: str) -> str:
+    return f"s{zlib.crc32(sku.encode()) % SHARDS:03d}"

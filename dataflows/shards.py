@@ -1,0 +1,130 @@
+"""State shards: the stateful step is keyed by shard, each shard holding many SKUs.
+
+Bytewax's cost is per item and per key activation, not per event, so the flow moves
+batches: a poll's messages travel as one item, are decoded together and split into one
+``ShardBatch`` per shard, and each shard's logic applies its SKUs' events and emits one
+``Applied`` for the sink and the feed. A SKU's shard is a CRC-32 of its id, stable across
+processes and restarts (``shard_key``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from bytewax.operators import StatefulBatchLogic
+
+from dataflows.logic import Emitted, SkuLogic, SkuSnapshot, now_us
+from dataflows.messages import ChannelDelta, DeadLetter, Inbound, SkuWrite
+from dataflows.rules_reload import ActiveRules, RulesChanged
+from dataflows.store_guard import Rebuild, Registry
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(slots=True)
+class ShardBatch:
+    """Events of one shard's SKUs from one poll, in arrival order."""
+
+    events: list[Inbound] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Applied:
+    """What one activation of a shard produced."""
+
+    writes: list[SkuWrite] = field(default_factory=list)
+    deltas: list[ChannelDelta] = field(default_factory=list)
+    letters: list[DeadLetter] = field(default_factory=list)
+
+
+ShardIncoming = ShardBatch | RulesChanged | Rebuild
+ShardSnapshot = dict[str, SkuSnapshot]
+
+
+class ShardLogic(StatefulBatchLogic[ShardIncoming, Applied, ShardSnapshot]):
+    """Routes each item to its SKUs' ``SkuLogic`` and collects their output in one ``Applied``."""
+
+    def __init__(self, active: ActiveRules, resume: ShardSnapshot | None, registry: Registry) -> None:
+        self.active = active
+        self.registry = registry
+        self.skus: dict[str, SkuLogic] = {}
+        self.due: int | None = None  # earliest reservation expiry among the shard's SKUs
+        for sku, snapshot in (resume or {}).items():
+            logic = SkuLogic(active, snapshot, registry)
+            self.skus[sku] = logic
+            self._note_due(logic)
+
+    def on_batch(self, values: list[ShardIncoming]) -> tuple[Iterable[Applied], bool]:
+        work: dict[str, list[object]] = {}
+        for value in values:
+            if isinstance(value, ShardBatch):
+                for inbound in value.events:
+                    sku = inbound.event.sku
+                    queued = work.get(sku)
+                    if queued is None:
+                        work[sku] = [inbound]
+                    else:
+                        queued.append(inbound)
+            else:  # RulesChanged or Rebuild name their SKUs
+                for sku in value.skus:
+                    work.setdefault(sku, []).append(value)
+        applied = Applied()
+        for sku, items in work.items():
+            logic = self.skus.get(sku)
+            if logic is None:
+                if not isinstance(items[0], Inbound) and not any(isinstance(i, Inbound) for i in items):
+                    continue  # a refresh for a SKU this shard holds no state for
+                logic = self.skus[sku] = SkuLogic(self.active, None, self.registry)
+            emitted, _ = logic.on_batch(items)  # type: ignore[arg-type]
+            _collect(applied, emitted)
+            self._note_due(logic)
+        return _out(applied), StatefulBatchLogic.RETAIN if self.skus else StatefulBatchLogic.DISCARD
+
+    def on_notify(self) -> tuple[Iterable[Applied], bool]:
+        now = now_us()
+        applied = Applied()
+        self.due = None
+        for logic in self.skus.values():
+            state = logic.state
+            if state is not None and state.expiry_due is not None and state.expiry_due <= now:
+                emitted, _ = logic.on_notify()
+                _collect(applied, emitted)
+            self._note_due(logic)
+        return _out(applied), StatefulBatchLogic.RETAIN
+
+    def on_eof(self) -> tuple[Iterable[Applied], bool]:
+        return (), StatefulBatchLogic.RETAIN
+
+    def notify_at(self) -> datetime | None:
+        return None if self.due is None else _EPOCH + timedelta(microseconds=self.due)
+
+    def snapshot(self) -> ShardSnapshot:
+        return {sku: logic.snapshot() for sku, logic in self.skus.items()}
+
+    def _note_due(self, logic: SkuLogic) -> None:
+        state = logic.state
+        if state is not None and state.expiry_due is not None and (self.due is None or state.expiry_due < self.due):
+            self.due = state.expiry_due
+
+
+def _collect(applied: Applied, emitted: Iterable[Emitted]) -> None:
+    for item in emitted:
+        if isinstance(item, SkuWrite):
+            applied.writes.append(item)
+        elif isinstance(item, ChannelDelta):
+            applied.deltas.append(item)
+        else:
+            applied.letters.append(item)
+
+
+def _out(applied: Applied) -> list[Applied]:
+    return [applied] if applied.writes or applied.deltas or applied.letters else []
+
+
+def shard_builder(active: ActiveRules, registry: Registry) -> Callable[[ShardSnapshot | None], ShardLogic]:
+    def build(resume: ShardSnapshot | None) -> ShardLogic:
+        return ShardLogic(active, resume, registry)
+
+    return build

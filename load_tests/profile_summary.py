@@ -1,0 +1,88 @@
+"""Where a process's time went, from py-spy's collapsed stacks (``py-spy record --format raw``).
+
+Prints the functions with the most samples on the stack (inclusive) and at the top of
+it (self), as shares of all samples, and buckets the inclusive time into the flow's
+parts (decode, apply, Redis sink, snapshots, feed, Bytewax). Each line of the input is
+``frame;frame;...;frame count``, a frame being ``function (file:line)``.
+``python -m load_tests.profile_summary results/flow_profile.txt``
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+
+_FRAME = re.compile(r"^(?P<function>.*?) \((?P<file>[^:()]*)(?::\d+)?\)$")
+
+PARTS = {  # first match on the stack, innermost first
+    "decode (atp.decoding)": ("atp/decoding.py", "atp/events.py"),
+    "apply (atp state, allocation)": ("atp/state.py", "atp/allocation.py", "atp/positions.py", "atp/reservations.py"),
+    "snapshot pickling": ("def snapshot", "to_bytes"),
+    "Redis sink": ("dataflows/redis_sink.py",),
+    "delta feed (throttle, publish)": ("dataflows/throttle.py", "dataflows/feed_sink.py"),
+    "Kafka poll": ("kafka_io.py:next_batch",),
+}
+
+
+def _name(frame: str) -> str:
+    match = _FRAME.match(frame)
+    if match is None:
+        return frame
+    short = "/".join(Path(match["file"]).parts[-2:])
+    return f"{match['function']} ({short})"
+
+
+def summarise(stacks: Path, out: Path | None = None, top: int = 25) -> str:
+    inclusive: Counter[str] = Counter()
+    self_time: Counter[str] = Counter()
+    parts: Counter[str] = Counter()
+    total = 0
+    for line in stacks.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        total += count
+        frames = [_name(f) for f in stack.split(";")]
+        for name in set(frames):
+            inclusive[name] += count
+        self_time[frames[-1]] += count
+        parts[_part(stack)] += count
+    if not total:
+        return "no samples"
+    lines = [f"{total} samples", "", "by part of the flow (inclusive, first match from the innermost frame):"]
+    lines += [f"  {100 * n / total:5.1f} %  {part}" for part, n in parts.most_common()]
+    lines += ["", "inclusive:"] + [f"  {100 * n / total:5.1f} %  {f}" for f, n in inclusive.most_common(top)]
+    lines += ["", "self:"] + [f"  {100 * n / total:5.1f} %  {f}" for f, n in self_time.most_common(top)]
+    text = "\n".join(lines)
+    if out is not None:
+        out.write_text(text + "\n")
+    return text
+
+
+def _part(stack: str) -> str:
+    frames = stack.split(";")
+    for frame in reversed(frames):
+        for part, needles in PARTS.items():
+            if any(_matches(frame, needle) for needle in needles):
+                return part
+    if any("bytewax" in f for f in frames) or len(frames) <= 2:  # noqa: PLR2004
+        return "Bytewax runtime and the rest"
+    return "other Python"
+
+
+def _matches(frame: str, needle: str) -> bool:
+    if needle.startswith("def "):
+        return frame.startswith(needle[4:] + " ")
+    if needle == "to_bytes":
+        return frame.startswith("to_bytes ")
+    if ":" in needle:
+        file, function = needle.split(":")
+        return file in frame and frame.startswith(function + " ")
+    return needle in frame
+
+
+if __name__ == "__main__":
+    print(summarise(Path(sys.argv[1])))
