@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from atp.events import (
     Adjustment,
@@ -57,15 +58,24 @@ DEFAULT_RETENTION = Retention()
 TransferKey = tuple[str, str, str]
 
 
+class EventResult(NamedTuple):
+    """What became of one event of ``apply_many``."""
+
+    status: Status
+    rejection: Rejection | None
+    touched_undeclared: bool  # it named a node the rules do not declare
+
+
 class _Changes:
     """Collects what one call touched, to report only real differences."""
 
-    __slots__ = ("before", "channels", "undeclared")
+    __slots__ = ("before", "channels", "undeclared", "touched_undeclared")
 
     def __init__(self) -> None:
         self.before: dict[str, NodePosition | None] = {}
         self.channels: set[str] = set()
         self.undeclared: list[str] = []
+        self.touched_undeclared = False  # by the event being applied
 
 
 class SkuState:
@@ -101,24 +111,49 @@ class SkuState:
     ) -> Outcome:
         changes = _Changes()
         self._sync(rules, now, changes)
+        status, rejection = self._apply_one(event, now, rules, retention, changes)
+        return self._finish(changes, rules, status, rejection)
+
+    def apply_many(
+        self, events: Sequence[Event], *, now: Micros, rules: RuleSet,
+        retention: Retention = DEFAULT_RETENTION,
+    ) -> tuple[Outcome, list[EventResult]]:
+        """Applies ``events`` in order and reports their net change once.
+
+        The state ends exactly as after ``apply`` of each in turn; the outcome lists each
+        position and channel whose numbers differ from before the first event (status
+        ``APPLIED``), and each event gets its own status and rejection. The channel
+        numbers are computed once, not once per event.
+        """
+        changes = _Changes()
+        results: list[EventResult] = []
+        for event in events:
+            self._sync(rules, now, changes)
+            changes.touched_undeclared = False
+            status, rejection = self._apply_one(event, now, rules, retention, changes)
+            results.append(EventResult(status, rejection, changes.touched_undeclared))
+        return self._finish(changes, rules, Status.APPLIED), results
+
+    def _apply_one(
+        self, event: Event, now: Micros, rules: RuleSet, retention: Retention, changes: _Changes,
+    ) -> tuple[Status, Rejection | None]:
         at = event_time(event)
         if event.event_id in self.seen:
-            return self._finish(changes, rules, Status.DUPLICATE)
+            return Status.DUPLICATE, None
         cutoff = max(self.horizon, self.watermark - retention.window)
         if at < cutoff:
-            rejection = Rejection(
+            return Status.REJECTED, Rejection(
                 RejectCode.OUTSIDE_WINDOW,
                 f"event time is older than this SKU's de-duplication window "
                 f"(cutoff {cutoff} µs); it cannot be told apart from a replay",
                 "as_of" if isinstance(event, InventorySnapshot) else "occurred_at",
             )
-            return self._finish(changes, rules, Status.REJECTED, rejection)
         self.seen[event.event_id] = at
         _HANDLERS[type(event)](self, event, now, rules, changes)
         if self.as_of is None or at > self.as_of:
             self.as_of = at
         self._advance(at, now, retention)
-        return self._finish(changes, rules, Status.APPLIED)
+        return Status.APPLIED, None
 
     def refresh(self, *, now: Micros, rules: RuleSet) -> Outcome:
         """Bring the numbers up to ``now`` and ``rules`` with no event (timer, reload)."""
@@ -171,8 +206,10 @@ class SkuState:
             self.counted_atp[node] = 0
         elif node not in changes.before:
             changes.before[node] = position.view(node)
-        if node not in rules.nodes and node not in changes.undeclared:
-            changes.undeclared.append(node)
+        if node not in rules.nodes:
+            changes.touched_undeclared = True
+            if node not in changes.undeclared:
+                changes.undeclared.append(node)
         return position
 
     def _sync(self, rules: RuleSet, now: Micros, changes: _Changes) -> None:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from bytewax.operators import StatefulBatchLogic
 
-from atp.outcomes import Outcome, Status
+from atp.outcomes import Outcome
 from atp.rules import RuleSet
 from atp.state import SkuState
 from avail.projection import encode_position
@@ -87,13 +87,15 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
         emitted: list[Emitted] = []
         write = SkuWrite(state.sku, 0, False)
         counts = write.counts
-        for item in inbound:
-            outcome = state.apply(item.event, now=now, rules=rules)
-            counts[outcome.status.value] = counts.get(outcome.status.value, 0) + 1
-            if outcome.status is Status.REJECTED and outcome.rejection is not None:
-                emitted.append(DeadLetter(item.raw, outcome.rejection))
-            if outcome.undeclared_nodes:
-                counts["undeclared_node_events"] = counts.get("undeclared_node_events", 0) + 1
+        if inbound:
+            outcome, results = state.apply_many([item.event for item in inbound], now=now, rules=rules)
+            for item, result in zip(inbound, results, strict=True):
+                status = result.status.value
+                counts[status] = counts.get(status, 0) + 1
+                if result.rejection is not None:
+                    emitted.append(DeadLetter(item.raw, result.rejection))
+                if result.touched_undeclared:
+                    counts["undeclared_node_events"] = counts.get("undeclared_node_events", 0) + 1
             _merge(write, outcome, rules)
         if refresh:
             _merge(write, state.refresh(now=now, rules=rules), rules)
@@ -129,19 +131,23 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
     def _finish(self, write: SkuWrite, now: int, rules: RuleSet, emitted: list[Emitted]) -> None:
         state = self.state
         assert state is not None  # noqa: S101
+        rules_changed = state.rules_version != self.written_rules_version
         if self.full_write_pending:
             write.full = True
             self.written_generation = self.registry.generation
             write.positions = {p.node: encode_position(p) for p in state.node_positions()}
             write.channels = {name: state.shown.get(name, 0) for name in rules.channels}
-        else:
+        elif rules_changed:  # the set of channels only changes with the rules
             write.removed_channels = sorted(self.written_channels - rules.channels.keys())
             for name in rules.channels.keys() - self.written_channels:  # a channel the rules just added
                 write.channels.setdefault(name, state.shown.get(name, 0))
-        unsourced = {channel: qty for channel, qty in state.unsourced.items() if qty}
-        write.unsourced = {c: unsourced.get(c, 0) for c in unsourced.keys() | self.written_unsourced.keys()
-                           if write.full or unsourced.get(c, 0) != self.written_unsourced.get(c, 0)}
-        write.rules_changed = state.rules_version != self.written_rules_version
+        if state.unsourced or self.written_unsourced:
+            unsourced = {channel: qty for channel, qty in state.unsourced.items() if qty}
+            write.unsourced = {c: unsourced.get(c, 0) for c in unsourced.keys() | self.written_unsourced.keys()
+                               if write.full or unsourced.get(c, 0) != self.written_unsourced.get(c, 0)}
+        else:
+            unsourced = {}
+        write.rules_changed = rules_changed
         if not write.changed:
             if write.counts:
                 emitted.append(write)
@@ -149,7 +155,8 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
         self.full_write_pending = False
         self.written_rules_version = state.rules_version
         self.written_unsourced = unsourced
-        self.written_channels = (self.written_channels | write.channels.keys()) - set(write.removed_channels)
+        if write.full or rules_changed:
+            self.written_channels = (self.written_channels | write.channels.keys()) - set(write.removed_channels)
         self.version = write.version = max(self.version + 1, now)
         write.as_of = state.as_of
         write.rules_version = state.rules_version

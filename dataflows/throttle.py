@@ -48,19 +48,22 @@ class Throttle:
             window.popleft()
         released: list[Release] = []
         wake: int | None = None
-        for sku, delta in list(self.pending.items()):
-            if max_per_second is not None and len(window) >= max_per_second:
+        limit = SECOND * SECOND if max_per_second is None else max_per_second
+        last_released = self.last_released
+        for sku, delta in self.pending.items():  # no copy: a backlog can hold every SKU, the window few
+            if len(window) >= limit:
                 wake = window[0] + span if wake is None else min(wake, window[0] + span)
                 break
-            last = self.last_released.get(sku)
+            last = last_released.get(sku)
             if last is not None and now - last < min_interval_us:
                 due = last + min_interval_us
                 wake = due if wake is None else min(wake, due)
                 continue
-            del self.pending[sku]
-            self.last_released[sku] = now
+            last_released[sku] = now
             window.append(now)
             released.append(Release(delta, now))
+        for release in released:
+            del self.pending[release.delta.sku]
         if len(self.last_released) > 4 * len(self.pending) + 10_000:
             self.last_released = {s: t for s, t in self.last_released.items() if now - t < min_interval_us}
         self.next_at = wake if self.pending else None

@@ -21,6 +21,7 @@ PARTS = {  # first match on the stack, innermost first
     "apply (atp state, allocation)": ("atp/state.py", "atp/allocation.py", "atp/positions.py", "atp/reservations.py"),
     "snapshot pickling": ("def snapshot", "to_bytes"),
     "Redis sink": ("dataflows/redis_sink.py",),
+    "SKU step bookkeeping (dataflows.logic, shards)": ("dataflows/logic.py", "dataflows/shards.py"),
     "delta feed (throttle, publish)": ("dataflows/throttle.py", "dataflows/feed_sink.py"),
     "Kafka poll": ("kafka_io.py:next_batch",),
 }

@@ -204,3 +204,49 @@ class TestRetention:
 
         assert state.node_positions()[0].reserved == 3
         assert "r1" in state.reservations
+
+
+class TestApplyMany:
+    """The flow applies each SKU's events of a poll together; nothing may differ but the cost."""
+
+    @given(event_streams, st.lists(st.integers(1, 6), min_size=1), clocks, rule_sets())
+    def test_batches_end_in_the_same_state_and_statuses_as_one_by_one(self, events, sizes, now, rules) -> None:
+        one_by_one = SkuState(SKU)
+        expected_statuses = [one_by_one.apply(e, now=now, rules=rules) for e in events]
+        batched = SkuState(SKU)
+        statuses = []
+        start = 0
+        for size in sizes * (len(events) + 1):
+            if start >= len(events):
+                break
+            _, results = batched.apply_many(events[start:start + size], now=now, rules=rules)
+            statuses += results
+            start += size
+
+        assert numbers(batched) == numbers(one_by_one)
+        assert batched.unsourced == one_by_one.unsourced
+        assert batched.contrib == one_by_one.contrib
+        assert [(r.status, r.rejection) for r in statuses] == [(o.status, o.rejection) for o in expected_statuses]
+        assert [r.touched_undeclared for r in statuses] == [bool(o.undeclared_nodes) for o in expected_statuses]
+
+    @given(event_streams, st.integers(1, 8), clocks, rule_sets())
+    def test_a_batch_outcome_lists_exactly_the_net_changes(self, events, size, now, rules) -> None:
+        state = SkuState(SKU)
+        positions: dict[str, tuple[int, ...]] = {}
+        channels: dict[str, int] = {}
+        for start in range(0, len(events), size):
+            before = {p.node: p for p in state.node_positions()}
+            shown_before = state.channels()
+            outcome, _ = state.apply_many(events[start:start + size], now=now, rules=rules)
+            after = {p.node: p for p in state.node_positions()}
+            assert {p.node for p in outcome.positions} == {n for n, p in after.items() if before.get(n) != p}
+            for change in outcome.channels:
+                assert change.previous == shown_before.get(change.channel, 0) != change.available
+                channels[change.channel] = change.available
+            for p in outcome.positions:
+                positions[p.node] = (p.on_hand, p.reserved, p.in_transit, p.unsellable, p.safety_stock, p.atp)
+
+        full = {p.node: (p.on_hand, p.reserved, p.in_transit, p.unsellable, p.safety_stock, p.atp)
+                for p in state.node_positions()}
+        assert positions == full
+        assert {c: n for c, n in channels.items() if n} == {c: n for c, n in state.channels().items() if n}
