@@ -12,7 +12,7 @@ from atp.events import Event
 from atp.rejections import Rejection
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per event: a frozen dataclass's __init__ costs about twice as much
 class RawMessage:
     """Where an inbound message came from, kept until it is applied or dead-lettered."""
 
@@ -23,7 +23,7 @@ class RawMessage:
     value: bytes | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per event: a frozen dataclass's __init__ costs about twice as much
 class Inbound:
     event: Event
     raw: RawMessage
@@ -109,7 +109,7 @@ class Heartbeat:
     at: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per event: a frozen dataclass's __init__ costs about twice as much
 class ChannelDelta:
     """A SKU's new shown quantity for one channel, on its way to the channel's throttle."""
 
@@ -120,7 +120,7 @@ class ChannelDelta:
     rules_version: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # built per event: a frozen dataclass's __init__ costs about twice as much
 class Release:
     """A delta the throttle lets through at ``released_at`` (µs), to be published."""
 

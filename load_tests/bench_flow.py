@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import redis
 
@@ -46,18 +46,29 @@ def handled(client: redis.Redis, prefix: str) -> int:
     return sum(int(v) for k, v in stats.items() if k in (b"applied", b"duplicate") or k.startswith(b"rejected:"))
 
 
-def timed(client: redis.Redis, prefix: str, total: int, process: subprocess.Popen[bytes], timeout: float) -> float:
-    """Events/s between 10 % and 95 % of ``total`` handled, polling the stats hash."""
-    marks: dict[float, float] = {}
+class Run(NamedTuple):
+    events_per_s: float
+    cpu_us_per_event: float  # the process's user + system CPU over the same span: robust to a busy machine
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(client: redis.Redis, prefix: str, total: int, process: subprocess.Popen[bytes], timeout: float) -> Run:
+    """Events/s and CPU per event between 10 % and 95 % of ``total`` handled, polling the stats hash."""
+    marks: dict[float, tuple[float, float]] = {}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         done = handled(client, prefix)
         now = time.monotonic()
         for share in (0.10, 0.95):
             if share not in marks and done >= share * total:
-                marks[share] = now
+                marks[share] = (now, cpu_seconds(process.pid))
         if 0.95 in marks:
-            return 0.85 * total / (marks[0.95] - marks[0.10])
+            (start, cpu_start), (end, cpu_end) = marks[0.10], marks[0.95]
+            return Run(0.85 * total / (end - start), (cpu_end - cpu_start) * 1e6 / (0.85 * total))
         if process.poll() is not None:
             raise RuntimeError(f"process exited with {process.returncode}")
         time.sleep(0.02)
@@ -95,7 +106,7 @@ while True:
 
 
 def run_engine(bootstrap: str, url: str, prefix: str, topics: dict[str, str], total: int, work: Path,
-               rules: Path, profile: Path | None = None) -> float:
+               rules: Path, profile: Path | None = None) -> Run:
     recovery = work / f"recovery-{prefix}"
     env = {**os.environ, "AVAIL_KAFKA_BOOTSTRAP": bootstrap, "AVAIL_REDIS_URL": url, "AVAIL_REDIS_PREFIX": prefix,
            "AVAIL_RULES_DIR": str(rules), "AVAIL_RECOVERY_DIR": str(recovery), "AVAIL_LOG_LEVEL": "WARNING"}
@@ -120,7 +131,7 @@ def run_engine(bootstrap: str, url: str, prefix: str, topics: dict[str, str], to
         shutil.rmtree(recovery, ignore_errors=True)
 
 
-def run_baseline(bootstrap: str, url: str, prefix: str, topics: dict[str, str], total: int, partitions: int) -> float:
+def run_baseline(bootstrap: str, url: str, prefix: str, topics: dict[str, str], total: int, partitions: int) -> Run:
     process = subprocess.Popen([sys.executable, "-c", BASELINE, bootstrap, url, prefix,  # noqa: S603
                                 ",".join(topics.values()), str(partitions)])
     try:
@@ -153,27 +164,42 @@ def main() -> None:
             raise RuntimeError(f"{produced.failed} messages failed to produce")
         print(f"backlog: {produced.events} events ({produced.opening_counts} opening counts, {scale} scale)"
               f" produced in {time.monotonic() - started:.1f} s")
-        engine, baseline = [], []
+        engine_runs: list[Run] = []
+        baseline_runs: list[Run] = []
         for i in range(args.rounds):
-            engine.append(run_engine(bootstrap, url, f"engine{i}", topics, args.events, work, RULES[scale]))
-            baseline.append(run_baseline(bootstrap, url, f"base{i}", topics, args.events, args.partitions))
-            print(f"round {i + 1}: engine {engine[-1]:,.0f} events/s, baseline {baseline[-1]:,.0f} events/s")
+            engine_runs.append(run_engine(bootstrap, url, f"engine{i}", topics, args.events, work, RULES[scale]))
+            baseline_runs.append(run_baseline(bootstrap, url, f"base{i}", topics, args.events, args.partitions))
+            print(f"round {i + 1}: engine {engine_runs[-1].events_per_s:,.0f} events/s "
+                  f"({engine_runs[-1].cpu_us_per_event:.1f} µs CPU/event), baseline "
+                  f"{baseline_runs[-1].events_per_s:,.0f} events/s ({baseline_runs[-1].cpu_us_per_event:.1f} µs)")
         if args.profile:
             report.RESULTS.mkdir(parents=True, exist_ok=True)
             stacks = report.RESULTS / "flow_profile.txt"
-            rate = run_engine(bootstrap, url, "profiled", topics, args.events, work, RULES[scale], stacks)
-            print(f"profiled run: {rate:,.0f} events/s (py-spy costs some)")
+            profiled = run_engine(bootstrap, url, "profiled", topics, args.events, work, RULES[scale], stacks)
+            print(f"profiled run: {profiled.events_per_s:,.0f} events/s (py-spy costs some)")
             print(summarise(stacks, report.RESULTS / "flow_profile_summary.txt"))
+        engine = [r.events_per_s for r in engine_runs]
+        baseline = [r.events_per_s for r in baseline_runs]
+        engine_cpu = statistics.median(r.cpu_us_per_event for r in engine_runs)
+        baseline_cpu = statistics.median(r.cpu_us_per_event for r in baseline_runs)
         result = {
             "scale": scale, "seed": args.seed, "rules": str(RULES[scale].relative_to(RULES["small"].parent)),
             "events": args.events, "partitions": args.partitions, "rounds": args.rounds,
             "engine_events_per_s": engine, "baseline_events_per_s": baseline,
+            "engine_cpu_us_per_event": [r.cpu_us_per_event for r in engine_runs],
+            "baseline_cpu_us_per_event": [r.cpu_us_per_event for r in baseline_runs],
             "engine_median": statistics.median(engine), "baseline_median": statistics.median(baseline),
             "ratio_of_medians": statistics.median(engine) / statistics.median(baseline),
+            "cpu_ratio_of_medians": baseline_cpu / engine_cpu,
         }
-        rows = [[f"round {i + 1}", e, b, e / b] for i, (e, b) in enumerate(zip(engine, baseline, strict=True))]
-        rows.append(["median", result["engine_median"], result["baseline_median"], result["ratio_of_medians"]])
-        report.save("flow_throughput", result, ["run", "engine events/s", "baseline events/s", "ratio"], rows)
+        columns = ["run", "engine events/s", "baseline events/s", "ratio", "engine µs CPU/event",
+                   "baseline µs CPU/event"]
+        rows: list[list[object]] = [
+            [f"round {i + 1}", e.events_per_s, b.events_per_s, e.events_per_s / b.events_per_s, e.cpu_us_per_event,
+             b.cpu_us_per_event] for i, (e, b) in enumerate(zip(engine_runs, baseline_runs, strict=True))]
+        rows.append(["median", result["engine_median"], result["baseline_median"], result["ratio_of_medians"],
+                     engine_cpu, baseline_cpu])
+        report.save("flow_throughput", result, columns, rows)
         report.bars("flow_throughput", f"Flow throughput, {scale} scale, {args.events:,} events (one worker)",
                     [f"round {i + 1}" for i in range(args.rounds)] + ["median"],
                     {"engine": [*engine, result["engine_median"]], "bare baseline": [*baseline,

@@ -53,7 +53,8 @@ def table(columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A Markdown table, so the printed output can be pasted into docs/performance.md."""
     def cell(value: Any) -> str:
         if isinstance(value, float):
-            return f"{value:,.1f}" if abs(value) < 100 else f"{value:,.0f}"  # noqa: PLR2004
+            digits = 2 if abs(value) < 10 else 1 if abs(value) < 100 else 0  # noqa: PLR2004
+            return f"{value:,.{digits}f}"
         if isinstance(value, int):
             return f"{value:,}"
         return str(value)

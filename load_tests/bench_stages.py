@@ -1,0 +1,127 @@
+"""CPU per event of each stage of the flow, in one process, with no broker and no Redis.
+
+The load generator's events (``--scale``, ``--events``) go through the flow's own code in
+poll-sized batches, as one worker runs them: decode and split by shard
+(``Decoder.decode_batch``), the shard step (``ShardLogic.on_batch``), the Redis sink's
+argument building (``coalesce`` + ``sku_arguments``, no network), and a snapshot of every
+touched shard each ``--epoch-events``. Times are process CPU time, so a busy machine
+slows the run but hardly moves the numbers: use it to compare changes to the hot paths.
+``python -m load_tests.bench_stages [--scale full] [--events 200000] [--poll 1000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import time
+from pathlib import Path
+from typing import Literal
+
+from confluent_kafka import Message
+
+from avail.rules_loader import load_rules
+from avail.settings import FlowSettings
+from dataflows.kafka_io import Decoder
+from dataflows.redis_sink import coalesce, sku_arguments
+from dataflows.rules_reload import ActiveRules
+from dataflows.shards import ShardLogic
+from dataflows.store_guard import Registry
+from load_tests import report
+from load_tests.generator import LoadGenerator, Scenario
+from load_tests.produce_backlog import topic_names
+
+RULES = {"full": Path(__file__).parent / "rules_full", "small": Path(__file__).parent.parent / "rules"}
+
+
+class _Message:
+    """What the decoder reads of a confluent-kafka ``Message``."""
+
+    __slots__ = ("_key", "_offset", "_topic", "_value")
+
+    def __init__(self, topic: str, offset: int, key: bytes, value: bytes) -> None:
+        self._topic, self._offset, self._key, self._value = topic, offset, key, value
+
+    def error(self) -> None:
+        return None
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+    def key(self) -> bytes:
+        return self._key
+
+    def value(self) -> bytes:
+        return self._value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", choices=("small", "full"), default="full")
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--poll", type=int, default=1000, help="messages per poll of one partition")
+    parser.add_argument("--epoch-events", type=int, default=50_000, help="events between snapshots")
+    parser.add_argument("--seed", type=int, default=2026)
+    args = parser.parse_args()
+    scale: Literal["small", "full"] = args.scale
+    topics = topic_names()
+    messages: dict[str, list[_Message]] = {name: [] for name in topics.values()}
+    for batch in LoadGenerator(Scenario.at_scale(scale, seed=args.seed, day_events=args.events)).batches(args.events):
+        for role, key, value in batch:
+            held = messages[topics[role]]
+            held.append(_Message(topics[role], len(held), key, value))
+    polls = [chunk for held in messages.values() for chunk in
+             (held[i:i + args.poll] for i in range(0, len(held), args.poll))]
+    polls.sort(key=lambda poll: poll[0].offset())  # partitions take turns, as the source polls them
+    rules = load_rules(RULES[scale])
+    settings = FlowSettings(rules_dir=RULES[scale])  # type: ignore[call-arg]
+    decoder, active, registry = Decoder(settings), ActiveRules(rules), Registry("bench")
+    shards: dict[str, ShardLogic] = {}
+    spent = dict.fromkeys(("decode", "apply", "sink arguments", "snapshot"), 0.0)
+    touched: set[str] = set()
+    since_snapshot = 0
+    gc.collect()
+    for poll in polls:
+        started = time.process_time()
+        decoded = decoder.decode_batch(poll)  # type: ignore[arg-type]
+        decoded_at = time.process_time()
+        applied = []
+        for shard, batch in decoded.shards.items():
+            logic = shards.get(shard)
+            if logic is None:
+                logic = shards[shard] = ShardLogic(active, None, registry)
+            applied.extend(logic.on_batch([batch])[0])
+            touched.add(shard)
+        applied_at = time.process_time()
+        writes, _, _ = coalesce(applied)
+        for write in writes.values():
+            sku_arguments(write)
+        sunk_at = time.process_time()
+        spent["decode"] += decoded_at - started
+        spent["apply"] += applied_at - decoded_at
+        spent["sink arguments"] += sunk_at - applied_at
+        since_snapshot += len(poll)
+        if since_snapshot >= args.epoch_events:
+            started = time.process_time()
+            for shard in touched:
+                shards[shard].snapshot()
+            spent["snapshot"] += time.process_time() - started
+            touched.clear()
+            since_snapshot = 0
+    total = sum(len(p) for p in polls)
+    rows = [[stage, seconds * 1e6 / total] for stage, seconds in spent.items()]
+    rows.append(["all", sum(spent.values()) * 1e6 / total])
+    positions = sum(len(logic.state.positions) for shard in shards.values() for logic in shard.skus.values()
+                    if logic.state is not None)
+    result = {"scale": scale, "events": total, "poll": args.poll, "epoch_events": args.epoch_events,
+              "positions": positions, "cpu_us_per_event": {stage: us for stage, us in rows}}
+    report.save("flow_stages", result, ["stage", "µs CPU per event"], rows)
+
+
+if __name__ == "__main__":
+    main()
