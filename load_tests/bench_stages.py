@@ -17,8 +17,6 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from confluent_kafka import Message
-
 from avail.rules_loader import load_rules
 from avail.settings import FlowSettings
 from dataflows.kafka_io import Decoder
