@@ -59,6 +59,10 @@ class Position:
             self.safety_stock, self.atp,
         )
 
+    def numbers(self) -> tuple[int, int, int, int, int]:
+        """What ``view`` reports but the node and the derived atp, cheap to compare."""
+        return self.on_hand, self.reserved, self.in_transit, self.unsellable, self.safety_stock
+
     def add_on_hand(self, delta: int, at: Micros) -> bool:
         """Apply an on_hand effect; False when a snapshot already counted it."""
         if self.base_as_of is not None and at <= self.base_as_of:

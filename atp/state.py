@@ -72,7 +72,7 @@ class _Changes:
     __slots__ = ("before", "channels", "undeclared", "touched_undeclared")
 
     def __init__(self) -> None:
-        self.before: dict[str, NodePosition | None] = {}
+        self.before: dict[str, tuple[int, ...] | None] = {}  # Position.numbers() before the first touch
         self.channels: set[str] = set()
         self.undeclared: list[str] = []
         self.touched_undeclared = False  # by the event being applied
@@ -205,7 +205,7 @@ class SkuState:
             position = self.positions[node] = Position(rules.safety_stock(self.sku, node))
             self.counted_atp[node] = 0
         elif node not in changes.before:
-            changes.before[node] = position.view(node)
+            changes.before[node] = position.numbers()
         if node not in rules.nodes:
             changes.touched_undeclared = True
             if node not in changes.undeclared:
@@ -316,9 +316,8 @@ class SkuState:
                 for channel, node_buffer in rules.eligibility(node):
                     self.contrib[channel] += max(0, atp - node_buffer) - max(0, counted - node_buffer)
                     changes.channels.add(channel)
-            after = position.view(node)
-            if after != before:
-                changed_positions.append(after)
+            if position.numbers() != before:  # a tuple: building every view costs more than the comparison
+                changed_positions.append(position.view(node))
         channel_changes = []
         for name in sorted(changes.channels):
             previous = self.shown.get(name, 0)

@@ -19,6 +19,7 @@ from typing import Literal
 
 from avail.rules_loader import load_rules
 from avail.settings import FlowSettings
+from dataflows.flow import tune_gc
 from dataflows.kafka_io import Decoder
 from dataflows.redis_sink import coalesce, sku_arguments
 from dataflows.rules_reload import ActiveRules
@@ -65,6 +66,7 @@ def main() -> None:
     parser.add_argument("--poll", type=int, default=1000, help="messages per poll of one partition")
     parser.add_argument("--epoch-events", type=int, default=50_000, help="events between snapshots")
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--python-gc", action="store_true", help="keep Python's GC thresholds, not the flow's")
     args = parser.parse_args()
     scale: Literal["small", "full"] = args.scale
     topics = topic_names()
@@ -84,6 +86,8 @@ def main() -> None:
     touched: set[str] = set()
     since_snapshot = 0
     gc.collect()
+    if not args.python_gc:
+        tune_gc()
     for poll in polls:
         started = time.process_time()
         decoded = decoder.decode_batch(poll)  # type: ignore[arg-type]
@@ -116,7 +120,8 @@ def main() -> None:
     rows.append(["all", sum(spent.values()) * 1e6 / total])
     positions = sum(len(logic.state.positions) for shard in shards.values() for logic in shard.skus.values()
                     if logic.state is not None)
-    result = {"scale": scale, "events": total, "poll": args.poll, "epoch_events": args.epoch_events,
+    result = {"gc_thresholds": gc.get_threshold(), "scale": scale, "events": total, "poll": args.poll,
+              "epoch_events": args.epoch_events,
               "positions": positions, "cpu_us_per_event": {stage: us for stage, us in rows}}
     report.save("flow_stages", result, ["stage", "µs CPU per event"], rows)
 
