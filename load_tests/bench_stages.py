@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import pickle
 import time
 from pathlib import Path
 from typing import Literal
@@ -23,6 +24,7 @@ from dataflows.flow import tune_gc
 from dataflows.kafka_io import Decoder
 from dataflows.redis_sink import coalesce, sku_arguments
 from dataflows.rules_reload import ActiveRules
+from dataflows.shard_key import SHARDS
 from dataflows.shards import ShardLogic
 from dataflows.store_guard import Registry
 from load_tests import report
@@ -84,7 +86,7 @@ def main() -> None:
     shards: dict[str, ShardLogic] = {}
     spent = dict.fromkeys(("decode", "apply", "sink arguments", "snapshot"), 0.0)
     touched: set[str] = set()
-    since_snapshot = 0
+    since_snapshot = snapshot_bytes = epochs = 0
     gc.collect()
     if not args.python_gc:
         tune_gc()
@@ -110,20 +112,23 @@ def main() -> None:
         since_snapshot += len(poll)
         if since_snapshot >= args.epoch_events:
             started = time.process_time()
-            for shard in touched:
-                shards[shard].snapshot()
+            for shard in touched:  # Bytewax pickles each snapshot into its recovery store
+                snapshot_bytes += len(pickle.dumps(shards[shard].snapshot(), protocol=5))
             spent["snapshot"] += time.process_time() - started
             touched.clear()
             since_snapshot = 0
+            epochs += 1
     total = sum(len(p) for p in polls)
     rows = [[stage, seconds * 1e6 / total] for stage, seconds in spent.items()]
     rows.append(["all", sum(spent.values()) * 1e6 / total])
     positions = sum(len(logic.state.positions) for shard in shards.values() for logic in shard.skus.values()
                     if logic.state is not None)
     result = {"gc_thresholds": gc.get_threshold(), "scale": scale, "events": total, "poll": args.poll,
-              "epoch_events": args.epoch_events,
+              "epoch_events": args.epoch_events, "snapshot_bytes_per_epoch": snapshot_bytes / max(1, epochs),
               "positions": positions, "cpu_us_per_event": {stage: us for stage, us in rows}}
     report.save("flow_stages", result, ["stage", "µs CPU per event"], rows)
+    print(f"{SHARDS} shards, {positions:,} positions, snapshots {snapshot_bytes / max(1, epochs) / 1e6:.1f} MB "
+          f"per epoch of {args.epoch_events:,} events")
 
 
 if __name__ == "__main__":
