@@ -5,7 +5,7 @@ from __future__ import annotations
 import pickle
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from atp.events import (
     Adjustment,
@@ -56,6 +56,17 @@ class Retention:
 DEFAULT_RETENTION = Retention()
 
 TransferKey = tuple[str, str, str]
+
+
+_SNAPSHOT_FORMAT = 2
+
+_Restorable = TypeVar("_Restorable", Position, Reservation, Transfer)
+
+
+def _restored(kind: type[_Restorable], values: Any) -> _Restorable:
+    restored = kind.__new__(kind)
+    restored.__setstate__(values)
+    return restored
 
 
 class EventResult(NamedTuple):
@@ -180,13 +191,39 @@ class SkuState:
     # -- serialisation ----------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        return pickle.dumps(self, protocol=5)
+        """The state as plain tuples, dicts and ints, pickled.
+
+        Nested objects are flattened first: pickle's per-object protocol (a Python
+        ``__getstate__`` call per position and reservation) made a 300-node SKU cost
+        ~300 µs, and the flow serialises every touched SKU at each snapshot.
+        """
+        return pickle.dumps((
+            _SNAPSHOT_FORMAT, self.sku,
+            {node: p.__getstate__() for node, p in self.positions.items()},
+            self.counted_atp,
+            {rid: r.__getstate__() for rid, r in self.reservations.items()},
+            {key: t.__getstate__() for key, t in self.transfers.items()},
+            self.seen, self.horizon, self.watermark, self.as_of, self.unsourced, self.contrib, self.shown,
+            self.rules_version, self.expiry_due,
+        ), protocol=5)
 
     @staticmethod
     def from_bytes(data: bytes) -> SkuState:
-        state = pickle.loads(data)  # noqa: S301 - our own snapshots, never user input
-        if not isinstance(state, SkuState):
-            raise TypeError(f"not a SkuState snapshot: {type(state).__name__}")
+        loaded = pickle.loads(data)  # noqa: S301 - our own snapshots, never user input
+        if isinstance(loaded, SkuState):  # written before the flat format
+            return loaded
+        if not isinstance(loaded, tuple) or not loaded or loaded[0] != _SNAPSHOT_FORMAT:
+            raise TypeError(f"not a SkuState snapshot: {type(loaded).__name__}")
+        (_, sku, positions, counted_atp, reservations, transfers, seen, horizon, watermark, as_of, unsourced,
+         contrib, shown, rules_version, expiry_due) = loaded
+        state = SkuState(sku)
+        state.positions = {node: _restored(Position, values) for node, values in positions.items()}
+        state.counted_atp = counted_atp
+        state.reservations = {rid: _restored(Reservation, values) for rid, values in reservations.items()}
+        state.transfers = {key: _restored(Transfer, values) for key, values in transfers.items()}
+        state.seen, state.horizon, state.watermark, state.as_of = seen, horizon, watermark, as_of
+        state.unsourced, state.contrib, state.shown = unsourced, contrib, shown
+        state.rules_version, state.expiry_due = rules_version, expiry_due
         return state
 
     def __getstate__(self) -> tuple[object, ...]:

@@ -159,7 +159,7 @@ def parser() -> argparse.ArgumentParser:
     flow.add_argument("-a", "--addresses", default=None, help="host:port of every process, separated by ';'")
     flow.add_argument("-r", "--recovery-dir", type=Path, default=None, help="recovery store (AVAIL_RECOVERY_DIR)")
     flow.add_argument("-s", "--snapshot-interval", type=float, default=None,
-                      help="seconds between state snapshots (AVAIL_SNAPSHOT_INTERVAL_S, default 5)")
+                      help="seconds between state snapshots (AVAIL_SNAPSHOT_INTERVAL_S, default 1)")
     flow.add_argument("--recovery-partitions", type=int, default=4,
                       help="partitions of a new recovery store: the most workers it can serve (default 4)")
     flow.set_defaults(handler=_flow)

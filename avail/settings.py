@@ -42,7 +42,7 @@ class FlowSettings(CommonSettings):
     kafka_batch_size: int = Field(1000, ge=1, le=100_000, description="messages per poll per partition")
     kafka_queued_max_kbytes: int = Field(8192, ge=64, description="librdkafka prefetch per partition")
     recovery_dir: Path | None = None
-    snapshot_interval_s: float = Field(5.0, gt=0, description="epoch length and state snapshot interval")
+    snapshot_interval_s: float = Field(1.0, gt=0, description="epoch length and state snapshot interval")
     backup_interval_s: float = Field(0.0, ge=0, description="how long old snapshots are kept")
     heartbeat_interval_s: float = Field(1.0, gt=0)
     rules_poll_interval_s: float = Field(1.0, gt=0, description="how often the rules directory is checked")
@@ -99,6 +99,14 @@ class ApiSettings(CommonSettings):
     )
     max_lag_s: float = Field(
         60.0, gt=0, description="events applied this long after they occurred flag answers stale (lagging)",
+    )
+    read_cache_ttl_s: float = Field(
+        2.0, ge=0, le=3600,
+        description="longest a SKU read is served from this process's cache (kept correct by Redis "
+        "invalidation; this only bounds a missed one); 0 switches the read cache off",
+    )
+    read_cache_max_entries: int = Field(
+        20_000, ge=1, le=10_000_000, description="SKU hashes the read cache holds per API process (oldest dropped)",
     )
 
     @field_validator("api_keys")
