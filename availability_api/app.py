@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import threading
@@ -17,6 +18,7 @@ from contextlib import asynccontextmanager, contextmanager
 from types import FrameType
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.backoff import ConstantBackoff
@@ -28,10 +30,13 @@ from availability_api import log_redaction, operations, queries
 from availability_api.auth import AuthConfigError, KeyRing
 from availability_api.body_limit import BodyLimitMiddleware
 from availability_api.errors import install_error_handlers
+from availability_api.fast_path import BATCH_PATH, FastReads
 from availability_api.feed import READ_BLOCK_MS, SHUTDOWN, FeedHub
 from availability_api.freshness import FreshnessMonitor, Limits, Progress
+from availability_api.invalidation import InvalidationListener
 from availability_api.metrics import ApiMetrics, MetricsMiddleware
 from availability_api.rate_limit import RateLimiter
+from availability_api.read_cache import ReadCache, SkuReader
 from availability_api.routes import Context, router
 from availability_api.rules_cache import RulesCache
 from availability_api.types import RedisClient
@@ -103,6 +108,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     keys = Keys(settings.redis_prefix)
     log_redaction.install()
     limits = Limits(settings.stale_after_s, settings.input_idle_after_s, settings.max_lag_s)
+    cache = ReadCache(settings.read_cache_max_entries, settings.read_cache_ttl_s)
+    metrics.watch_read_cache(cache)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -120,18 +127,34 @@ def create_app(settings: ApiSettings) -> FastAPI:
         with contextlib.suppress(Exception):  # Redis may be down at start: the loop keeps trying
             await freshness.refresh()  # so the first answers already know
         watching = asyncio.create_task(freshness.run(), name="freshness")
+        tracking = None
+        if cache.enabled:
+            listener = InvalidationListener(
+                settings.redis_url.get_secret_value(), settings.redis_prefix, cache,
+                connect_timeout_s=settings.redis_timeout_s,
+            )
+            tracking = asyncio.create_task(listener.run(), name="read-cache-invalidations")
+            with contextlib.suppress(TimeoutError):  # Redis may be down at start: the cache stays off till it is up
+                await asyncio.wait_for(listener.tried.wait(), settings.redis_timeout_s)
         app.state.context = Context(
             keys=keys, redis=redis, rules=RulesCache(load_rules), keyring=keyring, metrics=metrics,
             hub=hub, sse_heartbeat_s=settings.sse_heartbeat_s,
             limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst), freshness=freshness,
+            skus=SkuReader(redis, keys, cache),
         )
+        # Everything built so far lives as long as the process: keep it out of every future garbage
+        # collection, whose full passes would otherwise walk it all and stall requests for milliseconds.
+        gc.collect()
+        gc.freeze()
         try:
             with _on_exit_signal(asyncio.get_running_loop(), lambda: hub.end_all(SHUTDOWN)):
                 yield
         finally:
-            watching.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watching
+            for task in (watching, tracking):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             await hub.close()
             await blocking_redis.aclose()
             await redis.aclose()
@@ -140,11 +163,21 @@ def create_app(settings: ApiSettings) -> FastAPI:
         title="Availability API", version="1", description=_DESCRIPTION, openapi_tags=_TAGS, lifespan=lifespan,
     )
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: it also counts 413s
     app.include_router(router)
     app.include_router(operations.router)
+    # Innermost of ours: the body limit applies before it reads a batch, and metrics count its answers.
+    app.add_middleware(FastReads, single_route=_route("/v1/availability/{sku:path}", "GET"),
+                       batch_route=_route(BATCH_PATH, "POST"))
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # outermost: it also counts 413s
     return app
+
+
+def _route(path: str, method: str) -> APIRoute:
+    """The route the fast path answers for: its template labels the request metrics."""
+    return next(
+        r for r in router.routes if isinstance(r, APIRoute) and r.path == path and method in (r.methods or ())
+    )
 
 
 _EXIT_SIGNALS = (signal.SIGINT, signal.SIGTERM)

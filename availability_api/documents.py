@@ -8,7 +8,7 @@ import re
 from collections.abc import Container, Iterable
 from dataclasses import dataclass
 
-from avail.projection import AS_OF, CHANNEL_PREFIX, NODE_PREFIX, RULES_VERSION, decode_position, format_as_of
+from avail.projection import AS_OF, CHANNEL_PREFIX, NODE_PREFIX, RULES_VERSION, format_as_of
 from availability_api.errors import InvalidCursor
 from availability_api.types import ID_PATTERN, Document, SkuFields
 
@@ -18,10 +18,11 @@ _SEQ = re.compile(r"^[0-9]{1,19}$")
 
 
 def _node(node: str, value: str) -> Document:
-    p = decode_position(node, value)
+    # The fields of avail.projection.decode_position, without building a NodePosition (hot path).
+    on_hand, reserved, in_transit, unsellable, safety_stock, atp = map(int, value.split(","))
     return {
-        "node": p.node, "on_hand": p.on_hand, "reserved": p.reserved, "in_transit": p.in_transit,
-        "unsellable": p.unsellable, "safety_stock": p.safety_stock, "atp": p.atp,
+        "node": node, "on_hand": on_hand, "reserved": reserved, "in_transit": in_transit,
+        "unsellable": unsellable, "safety_stock": safety_stock, "atp": atp,
     }
 
 

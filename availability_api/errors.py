@@ -215,14 +215,18 @@ def _on_body_too_large(_: Request, exc: BodyTooLarge) -> Response:
     return error_response(413, "body_too_large", str(exc.detail), "body")
 
 
-def _on_redis_down(request: Request, exc: redis_errors.RedisError) -> Response:
-    log.warning("Redis unavailable during %s %s: %s", request.method, request.url.path, type(exc).__name__)
-    return error_response(503, "redis_unavailable", "the availability store (Redis) is not answering; retry")
+def redis_failure(method: str, path: str, exc: redis_errors.RedisError) -> tuple[int, bytes]:
+    """Logs a failed Redis call and gives the answer's status and body: 503 when Redis is not answering."""
+    if isinstance(exc, redis_errors.ConnectionError | redis_errors.TimeoutError):
+        log.warning("Redis unavailable during %s %s: %s", method, path, type(exc).__name__)
+        return 503, error_body("redis_unavailable", "the availability store (Redis) is not answering; retry")
+    log.error("Redis error during %s %s", method, path, exc_info=exc)
+    return 500, error_body("internal_error", "unexpected answer from the availability store")
 
 
 def _on_redis_error(request: Request, exc: redis_errors.RedisError) -> Response:
-    log.error("Redis error during %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "internal_error", "unexpected answer from the availability store")
+    status_code, body = redis_failure(request.method, request.url.path, exc)
+    return Response(body, status_code=status_code, media_type="application/json")
 
 
 def _on_unexpected(_: Request, exc: Exception) -> Response:
@@ -246,7 +250,7 @@ def install_error_handlers(app: FastAPI) -> None:
     _register(app, RequestValidationError, _on_validation_error)
     _register(app, BodyTooLarge, _on_body_too_large)
     _register(app, StarletteHTTPException, _on_http_exception)
-    _register(app, redis_errors.ConnectionError, _on_redis_down)
-    _register(app, redis_errors.TimeoutError, _on_redis_down)
+    _register(app, redis_errors.ConnectionError, _on_redis_error)
+    _register(app, redis_errors.TimeoutError, _on_redis_error)
     _register(app, redis_errors.RedisError, _on_redis_error)
     _register(app, Exception, _on_unexpected)

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
+from dataclasses import asdict
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from availability_api.read_cache import ReadCache
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _EVENT_STATUSES = ("applied", "duplicate")
@@ -76,6 +79,29 @@ class FlowStatsCollector(Collector):
         )
 
 
+class ReadCacheCollector(Collector):
+    """The read cache's counters, entries and state, read at each scrape (nothing on the hot path)."""
+
+    def __init__(self, cache: ReadCache) -> None:
+        self._cache = cache
+
+    def collect(self) -> Iterable[Metric]:
+        cache = self._cache
+        lookups = CounterMetricFamily(
+            "avail_api_read_cache",
+            "SKU reads by outcome: hit, miss, bypass (cache off), invalidation (keys Redis reported changed), "
+            "not_stored (changed while being read), flush (whole cache dropped)", labels=["outcome"],
+        )
+        for outcome, count in asdict(cache.stats).items():
+            lookups.add_metric([outcome], count)
+        yield lookups
+        yield GaugeMetricFamily("avail_api_read_cache_entries", "SKU hashes in the read cache", value=len(cache))
+        yield GaugeMetricFamily(
+            "avail_api_read_cache_live", "1 while Redis invalidation tracking is established and the cache is used",
+            value=1 if cache.live else 0,
+        )
+
+
 def _number(value: str | None) -> float:
     try:
         return float(value) if value is not None else 0.0
@@ -114,11 +140,21 @@ class ApiMetrics:
         )
         self.flow = FlowStatsCollector()
         self.registry.register(self.flow)
+        self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def watch_read_cache(self, cache: ReadCache) -> None:
+        self.registry.register(ReadCacheCollector(cache))
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
-        labels = (route, method, str(status))
-        self.requests.labels(*labels).inc()
-        self.latency.labels(*labels).observe(seconds)
+        children = self._children.get((route, method, status))
+        if children is None:
+            # labels() takes a lock and builds a tuple per call; the label sets are few, so keep the children.
+            labels = (route, method, str(status))
+            children = self._children[route, method, status] = (
+                self.requests.labels(*labels), self.latency.labels(*labels),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     def render(self, flow_stats: Mapping[str, str] | None) -> bytes:
         self.flow.update(flow_stats)

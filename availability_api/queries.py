@@ -1,5 +1,7 @@
 """Reads of the Redis projection (layout in ``avail.projection``); never writes.
 
+SKU hashes are read by ``read_cache.SkuReader`` (through the per-process read cache).
+
 Each function is one round trip unless its docstring says otherwise. Redis errors
 propagate: the error handlers answer 503 for connection problems and timeouts.
 """
@@ -7,36 +9,19 @@ propagate: the error handlers answer 503 for connection problems and timeouts.
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any, cast
 
 import orjson
 from redis import exceptions as redis_errors
 
-from atp.exceptions import UnknownSku
 from avail.projection import Keys
-from availability_api.types import RedisClient, SkuFields
+from availability_api.types import RedisClient
 
 
 async def _wait(pending: Awaitable[Any] | Any) -> Any:
     return await cast(Awaitable[Any], pending)
-
-
-async def read_sku(redis: RedisClient, keys: Keys, sku: str) -> SkuFields:
-    """The SKU's hash; ``UnknownSku`` when the engine never saw it."""
-    fields = cast(dict[str, str], await _wait(redis.hgetall(keys.sku(sku))))
-    if not fields:
-        raise UnknownSku(sku)
-    return fields
-
-
-async def read_skus(redis: RedisClient, keys: Keys, skus: Sequence[str]) -> list[SkuFields]:
-    """Every SKU's hash in request order (empty for one never seen), pipelined in one round trip."""
-    pipe = redis.pipeline(transaction=False)
-    for sku in skus:
-        pipe.hgetall(keys.sku(sku))
-    return cast(list[SkuFields], await pipe.execute())
 
 
 async def read_rules(redis: RedisClient, keys: Keys) -> str | None:

@@ -28,6 +28,7 @@ from availability_api.freshness import HEADER, Freshness, FreshnessMonitor
 from availability_api.metrics import ApiMetrics
 from availability_api.openapi import NO_ROUTE_404, STALE_HEADER, delta_stream_responses, error_responses
 from availability_api.rate_limit import RateLimiter
+from availability_api.read_cache import SkuReader
 from availability_api.rules_cache import RulesCache
 from availability_api.schemas import BatchRequest, BatchResponse, ChannelSnapshot, SkuAvailability
 from availability_api.types import DEFAULT_PAGE, ID_PATTERN, ID_RULE, MAX_PAGE, Document, RedisClient
@@ -47,6 +48,8 @@ class Context:
     sse_heartbeat_s: float
     limiter: RateLimiter
     freshness: FreshnessMonitor
+    skus: SkuReader
+    """SKU hashes, through the read cache when it is live."""
 
 
 async def get_context(request: Request) -> Context:  # async: a sync dependency would run in a thread
@@ -135,7 +138,7 @@ async def post_batch(body: BatchRequest, call: Authenticated) -> Response:
         view, feeding = await ctx.rules.current(), None
     else:
         view, feeding = await ctx.rules.channel(channel)
-    found = await queries.read_skus(ctx.redis, ctx.keys, body.skus)
+    found = await ctx.skus.many(body.skus)
     names = view.channel_names if view is not None else []
     version = view.version if view is not None else None
     return availability_response({"results": [
@@ -158,10 +161,10 @@ async def get_availability(sku: SkuPath, call: Authenticated, channel: ChannelQu
     call.principal.require_read(channel)
     ctx = call.ctx
     if channel is None:
-        fields = await queries.read_sku(ctx.redis, ctx.keys, sku)
+        fields = await ctx.skus.one(sku)
         return availability_response(sku_document(sku, fields), ctx.freshness.current())
     _, feeding = await ctx.rules.channel(channel)
-    fields = await queries.read_sku(ctx.redis, ctx.keys, sku)
+    fields = await ctx.skus.one(sku)
     return availability_response(sku_document(sku, fields, channel, feeding), ctx.freshness.current())
 
 

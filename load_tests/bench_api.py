@@ -1,18 +1,39 @@
-"""Query latency: single-SKU GET on the real API next to a bare FastAPI endpoint, one run.
+"""Query latency: the real API next to a bare FastAPI endpoint, single-SKU GET and batch-100.
 
-A local Redis is filled through the flow's own sink with ``--skus`` SKUs (3 DCs and 7
-stores each, 4 channels, the example rules). Both servers run as ``uvicorn`` with one
-worker, uvloop and httptools, access log off. ``wrk`` (Debian package ``wrk``) drives
-``--connections`` connections for ``--seconds`` per run, each request a random SKU
-(``?channel=web``), alternating engine and baseline ``--rounds`` times; medians reported.
-``python -m load_tests.bench_api [--connections 32] [--rounds 3]``
+A local redis-server (free port) is filled with ``--skus`` SKU hashes laid out as
+``docs/engine.md`` says (3 DCs and 7 stores each, 4 channels, the example rules),
+written directly with redis-py. A background thread keeps the flow's heartbeat and
+progress fresh and rewrites ``--writes-per-s`` random SKUs a second, as a running
+flow would, so the API's read cache sees invalidations during the load. Both servers
+run as ``uvicorn`` with one worker, uvloop and httptools, access log off; the API with
+its default settings (read cache on) and the rate limit off (one key for all the load).
+
+Scenarios, each at every ``--connections`` value (default 32 and 256):
+
+- ``single``: ``GET /v1/availability/{sku}?channel=web``, a random SKU of 5,000;
+- ``batch``: ``POST /v1/availability/batch`` with 100 random SKUs and ``channel=web``
+  (the bare server reads the body and answers a constant of about the same size).
+
+Each round runs every scenario on the engine, then at once on the bare server; the
+``--rounds`` rounds (default 3) alternate like this and the medians are reported via
+``load_tests/report.py``: ``api_latency.json`` plus ``api_latency_rps.png`` (req/s, engine
+vs bare) and ``api_latency_<scenario>_c<connections>.png`` (p50 and p99 against the target)
+in ``load_tests/results/``.
+
+The load generator is ``wrk`` (Debian/Ubuntu: ``apt-get install wrk``). Without root,
+build it from source (``git clone https://github.com/wg/wrk && make`` needs only gcc
+and make; put the binary on PATH), or run ``--client httpx``: a pure-Python fallback
+(asyncio + httpx, one process) that saturates at a few thousand requests a second on
+its own, so it measures the ratio less well than wrk does; use it only as a smoke test.
+
+``python -m load_tests.bench_api [--connections 32 256] [--rounds 3] [--seconds 10]``
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
-import platform
 import random
 import re
 import shutil
@@ -20,45 +41,92 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import orjson
 import redis
 
-from avail.local_servers import LOOPBACK, free_port, start_redis
+from avail.local_servers import LOOPBACK, free_port, start_redis, stop_process
 from avail.projection import Keys, rules_document
 from avail.rules_loader import load_rules
-from dataflows.messages import Heartbeat, SkuWrite
-from dataflows.redis_sink import _RedisSinkPartition
+from load_tests import report
 
-RESULTS = Path(__file__).parent / "results"
 RULES = Path(__file__).parent.parent / "rules"
 KEY = "bench-key-0123456789abcdef"
+KEYS = Keys("avail")
 UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
+HOT_SKUS = 5000
+BATCH = 100
+BATCH_BODIES = 300
+SCENARIOS = ("single", "batch")
+TARGET_P99_MS = {"single": 10.0, "batch": 25.0}
+TARGET_RATIO = 0.7
 
 
-def fill(url: str, skus: int) -> list[str]:
-    rules = load_rules(RULES)
-    client = redis.Redis.from_url(url)
-    keys = Keys("avail")
-    client.set(keys.rules, orjson.dumps(rules_document(rules)))
-    sink = _RedisSinkPartition(client, keys, 1.0)
-    rng = random.Random(7)
-    dcs = [n for n in rules.nodes.values() if n.type == "dc"]
-    stores = [n for n in rules.nodes.values() if n.type == "store"]
-    names = [f"SKU-{i:06d}" for i in range(skus)]
-    now = time.time_ns() // 1000
-    for start in range(0, skus, 1000):
-        batch = []
-        for sku in names[start:start + 1000]:
-            nodes = dcs + rng.sample(stores, 7)
-            positions = {n.id: f"{(h := rng.randint(0, 200))},0,0,0,1,{max(0, h - 1)}" for n in nodes}
-            channels = {c: rng.randint(0, 500) for c in rules.channels}
-            batch.append(SkuWrite(sku, now, True, positions, channels, now, rules.version))
-        sink.write_batch([*batch, Heartbeat("bench", now)])
-    return names
+class Fill:
+    """Writes SKU hashes the way the flow lays them out (``docs/engine.md``, Redis layout)."""
+
+    def __init__(self, url: str) -> None:
+        self.rules = load_rules(RULES)
+        self.client = redis.Redis.from_url(url)
+        self.rng = random.Random(7)
+        self.dcs = [n.id for n in self.rules.nodes.values() if n.type == "dc"]
+        self.stores = [n.id for n in self.rules.nodes.values() if n.type == "store"]
+        self.version = 1
+
+    def sku_fields(self, sku: str, now: int) -> dict[str, str | int]:
+        self.version += 1
+        fields: dict[str, str | int] = {"v": now * 10 + self.version % 10, "a": now, "r": self.rules.version}
+        # The same 7 stores on every rewrite of a SKU: the hash keeps its size, as under the real flow.
+        for node in self.dcs + random.Random(sku).sample(self.stores, 7):
+            on_hand = self.rng.randint(0, 200)
+            fields[f"n:{node}"] = f"{on_hand},0,0,0,1,{max(0, on_hand - 1)}"
+        for channel in self.rules.channels:
+            fields[f"c:{channel}"] = self.rng.randint(0, 500)
+        return fields
+
+    def all(self, skus: int) -> list[str]:
+        self.client.set(KEYS.rules, orjson.dumps(rules_document(self.rules)))
+        names = [f"SKU-{i:06d}" for i in range(skus)]
+        now = time.time_ns() // 1000
+        for start in range(0, skus, 1000):
+            pipe = self.client.pipeline(transaction=False)
+            for sku in names[start:start + 1000]:
+                pipe.hset(KEYS.sku(sku), mapping=self.sku_fields(sku, now))
+            pipe.zadd(KEYS.skus, dict.fromkeys(names[start:start + 1000], 0))
+            pipe.execute()
+        self.beat()
+        return names
+
+    def beat(self) -> None:
+        now = time.time_ns() // 1000
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hset(KEYS.heartbeat, "bench", now)
+        pipe.hset(KEYS.progress, mapping={"applied:bench": now, "event:bench": now - 1000})
+        pipe.execute()
+
+    def rewrite(self, skus: Sequence[str]) -> None:
+        now = time.time_ns() // 1000
+        pipe = self.client.pipeline(transaction=False)
+        for sku in skus:
+            pipe.hset(KEYS.sku(sku), mapping=self.sku_fields(sku, now))
+        pipe.execute()
+
+
+def keep_writing(fill: Fill, names: Sequence[str], writes_per_s: int, stop: threading.Event) -> None:
+    """Heartbeat and progress every second, and ``writes_per_s`` SKU rewrites in 10 slices a second."""
+    ticks = 0
+    while not stop.wait(0.1):
+        ticks += 1
+        if writes_per_s:
+            fill.rewrite(fill.rng.sample(names[:HOT_SKUS], max(1, writes_per_s // 10)))
+        if ticks % 10 == 0:
+            fill.beat()
 
 
 def serve(app: str, port: int, env: dict[str, str], log: Path, factory: bool) -> subprocess.Popen[bytes]:
@@ -76,77 +144,198 @@ def serve(app: str, port: int, env: dict[str, str], log: Path, factory: bool) ->
         except httpx.TransportError:
             pass
         time.sleep(0.1)
-    process.kill()
+    stop_process(process)
     raise RuntimeError(f"{app} did not come up; see {log}")
 
 
-def wrk(port: int, script: Path, connections: int, seconds: int) -> dict[str, float]:
+def _lua_string(text: str) -> str:
+    return "[[" + text + "]]"
+
+
+def write_scripts(work: Path, names: Sequence[str]) -> dict[str, Path]:
+    rng = random.Random(11)
+    hot = list(names[:HOT_SKUS])
+    paths = ",".join(f'"/v1/availability/{sku}?channel=web"' for sku in hot)
+    single = work / "single.lua"
+    single.write_text(f'local paths = {{{paths}}}\nwrk.headers["X-API-Key"] = "{KEY}"\n'
+                      "request = function() return wrk.format('GET', paths[math.random(#paths)]) end\n")
+    bodies = ",".join(
+        _lua_string(orjson.dumps({"skus": rng.sample(hot, BATCH), "channel": "web"}).decode())
+        for _ in range(BATCH_BODIES)
+    )
+    batch = work / "batch.lua"
+    batch.write_text(
+        f'local bodies = {{{bodies}}}\nwrk.headers["X-API-Key"] = "{KEY}"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        "request = function() return wrk.format('POST', '/v1/availability/batch', nil, "
+        "bodies[math.random(#bodies)]) end\n",
+    )
+    return {"single": single, "batch": batch}
+
+
+def run_wrk(port: int, script: Path, connections: int, seconds: int) -> dict[str, float]:
     done = subprocess.run(  # noqa: S603
-        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),  # noqa: S607
-         f"http://{LOOPBACK}:{port}"], capture_output=True, text=True, check=True,
+        ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "5s", "--latency",  # noqa: S607
+         "-s", str(script), f"http://{LOOPBACK}:{port}"], capture_output=True, text=True, check=True,
     )
     out = done.stdout
-    result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])}  # type: ignore[index]
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
+    if rps is None:
+        raise RuntimeError(f"unexpected wrk output:\n{out}\n{done.stderr}")
+    result = {"rps": float(rps[1])}
     for pct in ("50", "99"):
-        value, unit = re.search(rf"\s{pct}%\s+([\d.]+)(us|ms|s)\b", out).groups()  # type: ignore[union-attr]
-        result[f"p{pct}_ms"] = float(value) * UNITS[unit]
+        found = re.search(rf"\s{pct}(?:\.000)?%\s+([\d.]+)(us|ms|s)\b", out)
+        if found is None:
+            raise RuntimeError(f"no p{pct} in wrk output:\n{out}")
+        result[f"p{pct}_ms"] = float(found[1]) * UNITS[found[2]]
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     result["non_2xx"] = float(errors[1]) if errors else 0.0
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    result["socket_errors"] = float(sum(int(n) for n in socket_errors.groups())) if socket_errors else 0.0
     return result
 
 
-def main() -> None:
+HttpxCall = tuple[str, str, dict[str, str], bytes | None]
+"""Method, path, headers and body of the one request the fallback repeats."""
+
+
+def run_httpx(port: int, call: HttpxCall, connections: int, seconds: int) -> dict[str, float]:
+    """The fallback load generator: ``connections`` asyncio workers, each one request at a time."""
+
+    async def drive() -> tuple[list[float], int]:
+        latencies: list[float] = []
+        bad = 0
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        async with httpx.AsyncClient(base_url=f"http://{LOOPBACK}:{port}", limits=limits, timeout=5) as client:
+            deadline = time.perf_counter() + seconds
+
+            async def worker() -> None:
+                nonlocal bad
+                method, path, headers, body = call
+                while time.perf_counter() < deadline:
+                    started = time.perf_counter()
+                    answer = await client.request(method, path, headers=headers, content=body)
+                    latencies.append((time.perf_counter() - started) * 1000)
+                    bad += answer.status_code >= 300  # noqa: PLR2004
+
+            await asyncio.gather(*(worker() for _ in range(connections)))
+        return latencies, bad
+
+    latencies, bad = asyncio.run(drive())
+    return {"rps": len(latencies) / seconds, "p50_ms": report.percentile(latencies, 0.5),
+            "p99_ms": report.percentile(latencies, 0.99), "non_2xx": float(bad), "socket_errors": 0.0}
+
+
+def httpx_call(scenario: str, names: Sequence[str]) -> HttpxCall:
+    headers = {"X-API-Key": KEY}
+    if scenario == "single":
+        return "GET", f"/v1/availability/{names[1]}?channel=web", headers, None
+    body = orjson.dumps({"skus": list(names[:BATCH]), "channel": "web"})
+    return "POST", "/v1/availability/batch", headers | {"Content-Type": "application/json"}, body
+
+
+def cache_counters(port: int) -> dict[str, float]:
+    text = httpx.get(f"http://{LOOPBACK}:{port}/metrics", headers={"X-API-Key": KEY}, timeout=5).text
+    found = re.findall(r'^avail_api_read_cache_total\{outcome="(\w+)"\} ([\d.e+]+)$', text, re.MULTILINE)
+    return {outcome: float(value) for outcome, value in found}
+
+
+def main() -> None:  # noqa: PLR0915 - a script
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skus", type=int, default=20_000)
-    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--connections", type=int, nargs="+", default=[32, 256])
+    parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--writes-per-s", type=int, default=100, help="SKU rewrites a second during the load")
+    parser.add_argument("--client", choices=("wrk", "httpx"), default="wrk")
+    parser.add_argument("--name", default="api_latency", help="results file name (JSON and PNG prefixes)")
     args = parser.parse_args()
-    if shutil.which("wrk") is None:
-        sys.exit("wrk is not installed (Debian: apt-get install wrk)")
+    if args.client == "wrk" and shutil.which("wrk") is None:
+        sys.exit("wrk is not installed: apt-get install wrk (Debian/Ubuntu), or build it from source "
+                 "(https://github.com/wg/wrk: make, needs gcc), or run with --client httpx (a weaker fallback)")
+    load_before = os.getloadavg()  # other work on the machine skews both servers: say how busy it was
     work = Path(tempfile.mkdtemp(prefix="bench-api-"))
     redis_server = start_redis(log_dir=work)
     processes: list[subprocess.Popen[bytes]] = []
+    stop = threading.Event()
+    writer: threading.Thread | None = None
     try:
         url = f"redis://{LOOPBACK}:{redis_server.port}/0"
-        names = fill(url, args.skus)
-        script = work / "skus.lua"
-        paths = ",".join(f'"/v1/availability/{sku}?channel=web"' for sku in names[:5000])
-        script.write_text(f'local paths = {{{paths}}}\nwrk.headers["X-API-Key"] = "{KEY}"\n'
-                          "request = function() return wrk.format('GET', paths[math.random(#paths)]) end\n")
+        fill = Fill(url)
+        names = fill.all(args.skus)
+        scripts = write_scripts(work, names)
+        writer = threading.Thread(target=keep_writing, args=(Fill(url), names, args.writes_per_s, stop), daemon=True)
+        writer.start()
         env = {**os.environ, "AVAIL_REDIS_URL": url, "AVAIL_API_KEYS": orjson.dumps({KEY: ["read"]}).decode(),
                "AVAIL_RATE_LIMIT_PER_S": "0"}  # one key for all the load: measure the API, not the limiter
-        engine_port, bare_port = free_port(), free_port()
-        processes.append(serve("availability_api.app:app_from_env", engine_port, env, work / "api.log", True))
-        processes.append(serve("load_tests.bare_api:app", bare_port, env, work / "bare.log", False))
-        engine, bare = [], []
-        for i in range(args.rounds):
-            engine.append(wrk(engine_port, script, args.connections, args.seconds))
-            bare.append(wrk(bare_port, script, args.connections, args.seconds))
-            print(f"round {i + 1}: engine {engine[-1]}  bare {bare[-1]}")
-
-        def med(runs: list[dict[str, float]], field: str) -> float:
-            return statistics.median(r[field] for r in runs)
-
-        result = {
-            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
-            "connections": args.connections, "seconds": args.seconds, "skus": args.skus,
-            "engine": engine, "bare": bare,
-            "engine_median": {f: med(engine, f) for f in ("rps", "p50_ms", "p99_ms")},
-            "bare_median": {f: med(bare, f) for f in ("rps", "p50_ms", "p99_ms")},
+        ports = {"engine": free_port(), "bare": free_port()}
+        processes.append(serve("availability_api.app:app_from_env", ports["engine"], env, work / "api.log", True))
+        processes.append(serve("load_tests.bare_api:app", ports["bare"], env, work / "bare.log", False))
+        cases = [(s, c) for s in args.scenarios for c in args.connections]
+        runs: dict[str, list[dict[str, float]]] = {}
+        for round_no in range(1, args.rounds + 1):
+            for scenario, connections in cases:
+                for server in ("engine", "bare"):
+                    if args.client == "wrk":
+                        run = run_wrk(ports[server], scripts[scenario], connections, args.seconds)
+                    else:
+                        run = run_httpx(ports[server], httpx_call(scenario, names), connections, args.seconds)
+                    runs.setdefault(f"{scenario}/c{connections}/{server}", []).append(run)
+                    print(f"round {round_no} {scenario:6s} c={connections:<4d} {server:6s} "
+                          f"{run['rps']:8,.0f} req/s  p50 {run['p50_ms']:6.2f} ms  p99 {run['p99_ms']:7.2f} ms"
+                          + (f"  non-2xx {run['non_2xx']:.0f}" if run["non_2xx"] else "")
+                          + (f"  socket errors {run['socket_errors']:.0f}" if run["socket_errors"] else ""),
+                          flush=True)
+        cache = cache_counters(ports["engine"])
+        medians = {
+            case: {f: statistics.median(r[f] for r in case_runs) for f in ("rps", "p50_ms", "p99_ms")}
+            for case, case_runs in runs.items()
         }
-        result["rps_ratio"] = result["engine_median"]["rps"] / result["bare_median"]["rps"]
-        print(f"\nsingle-SKU GET, {args.connections} connections, medians of {args.rounds}:")
-        for name in ("engine", "bare"):
-            m = result[f"{name}_median"]
-            print(f"  {name:7s} {m['rps']:8,.0f} req/s   p50 {m['p50_ms']:6.2f} ms   p99 {m['p99_ms']:6.2f} ms")
-        print(f"  ratio (engine / bare rps): {result['rps_ratio']:.2f}")
-        RESULTS.mkdir(exist_ok=True)
-        (RESULTS / f"api_single_c{args.connections}.json").write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+        rows: list[list[Any]] = []
+        verdicts: dict[str, dict[str, Any]] = {}
+        for scenario, connections in cases:
+            engine, bare = medians[f"{scenario}/c{connections}/engine"], medians[f"{scenario}/c{connections}/bare"]
+            ratio = engine["rps"] / bare["rps"]
+            p99_ok = engine["p99_ms"] <= TARGET_P99_MS[scenario]
+            verdicts[f"{scenario}/c{connections}"] = {"ratio": ratio, "p99_target_ms": TARGET_P99_MS[scenario],
+                                                      "p99_met": p99_ok}
+            for server, m in (("engine", engine), ("bare", bare)):
+                rows.append([scenario, connections, server, m["rps"], m["p50_ms"], m["p99_ms"],
+                             f"{ratio:.2f}" if server == "engine" else "",
+                             ("yes" if p99_ok else "no") if server == "engine" else ""])
+        lookups = sum(cache.get(k, 0.0) for k in ("hit", "miss"))
+        result = {
+            "client": args.client, "seconds": args.seconds, "rounds": args.rounds, "skus": args.skus,
+            "hot_skus": HOT_SKUS, "batch_size": BATCH, "writes_per_s": args.writes_per_s,
+            "targets": {"rps_ratio": TARGET_RATIO, "p99_ms": TARGET_P99_MS},
+            "load_average": {"before": load_before, "after": os.getloadavg()},
+            "runs": runs, "medians": medians, "verdicts": verdicts,
+            "read_cache": cache | {"hit_rate": cache.get("hit", 0.0) / lookups if lookups else None},
+        }
+        print(f"\nmedians of {args.rounds} alternating rounds of {args.seconds} s ({args.client}); "
+              f"read cache: {cache}")
+        report.save(args.name, result, ["scenario", "connections", "server", "req/s", "p50 ms", "p99 ms",
+                                        "engine/bare", "p99 target met"], rows)
+        groups = [f"{s} c={c}" for s, c in cases]
+        report.bars(f"{args.name}_rps", "Requests/s, engine vs bare FastAPI (medians)", groups, {
+            server: [medians[f"{s}/c{c}/{server}"]["rps"] for s, c in cases] for server in ("engine", "bare")
+        }, "requests/s")
+        for scenario, connections in cases:  # one plot each: latencies at 256 connections dwarf those at 32
+            case = f"{scenario}/c{connections}"
+            report.bars(
+                f"{args.name}_{scenario}_c{connections}",
+                f"{scenario}, {connections} connections: latency (medians of {args.rounds}; target p99 ≤ "
+                f"{TARGET_P99_MS[scenario]:g} ms)", ["p50", "p99"], {
+                    server: [medians[f"{case}/{server}"]["p50_ms"], medians[f"{case}/{server}"]["p99_ms"]]
+                    for server in ("engine", "bare")
+                }, "ms", target=TARGET_P99_MS[scenario])
     finally:
+        stop.set()
+        if writer is not None:
+            writer.join(5)
         for process in processes:
-            process.kill()
-            process.wait()
+            stop_process(process)
         redis_server.stop()
         shutil.rmtree(work, ignore_errors=True)
 

@@ -1,0 +1,256 @@
+"""The two hot routes, answered before the framework's routing and dependency solving.
+
+``GET /v1/availability/{sku}[?channel=<c>]`` and ``POST /v1/availability/batch`` are
+most of the traffic, and FastAPI's per-request machinery (route matching, dependency
+solving, parameter validation, exception wrappers) cost more than the answer itself
+(see docs/performance.md). This pure ASGI middleware answers the common case of both
+with the same code the routes use (``documents``, ``SkuReader``, ``Freshness``), so
+the answers are the same, byte for byte.
+
+Anything out of the ordinary passes on untouched to the FastAPI routes, which answer
+it as they always did and still describe both routes in /docs: a missing or unknown
+key, a missing scope, an unknown channel or no rules yet, a refused rate, a query
+string other than ``channel=<id>``, a SKU that does not match the charset, a body that
+is not JSON with ``skus`` (1 to 1,000 ids) and an optional ``channel``. No request is
+rate-limited twice: the token is taken only once the answer is ours, and from then on
+every outcome (404 unknown SKU, 503 Redis down) is answered here, with the bodies of
+``availability_api.errors``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, cast
+
+import orjson
+from redis import exceptions as redis_errors
+from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from atp.exceptions import UnknownSku
+from availability_api.auth import ANONYMOUS_ADMIN, Principal
+from availability_api.documents import batch_item, sku_document
+from availability_api.errors import ApiError, error_body, redis_failure
+from availability_api.freshness import HEADER, Freshness
+from availability_api.routes import Context
+from availability_api.types import ID_PATTERN, MAX_BATCH
+
+SINGLE_PREFIX = "/v1/availability/"
+BATCH_PATH = "/v1/availability/batch"
+_ID = re.compile(ID_PATTERN)
+_CHANNEL_QUERY = re.compile(rb"channel=([A-Za-z0-9._:/-]{1,64})")
+_API_KEY = b"x-api-key"
+_CONTENT_TYPE = b"content-type"
+_JSON = b"application/json"
+_STALE_HEADER = HEADER.lower().encode("latin-1")
+_BATCH_FIELDS = frozenset({"skus", "channel"})
+_BATCH_ITEM = "batch"
+
+
+class FastReads:
+    """Answers the hot availability routes directly; ``routes`` names their FastAPI routes (metrics labels)."""
+
+    def __init__(self, app: ASGIApp, single_route: BaseRoute, batch_route: BaseRoute) -> None:
+        self.app = app
+        self.single_route = single_route
+        self.batch_route = batch_route
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            method, path = scope["method"], scope["path"]
+            if method == "POST" and path == BATCH_PATH:
+                replay = await self._batch(scope, receive, send)
+                if replay is None:
+                    return
+                receive = replay
+            elif method == "GET" and path.startswith(SINGLE_PREFIX) and await self._single(scope, receive, send):
+                return
+        await self.app(scope, receive, send)
+
+    async def _single(self, scope: Scope, receive: Receive, send: Send) -> bool:
+        """True when answered; False: pass on to the routes (nothing was consumed)."""
+        ctx = _context(scope)
+        sku = scope["path"][len(SINGLE_PREFIX):]
+        if ctx is None or not _ID.fullmatch(sku):
+            return False
+        query: bytes = scope["query_string"]
+        channel: str | None = None
+        if query:
+            match = _CHANNEL_QUERY.fullmatch(query)
+            if match is None:
+                return False
+            channel = match[1].decode("ascii")
+        principal = _principal(ctx, scope)
+        if principal is None or not principal.may_read(channel):
+            return False
+        feeding = None
+        if channel is not None:
+            try:
+                _, feeding = await ctx.rules.channel(channel)
+            except (ApiError, redis_errors.RedisError):
+                return False
+        if not _take_token(ctx, principal):
+            return False
+        scope["route"] = self.single_route
+        try:
+            fields, memo = await ctx.skus.one_with_memo(sku)
+        except UnknownSku as exc:
+            await _send_error(send, 404, error_body(
+                "unknown_sku", f"no availability for SKU {exc.sku!r}: never seen", "sku"))
+            return True
+        except redis_errors.RedisError as exc:
+            await _send_error(send, *redis_failure(scope["method"], scope["path"], exc))
+            return True
+        # The answer minus its closing brace, rendered once per cached hash and channel view.
+        view = (channel, feeding)
+        rendered = memo.get(view)
+        if rendered is None:
+            rendered = memo[view] = orjson.dumps(sku_document(sku, fields, channel, feeding))[:-1]
+        freshness = ctx.freshness.current()
+        await _send_json(send, rendered + _freshness_tail(freshness), freshness)
+        return True
+
+    async def _batch(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
+        """None when answered, else the ``receive`` to pass on (it replays the body read here)."""
+        ctx = _context(scope)
+        if ctx is None or _header(scope, _CONTENT_TYPE) != _JSON:
+            return receive
+        body, messages = await _read_body(receive)
+        replay = _replaying(messages, receive)
+        if body is None:
+            return replay
+        request = _batch_request(body)
+        if request is None:
+            return replay
+        skus, channel = request
+        principal = _principal(ctx, scope)
+        if principal is None or not principal.may_read(channel):
+            return replay
+        try:
+            if channel is None:
+                view, feeding = await ctx.rules.current(), None
+            else:
+                view, feeding = await ctx.rules.channel(channel)
+        except (ApiError, redis_errors.RedisError):
+            return replay
+        if not _take_token(ctx, principal):
+            return replay
+        scope["route"] = self.batch_route
+        try:
+            found = await ctx.skus.many_with_memos(skus)
+        except redis_errors.RedisError as exc:
+            await _send_error(send, *redis_failure(scope["method"], scope["path"], exc))
+            return None
+        names = view.channel_names if view is not None else []
+        version = view.version if view is not None else None
+        # Each known item rendered once per cached hash and channel view; joined, they are exactly what
+        # orjson makes of {"results": [...], "stale": ...} (compact, no spaces).
+        items = []
+        item_view = (_BATCH_ITEM, channel, feeding)
+        for sku, (fields, memo) in zip(skus, found, strict=True):
+            rendered = memo.get(item_view) if fields else None
+            if rendered is None:
+                rendered = orjson.dumps(batch_item(sku, fields, channel, feeding, names, version))
+                if fields:
+                    memo[item_view] = rendered
+            items.append(rendered)
+        freshness = ctx.freshness.current()
+        await _send_json(send, b'{"results":[' + b",".join(items) + b"]" + _freshness_tail(freshness), freshness)
+        return None
+
+
+def _context(scope: Scope) -> Context | None:
+    app = scope.get("app")
+    return cast(Context | None, getattr(getattr(app, "state", None), "context", None))
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return cast(bytes, value)
+    return None
+
+
+def _principal(ctx: Context, scope: Scope) -> Principal | None:
+    if ctx.keyring is None:
+        return ANONYMOUS_ADMIN
+    key = _header(scope, _API_KEY)
+    if not key:
+        return None
+    return ctx.keyring.lookup(key.decode("latin-1"))
+
+
+def _take_token(ctx: Context, principal: Principal) -> bool:
+    # As ``routes.authenticate``: no key, no limit (authentication switched off).
+    return ctx.keyring is None or not ctx.limiter.enabled or ctx.limiter.take(principal.key_id) == 0
+
+
+def _batch_request(body: bytes) -> tuple[list[str], str | None] | None:
+    """``(skus, channel)`` when the body is exactly what the batch model accepts, else None."""
+    try:
+        parsed: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if type(parsed) is not dict or not _BATCH_FIELDS.issuperset(parsed):
+        return None
+    skus, channel = parsed.get("skus"), parsed.get("channel")
+    if type(skus) is not list or not 1 <= len(skus) <= MAX_BATCH:
+        return None
+    for sku in skus:
+        if type(sku) is not str or not _ID.fullmatch(sku):
+            return None
+    if channel is not None and (type(channel) is not str or not _ID.fullmatch(channel)):
+        return None
+    return skus, channel
+
+
+async def _read_body(receive: Receive) -> tuple[bytes | None, list[Message]]:
+    """The whole body (None when the client went away) and the messages read, to replay."""
+    messages: list[Message] = []
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            return None, messages
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks), messages
+
+
+def _replaying(messages: list[Message], receive: Receive) -> Receive:
+    pending = list(messages)
+
+    async def replay() -> Message:
+        if pending:
+            return pending.pop(0)
+        return await receive()
+
+    return replay
+
+
+_TAILS: dict[str | None, bytes] = {}
+
+
+def _freshness_tail(freshness: Freshness) -> bytes:
+    """``,"stale":false}`` or the like: what ``availability_response`` adds at the end of a document."""
+    tail = _TAILS.get(freshness.reason)  # the fields depend on the reason only
+    if tail is None:
+        tail = _TAILS[freshness.reason] = b"," + orjson.dumps(dict(freshness.fields))[1:]
+    return tail
+
+
+async def _send_json(send: Send, body: bytes, freshness: Freshness) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": [
+        (b"content-length", str(len(body)).encode("ascii")), (b"content-type", _JSON),
+        (_STALE_HEADER, freshness.header.encode("latin-1")),
+    ]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_error(send: Send, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-length", str(len(body)).encode("ascii")), (b"content-type", _JSON),
+    ]})
+    await send({"type": "http.response.body", "body": body})
+

@@ -1,0 +1,290 @@
+"""A per-process cache of SKU hashes, kept correct by Redis invalidation messages.
+
+``ReadCache`` is the pure part (no I/O): bounded, with a short safety TTL, and only
+used while ``InvalidationListener`` (``availability_api/invalidation.py``) holds a
+tracking connection to Redis. Redis then tells us about every change of a SKU hash
+(``CLIENT TRACKING ... BCAST PREFIX <prefix>:sku:``), and ``invalidate`` drops it.
+
+Three rules keep every answer as fresh as an uncached read would be:
+
+- a read that was in flight while its key was invalidated is answered but not cached
+  (the value may predate the change that the invalidation announced);
+- while tracking is not established (not yet, or its connection dropped), the cache is
+  empty and bypassed: every read goes to Redis, and reads started before tracking
+  came back are never stored;
+- an entry older than ``ttl_s`` is never served, whatever happened to invalidations.
+
+Single event loop, no locks: every method runs to completion between awaits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from atp.exceptions import UnknownSku
+from avail.projection import Keys
+from availability_api.types import RedisClient, SkuFields
+
+Clock = Callable[[], float]
+Memo = dict[Any, bytes]
+"""Answers already rendered from one cached hash (by what else they depend on), so a hit renders nothing."""
+
+
+@dataclass(slots=True)
+class CacheStats:
+    """Counters since start, exposed on /metrics as ``avail_api_read_cache_total{outcome}``."""
+
+    hit: int = 0
+    miss: int = 0
+    """Lookups answered from Redis while the cache was live (absent, expired, or in flight)."""
+    bypass: int = 0
+    """Lookups while tracking was not established (straight to Redis)."""
+    invalidation: int = 0
+    """Keys named by Redis invalidation messages (whether or not they were cached)."""
+    not_stored: int = 0
+    """Reads not cached because their key was invalidated (or tracking changed) while they were in flight."""
+    flush: int = 0
+    """Whole-cache drops: tracking lost or re-established, FLUSHDB/FLUSHALL."""
+
+
+class ReadCache:
+    """SKU key → its hash fields, at most ``max_entries`` (oldest inserted dropped first) for ``ttl_s``."""
+
+    def __init__(
+        self, max_entries: int, ttl_s: float, *, clock: Clock = time.monotonic,
+        random: Callable[[], float] = random.random,
+    ) -> None:
+        self.max_entries = max_entries
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._random = random
+        self._entries: dict[str, tuple[SkuFields, float, Memo]] = {}
+        self._in_flight: dict[str, list[int]] = {}
+        """key → [reads in flight, invalidations seen since the first of them began]."""
+        self._epoch = 0
+        """Bumped whenever tracking starts or stops: reads begun before are never stored."""
+        self._live = False
+        self.stats = CacheStats()
+
+    @property
+    def enabled(self) -> bool:
+        return self.ttl_s > 0
+
+    @property
+    def live(self) -> bool:
+        """Whether lookups may be answered from memory (tracking established and TTL above 0)."""
+        return self._live
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: str) -> tuple[SkuFields, Memo] | None:
+        """The cached fields of ``key`` and their memo, or None (then read Redis between ``begin`` and ``finish``)."""
+        if not self._live:
+            self.stats.bypass += 1
+            return None
+        entry = self._entries.get(key)
+        if entry is not None:
+            if entry[1] > self._clock():
+                self.stats.hit += 1
+                return entry[0], entry[2]
+            del self._entries[key]
+        self.stats.miss += 1
+        return None
+
+    def get_many(self, keys: Sequence[str]) -> list[tuple[SkuFields, Memo] | None]:
+        """``get`` of each key, in one call (batches look up hundreds)."""
+        if not self._live:
+            self.stats.bypass += len(keys)
+            return [None] * len(keys)
+        entries, now = self._entries, self._clock()
+        found: list[tuple[SkuFields, Memo] | None] = []
+        hits = 0
+        for key in keys:
+            entry = entries.get(key)
+            if entry is not None:
+                if entry[1] > now:
+                    hits += 1
+                    found.append((entry[0], entry[2]))
+                    continue
+                del entries[key]
+            found.append(None)
+        self.stats.hit += hits
+        self.stats.miss += len(keys) - hits
+        return found
+
+    def begin(self, key: str) -> tuple[int, int]:
+        """Notes a read of ``key`` going to Redis; pass the ticket to ``finish`` whatever happens."""
+        slot = self._in_flight.get(key)
+        if slot is None:
+            slot = self._in_flight[key] = [0, 0]
+        slot[0] += 1
+        return self._epoch, slot[1]
+
+    def finish(self, key: str, ticket: tuple[int, int], fields: SkuFields | None) -> Memo:
+        """Ends a read begun with ``begin``; caches ``fields`` unless the key changed meanwhile (None: failed).
+
+        Returns the memo to render into: the cached entry's, or a throwaway one.
+        """
+        slot = self._in_flight[key]
+        unchanged = ticket[0] == self._epoch and ticket[1] == slot[1]
+        slot[0] -= 1
+        if slot[0] == 0:
+            del self._in_flight[key]
+        memo: Memo = {}
+        if fields is None or not self._live:
+            return memo
+        if not unchanged:
+            self.stats.not_stored += 1
+            return memo
+        entries = self._entries
+        if key not in entries and len(entries) >= self.max_entries:
+            del entries[next(iter(entries))]
+        # Each entry lives a random 50-100 % of the TTL: entries cached together (a batch, a burst after a
+        # flush) would otherwise all expire together and send a stampede of misses to Redis at once.
+        entries[key] = (fields, self._clock() + self.ttl_s * (0.5 + 0.5 * self._random()), memo)
+        return memo
+
+    def invalidate(self, keys: Iterable[str] | None) -> None:
+        """Redis said these keys changed; None means every key (FLUSHDB, FLUSHALL)."""
+        if keys is None:
+            self._flush()
+            return
+        for key in keys:
+            self.stats.invalidation += 1
+            self._entries.pop(key, None)
+            slot = self._in_flight.get(key)
+            if slot is not None:
+                slot[1] += 1
+
+    def go_live(self) -> None:
+        """Tracking is established: start caching, from empty."""
+        self._flush()
+        self._live = self.enabled
+
+    def go_dark(self) -> None:
+        """Tracking is lost (or stopping): empty the cache and bypass it."""
+        self._live = False
+        self._flush()
+
+    def _flush(self) -> None:
+        self.stats.flush += 1
+        self._epoch += 1
+        self._entries.clear()
+
+
+class _Coalescer:
+    """Sends the reads that requests ask for in one loop iteration as one pipeline.
+
+    Under load many requests miss at once, and each command or pipeline costs the client
+    far more CPU (and a pooled connection) than one more command in a shared pipeline
+    does. A read waits at most one loop iteration.
+    """
+
+    def __init__(self, redis: RedisClient) -> None:
+        self._redis = redis
+        self._pending: list[tuple[list[str], asyncio.Future[list[SkuFields]]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def hgetall(self, keys: list[str]) -> asyncio.Future[list[SkuFields]]:
+        """Each key's hash, in order, from the next pipeline sent."""
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[list[SkuFields]] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._flush)
+        self._pending.append((keys, answer))
+        return answer
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        task = asyncio.get_running_loop().create_task(self._send(batch))
+        self._tasks.add(task)  # a reference until done, so the task is not collected midway
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, batch: list[tuple[list[str], asyncio.Future[list[SkuFields]]]]) -> None:
+        try:
+            # Each key once: requests missing the same hot key at once share its read.
+            keys = list(dict.fromkeys(key for wanted, _ in batch for key in wanted))
+            if len(keys) == 1:
+                answers = [await _await(self._redis.hgetall(keys[0]))]
+            else:
+                pipe = self._redis.pipeline(transaction=False)
+                for key in keys:
+                    pipe.hgetall(key)
+                answers = await pipe.execute()
+        except BaseException as exc:  # every waiter gets the failure (503), even a cancellation
+            for _, answer in batch:
+                if not answer.done():
+                    answer.set_exception(exc if isinstance(exc, Exception) else asyncio.CancelledError())
+            if not isinstance(exc, Exception):
+                raise
+            return
+        by_key = dict(zip(keys, answers, strict=True))
+        for wanted, answer in batch:
+            if not answer.done():
+                answer.set_result([by_key[key] for key in wanted])
+
+
+async def _await(pending: Any) -> Any:
+    return await pending
+
+
+class SkuReader:
+    """Reads SKU hashes through the cache (when live), else straight from Redis."""
+
+    def __init__(self, redis: RedisClient, keys: Keys, cache: ReadCache) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.cache = cache
+        self._reads = _Coalescer(redis)
+
+    async def one(self, sku: str) -> SkuFields:
+        """The SKU's hash; ``UnknownSku`` when the engine never saw it. One round trip on a miss."""
+        return (await self.one_with_memo(sku))[0]
+
+    async def one_with_memo(self, sku: str) -> tuple[SkuFields, Memo]:
+        """``one``, and the memo where answers rendered from these fields may be kept."""
+        key = self.keys.sku(sku)
+        cache = self.cache
+        found = cache.get(key)
+        if found is None:
+            ticket = cache.begin(key)
+            read: SkuFields | None = None
+            memo: Memo = {}
+            try:
+                read = (await self._reads.hgetall([key]))[0]
+            finally:
+                memo = cache.finish(key, ticket, read)
+            found = read if read is not None else {}, memo
+        if not found[0]:
+            raise UnknownSku(sku)
+        return found
+
+    async def many(self, skus: Sequence[str]) -> list[SkuFields]:
+        """Every SKU's hash in request order (empty for one never seen); the misses in one pipeline."""
+        return [fields for fields, _ in await self.many_with_memos(skus)]
+
+    async def many_with_memos(self, skus: Sequence[str]) -> list[tuple[SkuFields, Memo]]:
+        """``many``, each hash with the memo where answers rendered from it may be kept."""
+        cache = self.cache
+        sku_key = self.keys.sku
+        keys = [sku_key(sku) for sku in skus]
+        found = cache.get_many(keys)
+        missing = [i for i, entry in enumerate(found) if entry is None]
+        if missing:
+            tickets = [cache.begin(keys[i]) for i in missing]
+            answers: list[SkuFields] | None = None
+            memos: list[Memo] = []
+            try:
+                answers = await self._reads.hgetall([keys[i] for i in missing])
+            finally:
+                memos = [cache.finish(keys[i], tickets[n], answers[n] if answers is not None else None)
+                         for n, i in enumerate(missing)]
+            for n, i in enumerate(missing):
+                found[i] = answers[n], memos[n]
+        return cast(list[tuple[SkuFields, Memo]], found)

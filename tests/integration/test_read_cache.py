@@ -1,0 +1,175 @@
+"""The API's read cache over a real Redis: changes are served at once, and nothing stale survives.
+
+The API runs with a 60 s cache TTL, so only invalidation (or its loss being noticed)
+can explain a fresh answer. Its own redis-server, so killing the API's tracking
+connection touches nothing else.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+
+import httpx
+import orjson
+import pytest
+import redis
+
+from avail.local_servers import LOOPBACK, start_redis
+from avail.projection import Keys
+from availability_api.invalidation import CLIENT_NAME
+from tests.support.api import RunningApi, serving_api, write_heartbeat
+
+pytestmark = pytest.mark.integration
+
+PREFIX = "cachetest"
+KEYS = Keys(PREFIX)
+READ_KEY = secrets.token_urlsafe(24)
+RULES = {"version": "c1", "channels": {"web": {"nodes": ["dc-east"]}, "amazon": {"nodes": ["dc-east"]}}}
+PROMPTLY_S = 1.0
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.Redis]:
+    server = start_redis(log_dir=tmp_path_factory.mktemp("cache-redis"))
+    client = redis.Redis.from_url(f"redis://{LOOPBACK}:{server.port}/0", decode_responses=True)
+    now = time.time_ns() // 1000
+    client.set(KEYS.rules, orjson.dumps(RULES))
+    client.hset(KEYS.progress, mapping={"applied:0": now, "event:0": now})
+    write_heartbeat(client, KEYS)
+    try:
+        yield client
+    finally:
+        client.close()
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def api(store: redis.Redis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]:
+    url = f"redis://{LOOPBACK}:{store.connection_pool.connection_kwargs['port']}/0"
+    with serving_api(url, PREFIX, {READ_KEY: ["read"]}, tmp_path_factory.mktemp("cache-api"),
+                     extra_env={"AVAIL_READ_CACHE_TTL_S": "60"}) as running:
+        yield running
+
+
+@pytest.fixture
+def http(api: RunningApi) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=api.base_url, headers={"X-API-Key": READ_KEY}, timeout=5) as client:
+        yield client
+
+
+def write(store: redis.Redis, sku: str, web: int) -> None:
+    """A flow write of the SKU's numbers (one hash, as avail.projection lays it out)."""
+    store.hset(KEYS.sku(sku), mapping={
+        "v": time.time_ns() // 1000, "a": time.time_ns() // 1000, "r": "c1", "c:web": web, "c:amazon": web // 2,
+        "n:dc-east": f"{web},0,0,0,0,{web}",
+    })
+
+
+def web(http: httpx.Client, sku: str) -> int:
+    answer = http.get(f"/v1/availability/{sku}", params={"channel": "web"})
+    assert answer.status_code == 200, answer.text
+    return int(answer.json()["channels"]["web"])
+
+
+def cache_counters(http: httpx.Client) -> dict[str, float]:
+    counters: dict[str, float] = {}
+    for line in http.get("/metrics").text.splitlines():
+        if line.startswith("avail_api_read_cache"):
+            name, value = line.rsplit(" ", 1)
+            counters[name] = float(value)
+    return counters
+
+
+def hits(http: httpx.Client) -> float:
+    return cache_counters(http)['avail_api_read_cache_total{outcome="hit"}']
+
+
+def wait_until_live(http: httpx.Client, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while cache_counters(http).get("avail_api_read_cache_live") != 1:
+        assert time.monotonic() < deadline, "the read cache did not come back"
+        time.sleep(0.02)
+
+
+def tracking_clients(store: redis.Redis) -> list[dict[str, str]]:
+    return [c for c in store.client_list() if c.get("name") == CLIENT_NAME]
+
+
+def cache_a_value(http: httpx.Client, store: redis.Redis, sku: str, value: int) -> None:
+    write(store, sku, value)
+    wait_until_live(http)
+    assert web(http, sku) == value
+    before = hits(http)
+    assert web(http, sku) == value
+    assert hits(http) == before + 1, "the second read should have been served from the cache"
+
+
+class TestReadCache:
+    def test_a_write_is_served_promptly_after_the_value_was_cached(
+        self, http: httpx.Client, store: redis.Redis,
+    ) -> None:
+        cache_a_value(http, store, "TV-1", 4)
+        write(store, "TV-1", 9)
+        written = time.monotonic()
+        while web(http, "TV-1") != 9:
+            assert time.monotonic() - written < PROMPTLY_S, "a cached value outlived its invalidation"
+            time.sleep(0.005)
+
+    def test_a_batch_sees_a_write_promptly(self, http: httpx.Client, store: redis.Redis) -> None:
+        cache_a_value(http, store, "TV-2", 5)
+        body = {"skus": ["TV-2", "NEVER-SEEN"], "channel": "web"}
+
+        def batch() -> list[int]:
+            return [r["channels"]["web"] for r in http.post("/v1/availability/batch", json=body).json()["results"]]
+
+        assert batch() == [5, 0]
+        assert batch() == [5, 0]  # now from the cache, the unknown SKU too
+        write(store, "TV-2", 6)
+        write(store, "NEVER-SEEN", 3)  # a SKU cached as unknown appears too
+        written = time.monotonic()
+        while batch() != [6, 3]:
+            assert time.monotonic() - written < PROMPTLY_S, "a cached value outlived its invalidation"
+            time.sleep(0.005)
+
+    def test_no_stale_value_after_the_invalidation_connection_is_killed(
+        self, http: httpx.Client, store: redis.Redis,
+    ) -> None:
+        cache_a_value(http, store, "TV-3", 7)
+        [tracker] = tracking_clients(store)
+        store.execute_command("CLIENT", "KILL", "ID", tracker["id"])
+        write(store, "TV-3", 8)  # its invalidation went nowhere: the API must stop trusting the cache
+        assert web(http, "TV-3") == 8
+        wait_until_live(http)
+        [again] = tracking_clients(store)
+        assert again["id"] != tracker["id"]
+        cache_a_value(http, store, "TV-3", 10)
+        write(store, "TV-3", 11)
+        written = time.monotonic()
+        while web(http, "TV-3") != 11:
+            assert time.monotonic() - written < PROMPTLY_S, "tracking was not re-established"
+            time.sleep(0.005)
+
+    def test_the_fast_path_answers_exactly_as_the_routes_do(self, http: httpx.Client, store: redis.Redis) -> None:
+        write(store, "TV-4", 12)
+        # A trailing "&" or a charset parameter is valid but unusual: the FastAPI routes answer those.
+        for fast, routed in [("/v1/availability/TV-4", "/v1/availability/TV-4?"),
+                             ("/v1/availability/TV-4?channel=web", "/v1/availability/TV-4?channel=web&")]:
+            a, b = http.get(fast), http.get(routed)
+            assert (a.status_code, a.content, a.headers["x-availability-stale"]) == (
+                b.status_code, b.content, b.headers["x-availability-stale"])
+            assert a.headers["content-type"] == b.headers["content-type"]
+        body = orjson.dumps({"skus": ["TV-4", "NEVER-SEEN-2"], "channel": "web"})
+        a = http.post("/v1/availability/batch", content=body, headers={"Content-Type": "application/json"})
+        b = http.post("/v1/availability/batch", content=body,
+                      headers={"Content-Type": "application/json; charset=utf-8"})
+        assert (a.status_code, a.content) == (b.status_code, b.content)
+        assert a.status_code == 200
+        unknown = http.get("/v1/availability/NEVER-SEEN-3")
+        assert unknown.status_code == 404
+        assert unknown.json()["error"]["code"] == "unknown_sku"
+
+
+def test_the_api_log_is_clean(api: RunningApi) -> None:
+    assert "Traceback" not in api.log()

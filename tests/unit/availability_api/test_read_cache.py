@@ -1,0 +1,253 @@
+"""The read cache's rules: no value outlives an invalidation, a lost tracking connection or its TTL."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import pytest
+
+from atp.exceptions import UnknownSku
+from avail.projection import Keys
+from availability_api.read_cache import ReadCache, SkuReader
+
+KEY = "p:sku:{A}"
+OLD = {"v": "1", "c:web": "4"}
+NEW = {"v": "2", "c:web": "9"}
+
+
+def in_loop(test: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    @functools.wraps(test)
+    def run(*args: Any) -> None:
+        asyncio.run(test(*args))
+
+    return run
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def live_cache(
+    max_entries: int = 10, ttl_s: float = 2.0, clock: Clock | None = None, jitter: float = 1.0,
+) -> ReadCache:
+    cache = ReadCache(max_entries, ttl_s, clock=clock or Clock(), random=lambda: jitter)
+    cache.go_live()
+    return cache
+
+
+def store(cache: ReadCache, key: str, fields: dict[str, str]) -> None:
+    cache.finish(key, cache.begin(key), fields)
+
+
+def cached(cache: ReadCache, key: str) -> object:
+    found = cache.get(key)
+    return None if found is None else found[0]
+
+
+class TestReadCache:
+    def test_a_stored_read_is_served_until_invalidated(self) -> None:
+        cache = live_cache()
+        store(cache, KEY, OLD)
+        assert cached(cache, KEY) == OLD
+        cache.invalidate([KEY])
+        assert cached(cache, KEY) is None
+        assert (cache.stats.hit, cache.stats.miss, cache.stats.invalidation) == (1, 1, 1)
+
+    def test_a_read_invalidated_while_in_flight_is_answered_but_not_stored(self) -> None:
+        cache = live_cache()
+        ticket = cache.begin(KEY)
+        cache.invalidate([KEY])  # the write landed after Redis answered the read: the answer may be old
+        cache.finish(KEY, ticket, OLD)
+        assert cached(cache, KEY) is None
+        assert cache.stats.not_stored == 1
+
+    def test_a_read_begun_after_the_invalidation_is_stored(self) -> None:
+        cache = live_cache()
+        first = cache.begin(KEY)
+        cache.invalidate([KEY])
+        second = cache.begin(KEY)
+        cache.finish(KEY, first, OLD)
+        cache.finish(KEY, second, NEW)
+        assert cached(cache, KEY) == NEW
+
+    def test_an_invalidation_of_another_key_does_not_block_storing(self) -> None:
+        cache = live_cache()
+        ticket = cache.begin(KEY)
+        cache.invalidate(["p:sku:{B}"])
+        cache.finish(KEY, ticket, OLD)
+        assert cached(cache, KEY) == OLD
+
+    def test_nothing_is_cached_or_served_before_tracking_is_established(self) -> None:
+        cache = ReadCache(10, 2.0)
+        store(cache, KEY, OLD)
+        assert cached(cache, KEY) is None
+        assert cache.stats.bypass == 1
+
+    def test_losing_tracking_empties_and_bypasses_the_cache(self) -> None:
+        cache = live_cache()
+        store(cache, KEY, OLD)
+        cache.go_dark()
+        assert cached(cache, KEY) is None
+        store(cache, KEY, OLD)
+        assert len(cache) == 0
+
+    def test_a_read_begun_before_tracking_came_back_is_not_stored(self) -> None:
+        cache = live_cache()
+        ticket = cache.begin(KEY)
+        cache.go_dark()  # invalidations sent meanwhile were lost with the connection
+        cache.go_live()
+        cache.finish(KEY, ticket, OLD)
+        assert cached(cache, KEY) is None
+
+    def test_a_flush_message_drops_every_entry(self) -> None:
+        cache = live_cache()
+        store(cache, KEY, OLD)
+        ticket = cache.begin("p:sku:{B}")
+        cache.invalidate(None)
+        cache.finish("p:sku:{B}", ticket, NEW)
+        assert len(cache) == 0
+
+    def test_an_entry_is_not_served_past_its_ttl(self) -> None:
+        clock = Clock()
+        cache = live_cache(ttl_s=2.0, clock=clock)
+        store(cache, KEY, OLD)
+        clock.now += 1.9
+        assert cached(cache, KEY) == OLD
+        clock.now += 0.2
+        assert cached(cache, KEY) is None
+        assert len(cache) == 0
+
+    def test_entries_cached_together_expire_spread_over_the_second_half_of_the_ttl(self) -> None:
+        clock = Clock()
+        cache = live_cache(ttl_s=2.0, clock=clock, jitter=0.0)
+        store(cache, KEY, OLD)
+        clock.now += 0.99
+        assert cached(cache, KEY) == OLD
+        clock.now += 0.02
+        assert cached(cache, KEY) is None
+
+    def test_the_oldest_entry_makes_room_when_full(self) -> None:
+        cache = live_cache(max_entries=2)
+        for name in "ABC":
+            store(cache, f"p:sku:{{{name}}}", OLD)
+        assert len(cache) == 2
+        assert cached(cache, "p:sku:{A}") is None
+        assert cached(cache, "p:sku:{C}") == OLD
+
+    def test_a_zero_ttl_never_goes_live(self) -> None:
+        cache = live_cache(ttl_s=0)
+        store(cache, KEY, OLD)
+        assert not cache.live
+        assert cached(cache, KEY) is None
+
+
+class SlowRedis:
+    """Answers HGETALL (and pipelines of it) from a dict, each read held until ``release`` is set."""
+
+    def __init__(self, data: dict[str, dict[str, str]]) -> None:
+        self.data = data
+        self.release = asyncio.Event()
+        self.started = asyncio.Event()
+        self.reads = 0
+
+    async def _read(self, keys: list[str]) -> list[dict[str, str]]:
+        self.reads += 1
+        answer = [dict(self.data.get(key, {})) for key in keys]  # what Redis had when it ran the command
+        self.started.set()
+        await self.release.wait()
+        return answer
+
+    def hgetall(self, key: str) -> Awaitable[dict[str, str]]:
+        async def one() -> dict[str, str]:
+            return (await self._read([key]))[0]
+        return one()
+
+    def pipeline(self, transaction: bool = False) -> Any:
+        redis = self
+
+        class Pipe:
+            keys: list[str] = []
+
+            def hgetall(self, key: str) -> None:
+                self.keys = [*self.keys, key]
+
+            async def execute(self) -> list[dict[str, str]]:
+                return await redis._read(self.keys)
+
+        return Pipe()
+
+
+def reader(redis: SlowRedis, cache: ReadCache) -> SkuReader:
+    return SkuReader(redis, Keys("p"), cache)  # type: ignore[arg-type]  # a fake of the two calls used
+
+
+class TestSkuReader:
+    @in_loop
+    async def test_a_read_raced_by_a_write_is_not_cached(self) -> None:
+        redis, cache = SlowRedis({KEY: OLD}), live_cache()
+        skus = reader(redis, cache)
+        pending = asyncio.ensure_future(skus.one("A"))
+        await redis.started.wait()
+        redis.data[KEY] = NEW
+        cache.invalidate([KEY])  # arrives before the (old) answer
+        redis.release.set()
+        assert await pending == OLD  # as an uncached read would have answered
+        assert await skus.one("A") == NEW
+
+    @in_loop
+    async def test_a_second_read_is_a_hit(self) -> None:
+        redis, cache = SlowRedis({KEY: OLD}), live_cache()
+        redis.release.set()
+        skus = reader(redis, cache)
+        assert await skus.one("A") == OLD
+        assert await skus.one("A") == OLD
+        assert redis.reads == 1
+
+    @in_loop
+    async def test_concurrent_misses_share_one_pipeline(self) -> None:
+        redis, cache = SlowRedis({KEY: OLD, "p:sku:{B}": NEW}), live_cache()
+        redis.release.set()
+        skus = reader(redis, cache)
+        assert await asyncio.gather(skus.one("A"), skus.one("B")) == [OLD, NEW]
+        assert redis.reads == 1
+
+    @in_loop
+    async def test_an_unknown_sku_raises_and_is_remembered_until_created(self) -> None:
+        redis, cache = SlowRedis({}), live_cache()
+        redis.release.set()
+        skus = reader(redis, cache)
+        for _ in range(2):
+            with pytest.raises(UnknownSku):
+                await skus.one("A")
+        assert redis.reads == 1
+        redis.data[KEY] = NEW
+        cache.invalidate([KEY])
+        assert await skus.one("A") == NEW
+
+    @in_loop
+    async def test_a_batch_mixes_hits_and_misses_in_request_order(self) -> None:
+        redis, cache = SlowRedis({KEY: OLD, "p:sku:{B}": NEW}), live_cache()
+        redis.release.set()
+        skus = reader(redis, cache)
+        await skus.one("B")
+        assert await skus.many(["A", "B", "C"]) == [OLD, NEW, {}]
+        assert redis.reads == 2
+
+    @in_loop
+    async def test_a_batch_read_raced_by_a_write_is_not_cached(self) -> None:
+        redis, cache = SlowRedis({KEY: OLD}), live_cache()
+        skus = reader(redis, cache)
+        pending = asyncio.ensure_future(skus.many(["A"]))
+        await redis.started.wait()
+        redis.data[KEY] = NEW
+        cache.invalidate([KEY])
+        redis.release.set()
+        assert await pending == [OLD]
+        assert await skus.many(["A"]) == [NEW]
