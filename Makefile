@@ -2,7 +2,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install up test unit integration lint bench bench-flow bench-api clean
+.PHONY: install up test unit integration lint bench bench-flow bench-api bench-freshness bench-memory bench-catchup clean
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -33,12 +33,22 @@ lint: install
 bench: install
 	$(PY) -m load_tests.bench_decode
 	$(PY) -m load_tests.bench_core
+	$(PY) -m load_tests.bench_stages
 
 bench-flow: install
 	$(PY) -m load_tests.bench_flow
 
 bench-api: install
 	$(PY) -m load_tests.bench_api
+
+bench-freshness: install  # BENCH_ARGS="--rates 10000 --seconds 30" for one point
+	$(PY) -m load_tests.bench_freshness $(BENCH_ARGS)
+
+bench-memory: install
+	$(PY) -m load_tests.bench_memory $(BENCH_ARGS)
+
+bench-catchup: install  # BENCH_ARGS="--events 200000" for a quick run
+	$(PY) -m load_tests.bench_catchup $(BENCH_ARGS)
 
 .PHONY: soak
 soak: install  # crash rounds at length: SOAK_ROUNDS per variant (default 40), timings with -s

@@ -6,7 +6,7 @@ Both read the same backlog, produced once by the numpy load generator
 channels); at ``--scale small`` 48 stores, 3 DCs, 5,000 SKUs with ``rules/``. The backlog
 sits on a local Tansu broker and both write to a local Redis:
 
-- engine: ``avail flow`` (one worker, recovery on, 5 s snapshots) as a child process;
+- engine: ``avail flow`` (one worker, recovery on, default 1 s snapshots) as a child process;
 - baseline: one process, one confluent-kafka consumer over every partition, the same
   decoder, and one pipelined HSET per event (no state, no ATP, no versions).
 

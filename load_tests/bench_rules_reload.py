@@ -10,7 +10,7 @@ Method (everything on this machine, loopback only; every process started here is
    tag/SKU rules), checked with ``avail rules check``.
 3. A backlog of one ERP ``snapshot`` per (SKU, node): ``--skus`` (default 100,000) x 50 nodes =
    5,000,000 messages on erp.inventory, key = SKU, on_hand random 0..200, as_of 5 minutes ago.
-4. ``avail flow`` (one worker, recovery store on, 5 s snapshots, WARNING logs) as a child process
+4. ``avail flow`` (one worker, recovery store on, default snapshots, WARNING logs) as a child process
    loads the backlog; we wait until ``{prefix}:stats`` counts every event, and record the load rate
    (overall and between 10 % and 95 %), peak RSS of the flow (/proc VmHWM) and Redis used_memory.
 5. The rules change: ``policy.yaml`` with amazon percent 80 -> 60 and safety stock default 0 -> 1

@@ -16,14 +16,14 @@ from pathlib import Path
 
 _FRAME = re.compile(r"^(?P<function>.*?) \((?P<file>[^:()]*)(?::\d+)?\)$")
 
-PARTS = {  # first match on the stack, innermost first
-    "decode (atp.decoding)": ("atp/decoding.py", "atp/events.py"),
-    "apply (atp state, allocation)": ("atp/state.py", "atp/allocation.py", "atp/positions.py", "atp/reservations.py"),
-    "snapshot pickling": ("def snapshot", "to_bytes"),
+PARTS = {  # a sample belongs to the first part, in this order, with a frame on its stack
+    "state snapshots (serialising)": ("def snapshot", "def to_bytes"),
+    "decode (atp.decoding)": ("atp/decoding.py",),
     "Redis sink": ("dataflows/redis_sink.py",),
-    "SKU step bookkeeping (dataflows.logic, shards)": ("dataflows/logic.py", "dataflows/shards.py"),
     "delta feed (throttle, publish)": ("dataflows/throttle.py", "dataflows/feed_sink.py"),
-    "Kafka poll": ("kafka_io.py:next_batch",),
+    "apply (atp state, allocation)": ("atp/state.py",),
+    "SKU step bookkeeping (dataflows.logic, shards)": ("dataflows/logic.py", "dataflows/shards.py"),
+    "Kafka poll": ("def next_batch",),
 }
 
 
@@ -53,7 +53,7 @@ def summarise(stacks: Path, out: Path | None = None, top: int = 25) -> str:
         parts[_part(stack)] += count
     if not total:
         return "no samples"
-    lines = [f"{total} samples", "", "by part of the flow (inclusive, first match from the innermost frame):"]
+    lines = [f"{total} samples", "", "by part of the flow (each sample counted once):"]
     lines += [f"  {100 * n / total:5.1f} %  {part}" for part, n in parts.most_common()]
     lines += ["", "inclusive:"] + [f"  {100 * n / total:5.1f} %  {f}" for f, n in inclusive.most_common(top)]
     lines += ["", "self:"] + [f"  {100 * n / total:5.1f} %  {f}" for f, n in self_time.most_common(top)]
@@ -65,23 +65,16 @@ def summarise(stacks: Path, out: Path | None = None, top: int = 25) -> str:
 
 def _part(stack: str) -> str:
     frames = stack.split(";")
-    for frame in reversed(frames):
-        for part, needles in PARTS.items():
-            if any(_matches(frame, needle) for needle in needles):
-                return part
-    if any("bytewax" in f for f in frames) or len(frames) <= 2:  # noqa: PLR2004
-        return "Bytewax runtime and the rest"
-    return "other Python"
+    for part, needles in PARTS.items():
+        if any(_matches(frame, needle) for frame in frames for needle in needles):
+            return part
+    return "Bytewax runtime and the rest"
 
 
 def _matches(frame: str, needle: str) -> bool:
-    if needle.startswith("def "):
-        return frame.startswith(needle[4:] + " ")
-    if needle == "to_bytes":
-        return frame.startswith("to_bytes ")
-    if ":" in needle:
-        file, function = needle.split(":")
-        return file in frame and frame.startswith(function + " ")
+    if needle.startswith("def "):  # a method or function of that name, in any class
+        function = frame.split(" (", 1)[0]
+        return function == needle[4:] or function.endswith("." + needle[4:])
     return needle in frame
 
 
