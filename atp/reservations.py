@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from atp.events import Micros
 
 
@@ -48,11 +50,13 @@ class Reservation:
         return self.quantity_due(now) == 0
 
     def __getstate__(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
+        # spelled out: a hot SKU keeps thousands of reservations and each snapshot walks them all
+        return (self.reserve_at, self.reserve_event, self.qty, self.channel, self.node, self.expires_at,
+                self.released, self.picked, self.last_at, self.counted)
 
-    def __setstate__(self, state: tuple[object, ...]) -> None:
-        for name, value in zip(self.__slots__, state, strict=True):
-            setattr(self, name, value)
+    def __setstate__(self, state: tuple[Any, ...]) -> None:
+        (self.reserve_at, self.reserve_event, self.qty, self.channel, self.node, self.expires_at,
+         self.released, self.picked, self.last_at, self.counted) = state
 
 
 class Transfer:
