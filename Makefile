@@ -47,7 +47,7 @@ bench-freshness: install  # BENCH_ARGS="--rates 10000 --seconds 30" for one poin
 bench-memory: install
 	$(PY) -m load_tests.bench_memory $(BENCH_ARGS)
 
-bench-catchup: install  # BENCH_ARGS="--events 200000" for a quick run
+bench-catchup: install  # BENCH_ARGS="--events 500000" for the run in docs/performance.md
 	$(PY) -m load_tests.bench_catchup $(BENCH_ARGS)
 
 .PHONY: soak
