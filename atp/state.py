@@ -26,6 +26,7 @@ from atp.events import (
     event_time,
 )
 from atp.outcomes import ChannelChange, Outcome, Status
+from atp.pending import PendingChange, TransferKey
 from atp.positions import NodePosition, Position
 from atp.rejections import RejectCode, Rejection
 from atp.reservations import Reservation, Transfer
@@ -55,7 +56,6 @@ class Retention:
 
 DEFAULT_RETENTION = Retention()
 
-TransferKey = tuple[str, str, str]
 
 
 _SNAPSHOT_FORMAT = 2
@@ -95,8 +95,9 @@ class SkuState:
     __slots__ = (
         "sku", "positions", "counted_atp", "reservations", "transfers", "seen",
         "horizon", "watermark", "as_of", "unsourced", "contrib", "shown", "rules_version",
-        "expiry_due",
+        "expiry_due", "pending",
     )
+    _PERSISTED = __slots__[:-1]  # ``pending`` describes the last snapshot, not the state
 
     def __init__(self, sku: str) -> None:
         self.sku = sku
@@ -113,6 +114,7 @@ class SkuState:
         self.shown: dict[str, int] = {}
         self.rules_version = ""
         self.expiry_due: Micros | None = None  # no counting reservation expires before this
+        self.pending = PendingChange(whole=True)  # what changed since the last ``atp.changes.take_change``
 
     # -- commands ---------------------------------------------------------------
 
@@ -160,6 +162,7 @@ class SkuState:
                 "as_of" if isinstance(event, InventorySnapshot) else "occurred_at",
             )
         self.seen[event.event_id] = at
+        self.pending.event_ids.append(event.event_id)
         _HANDLERS[type(event)](self, event, now, rules, changes)
         if self.as_of is None or at > self.as_of:
             self.as_of = at
@@ -224,14 +227,16 @@ class SkuState:
         state.seen, state.horizon, state.watermark, state.as_of = seen, horizon, watermark, as_of
         state.unsourced, state.contrib, state.shown = unsourced, contrib, shown
         state.rules_version, state.expiry_due = rules_version, expiry_due
+        state.pending = PendingChange(whole=False)
         return state
 
     def __getstate__(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
+        return tuple(getattr(self, name) for name in self._PERSISTED)
 
     def __setstate__(self, state: tuple[object, ...]) -> None:
-        for name, value in zip(self.__slots__, state, strict=True):
+        for name, value in zip(self._PERSISTED, state, strict=True):
             setattr(self, name, value)
+        self.pending = PendingChange(whole=True)
 
     # -- internals --------------------------------------------------------------
 
@@ -241,8 +246,12 @@ class SkuState:
             changes.before[node] = None
             position = self.positions[node] = Position(rules.safety_stock(self.sku, node))
             self.counted_atp[node] = 0
+            self.pending.journal_marks[node] = 0
         elif node not in changes.before:
             changes.before[node] = position.numbers()
+            marks = self.pending.journal_marks
+            if node not in marks:
+                marks[node] = len(position.journal)
         if node not in rules.nodes:
             changes.touched_undeclared = True
             if node not in changes.undeclared:
@@ -253,12 +262,14 @@ class SkuState:
         if rules.version != self.rules_version:
             self._rebase(rules, changes)
         if self.expiry_due is not None and now >= self.expiry_due:
-            for reservation in self.reservations.values():
+            for reservation_id, reservation in self.reservations.items():
                 if reservation.counted and reservation.expires_at is not None and now >= reservation.expires_at:
+                    self.pending.reservations[reservation_id] = None
                     self._recount(reservation, now, rules, changes)
             self.expiry_due = self.next_expiry()
 
     def _rebase(self, rules: RuleSet, changes: _Changes) -> None:
+        self.pending.whole = True  # every node's counted atp moves
         for node, position in self.positions.items():
             safety_stock = rules.safety_stock(self.sku, node)
             if safety_stock != position.safety_stock:
@@ -292,6 +303,7 @@ class SkuState:
             changes.channels.add(reservation.channel)
 
     def _reservation(self, reservation_id: str, at: Micros) -> Reservation:
+        self.pending.reservations[reservation_id] = None
         reservation = self.reservations.get(reservation_id)
         if reservation is None:
             reservation = self.reservations[reservation_id] = Reservation()
@@ -302,6 +314,7 @@ class SkuState:
 
     def _transfer(self, event: TransferShipped | TransferReceived | TransferCancelled) -> Transfer:
         key = (event.transfer_id, event.from_node, event.to_node)
+        self.pending.transfers[key] = None
         transfer = self.transfers.get(key)
         if transfer is None:
             transfer = self.transfers[key] = Transfer()
@@ -328,6 +341,7 @@ class SkuState:
             horizon = max(horizon, times[len(times) - retention.max_event_ids // 2])
             if sum(1 for t in times if t >= horizon) > retention.max_event_ids:
                 horizon += 1  # many ids share one time: drop that time too
+        self.pending.whole = True  # journals fold and records go: cheaper to restate than to describe
         self.horizon = horizon
         self.seen = {event_id: at for event_id, at in self.seen.items() if at >= horizon}
         for position in self.positions.values():
@@ -398,7 +412,8 @@ def _return(state: SkuState, event: Return, now: Micros, rules: RuleSet, changes
 
 
 def _snapshot(state: SkuState, event: InventorySnapshot, now: Micros, rules: RuleSet, changes: _Changes) -> None:
-    state._position(event.node, rules, changes).count(event.on_hand, event.as_of)
+    if state._position(event.node, rules, changes).count(event.on_hand, event.as_of):
+        state.pending.journal_marks[event.node] = 0  # the journal was rewritten, not appended to
 
 
 def _reserve(state: SkuState, event: Reserve, now: Micros, rules: RuleSet, changes: _Changes) -> None:

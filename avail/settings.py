@@ -44,6 +44,8 @@ class FlowSettings(CommonSettings):
     recovery_dir: Path | None = None
     snapshot_interval_s: float = Field(1.0, gt=0, description="epoch length and state snapshot interval")
     backup_interval_s: float = Field(0.0, ge=0, description="how long old snapshots are kept")
+    state_log_sync: bool = Field(
+        True, description="fsync each shard's state log record before its epoch commits (power-loss safe)")
     heartbeat_interval_s: float = Field(1.0, gt=0)
     rules_poll_interval_s: float = Field(1.0, gt=0, description="how often the rules directory is checked")
 

@@ -30,6 +30,7 @@ from dataflows.redis_sink import RedisSink, SinkItem
 from dataflows.rules_reload import ActiveRules, RulesWatcher, startup_rules
 from dataflows.shard_key import RECOVERY_FORMAT
 from dataflows.shards import Applied, ShardIncoming, shard_builder
+from dataflows.state_log import StateLog
 from dataflows.store_guard import Registry, StoreGuard
 from dataflows.throttle import throttle_builder
 
@@ -37,9 +38,12 @@ log = logging.getLogger(__name__)
 
 FLOW_ID = "availability"
 FORMAT_FILE = "avail-format"
+STATE_LOG_DIR = "state-log"
 
 
-def build_flow(settings: FlowSettings, active: ActiveRules, registry: Registry | None = None) -> Dataflow:
+def build_flow(
+    settings: FlowSettings, active: ActiveRules, registry: Registry | None = None, state_log: StateLog | None = None,
+) -> Dataflow:
     registry = registry if registry is not None else Registry()
     flow = Dataflow(FLOW_ID)
     polls = op.input("kafka_in", flow, kafka_io.source(settings))
@@ -54,7 +58,7 @@ def build_flow(settings: FlowSettings, active: ActiveRules, registry: Registry |
     # (shard, Rebuild): this process's SKUs, when Redis lost its data or `avail rebuild` asked
     incoming: KeyedStream[ShardIncoming] = op.merge("to_apply", keyed, refreshes, rebuilds)
     applied: Stream[Applied] = op.key_rm("unkey", op.stateful_batch(
-        "apply_shards", incoming, shard_builder(active, registry)))
+        "apply_shards", incoming, shard_builder(active, registry, state_log)))
     # Applied: one shard activation's SKU writes, channel deltas and late events
     # the delta feed: every channel's changes meet in one throttle per channel
     by_channel = op.flat_map("key_by_channel", applied, _deltas_by_channel)
@@ -186,15 +190,17 @@ def run(
     active = startup_rules(settings.rules_dir, url, keys)
     log.info("rules %s from %s: %d nodes, %d channels", active.rules.version, settings.rules_dir,
              len(active.rules.nodes), len(active.rules.channels))
-    recovery = None
+    recovery = state_log = None
     if settings.recovery_dir is None:
         log.warning("no recovery store (AVAIL_RECOVERY_DIR / -r): a restart re-reads every topic from the start")
     else:
         recovery = prepare_recovery(
             settings.recovery_dir, recovery_partitions, timedelta(seconds=settings.backup_interval_s)
         )
+        state_log = StateLog(settings.recovery_dir / STATE_LOG_DIR, sync=settings.state_log_sync)
     cli_main(  # type: ignore[no-untyped-call]
-        build_flow(settings, active, Registry(generation)), workers_per_process=workers, process_id=process_id,
+        build_flow(settings, active, Registry(generation), state_log), workers_per_process=workers,
+        process_id=process_id,
         addresses=addresses,
         epoch_interval=timedelta(seconds=settings.snapshot_interval_s), recovery_config=recovery,
     )

@@ -8,12 +8,14 @@ from datetime import UTC, datetime, timedelta
 
 from bytewax.operators import StatefulBatchLogic
 
+from atp.changes import take_change
 from atp.outcomes import Outcome
 from atp.rules import RuleSet
 from atp.state import SkuState
 from avail.projection import encode_position
 from dataflows.messages import ChannelDelta, DeadLetter, Inbound, SkuWrite
 from dataflows.rules_reload import ActiveRules, RulesChanged
+from dataflows.state_log import SkuRecord
 from dataflows.store_guard import Rebuild, Registry
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -59,13 +61,19 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
             self.written_generation = resume[2] if len(resume) > 2 else ""  # noqa: PLR2004 - older snapshots
             registry.add(self.state.sku, self)
         self.full_write_pending = True
-        self.state_bytes: bytes | None = resume[0] if resume is not None else None  # valid until the state changes
         self.written_rules_version = ""
         self.written_unsourced: dict[str, int] = {}
         self.written_channels: set[str] = set()
 
+    @classmethod
+    def resumed(cls, active: ActiveRules, state: SkuState, version: int, generation: str,
+                registry: Registry) -> SkuLogic:
+        logic = cls(active, None, registry)
+        logic.state, logic.version, logic.written_generation = state, version, generation
+        registry.add(state.sku, logic)
+        return logic
+
     def on_batch(self, values: list[Incoming]) -> tuple[Iterable[Emitted], bool]:
-        self.state_bytes = None
         now = now_us()
         rules = self.active.current()
         inbound: list[Inbound] = []
@@ -105,7 +113,6 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
     def on_notify(self) -> tuple[Iterable[Emitted], bool]:
         if self.state is None:
             return (), StatefulBatchLogic.RETAIN
-        self.state_bytes = None
         now = now_us()
         rules = self.active.current()
         write = SkuWrite(self.state.sku, 0, False)
@@ -124,9 +131,12 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
 
     def snapshot(self) -> SkuSnapshot:
         assert self.state is not None  # noqa: S101 - logic without state is discarded, never snapshotted
-        if self.state_bytes is None:  # only SKUs touched since the last snapshot are serialised again
-            self.state_bytes = self.state.to_bytes()
-        return self.state_bytes, self.version, self.written_generation
+        return self.state.to_bytes(), self.version, self.written_generation
+
+    def take_record(self, *, whole: bool = False) -> SkuRecord:
+        """What the SKU changed since the last record, for the shard's state log."""
+        assert self.state is not None  # noqa: S101
+        return self.state.sku, self.version, self.written_generation, take_change(self.state, whole=whole)
 
     def _finish(self, write: SkuWrite, now: int, rules: RuleSet, emitted: list[Emitted]) -> None:
         state = self.state

@@ -1,7 +1,8 @@
 """Which state shard holds a SKU: CRC-32 of its id, stable across processes and restarts.
 
 ``SHARDS`` is part of the recovery format: a store written with another count cannot
-be resumed, since its SKUs would sit in other shards than their events reach.
+be resumed, since its SKUs would sit in other shards than their events reach. So is the
+layout of the shards' state logs (``state_log``).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 import zlib
 
 SHARDS = 256
-RECOVERY_FORMAT = f"shards-{SHARDS}"
+RECOVERY_FORMAT = f"shards-{SHARDS}+state-log-1"
 
 
 def shard_of(sku: str) -> str:

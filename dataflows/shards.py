@@ -5,20 +5,26 @@ batches: a poll's messages travel as one item, are decoded together and split in
 ``ShardBatch`` per shard, and each shard's logic applies its SKUs' events and emits one
 ``Applied`` for the sink and the feed. A SKU's shard is a CRC-32 of its id, stable across
 processes and restarts (``shard_key``).
+
+A shard's snapshot is a ``LogPosition``: the state itself goes to the shard's state log,
+one record per epoch holding only what the touched SKUs changed (``state_log``).
 """
 
 from __future__ import annotations
 
-import pickle
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from bytewax.operators import StatefulBatchLogic
 
-from dataflows.logic import Emitted, SkuLogic, SkuSnapshot, now_us
+from atp.changes import restore
+from atp.pending import PendingChange
+from dataflows.logic import Emitted, SkuLogic, now_us
 from dataflows.messages import ChannelDelta, DeadLetter, Inbound, SkuWrite
 from dataflows.rules_reload import ActiveRules, RulesChanged
+from dataflows.shard_key import shard_of
+from dataflows.state_log import LogPosition, ShardLog, SkuRecord, StateLog
 from dataflows.store_guard import Rebuild, Registry
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -41,20 +47,38 @@ class Applied:
 
 
 ShardIncoming = ShardBatch | RulesChanged | Rebuild
-ShardSnapshot = dict[str, SkuSnapshot]
 
 
-class ShardLogic(StatefulBatchLogic[ShardIncoming, Applied, bytes]):
-    """Routes each item to its SKUs' ``SkuLogic`` and collects their output in one ``Applied``."""
+class ShardLogic(StatefulBatchLogic[ShardIncoming, Applied, LogPosition | None]):
+    """Routes each item to its SKUs' ``SkuLogic`` and collects their output in one ``Applied``.
 
-    def __init__(self, active: ActiveRules, resume: bytes | None, registry: Registry) -> None:
+    Without a state log (no recovery store) nothing is kept across restarts.
+    """
+
+    def __init__(self, active: ActiveRules, resume: LogPosition | None, registry: Registry,
+                 log: StateLog | None = None) -> None:
         self.active = active
         self.registry = registry
+        self.log = log
+        self.shard_log: ShardLog | None = None
         self.skus: dict[str, SkuLogic] = {}
+        self.touched: dict[str, None] = {}  # SKUs that ran since the last snapshot
         self.due: int | None = None  # earliest reservation expiry among the shard's SKUs
-        saved: ShardSnapshot = pickle.loads(resume) if resume is not None else {}  # noqa: S301 - own snapshot
-        for sku, snapshot in saved.items():
-            logic = SkuLogic(active, snapshot, registry)
+        if resume is not None:
+            if log is None:
+                raise ValueError("a snapshot names a state log, but the flow was given none")
+            self.shard_log, epochs = log.resume(resume)
+            self._restore(epochs)
+
+    def _restore(self, epochs: list[list[SkuRecord]]) -> None:
+        held: dict[str, tuple[int, str, list[bytes]]] = {}
+        for records in epochs:
+            for sku, version, generation, change in records:
+                changes = held[sku][2] if sku in held else []
+                changes.append(change)
+                held[sku] = (version, generation, changes)
+        for sku, (version, generation, changes) in held.items():
+            logic = SkuLogic.resumed(self.active, restore(changes), version, generation, self.registry)
             self.skus[sku] = logic
             self._note_due(logic)
 
@@ -80,6 +104,7 @@ class ShardLogic(StatefulBatchLogic[ShardIncoming, Applied, bytes]):
                     continue  # a refresh for a SKU this shard holds no state for
                 logic = self.skus[sku] = SkuLogic(self.active, None, self.registry)
             emitted, _ = logic.on_batch(items)  # type: ignore[arg-type]
+            self.touched[sku] = None
             _collect(applied, emitted)
             self._note_due(logic)
         return _out(applied), StatefulBatchLogic.RETAIN if self.skus else StatefulBatchLogic.DISCARD
@@ -92,6 +117,7 @@ class ShardLogic(StatefulBatchLogic[ShardIncoming, Applied, bytes]):
             state = logic.state
             if state is not None and state.expiry_due is not None and state.expiry_due <= now:
                 emitted, _ = logic.on_notify()
+                self.touched[state.sku] = None
                 _collect(applied, emitted)
             self._note_due(logic)
         return _out(applied), StatefulBatchLogic.RETAIN
@@ -102,10 +128,23 @@ class ShardLogic(StatefulBatchLogic[ShardIncoming, Applied, bytes]):
     def notify_at(self) -> datetime | None:
         return None if self.due is None else _EPOCH + timedelta(microseconds=self.due)
 
-    def snapshot(self) -> bytes:
-        # One bytes object: Bytewax's own handling of a snapshot costs per Python object in it
-        # (250–350 ms per epoch for 100k SKU entries), a blob's costs almost nothing.
-        return pickle.dumps({sku: logic.snapshot() for sku, logic in self.skus.items()}, protocol=5)
+    def snapshot(self) -> LogPosition | None:
+        touched, self.touched = self.touched, {}
+        if self.log is None:
+            for sku in touched:  # nothing records the changes, so stop tracking them
+                state = self.skus[sku].state
+                if state is not None:
+                    state.pending = PendingChange(whole=True)
+            return None
+        if self.shard_log is None:
+            if not self.skus:
+                return None
+            self.shard_log = self.log.fresh(shard_of(next(iter(self.skus))))
+        if self.shard_log.wants_compaction():
+            return self.shard_log.rewrite([logic.take_record(whole=True) for logic in self.skus.values()])
+        if touched:
+            return self.shard_log.append([self.skus[sku].take_record() for sku in touched])
+        return self.shard_log.position
 
     def _note_due(self, logic: SkuLogic) -> None:
         state = logic.state
@@ -127,8 +166,10 @@ def _out(applied: Applied) -> list[Applied]:
     return [applied] if applied.writes or applied.deltas or applied.letters else []
 
 
-def shard_builder(active: ActiveRules, registry: Registry) -> Callable[[bytes | None], ShardLogic]:
-    def build(resume: bytes | None) -> ShardLogic:
-        return ShardLogic(active, resume, registry)
+def shard_builder(
+    active: ActiveRules, registry: Registry, log: StateLog | None,
+) -> Callable[[LogPosition | None], ShardLogic]:
+    def build(resume: LogPosition | None) -> ShardLogic:
+        return ShardLogic(active, resume, registry, log)
 
     return build

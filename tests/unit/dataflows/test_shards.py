@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import zlib
+from pathlib import Path
 
 from bytewax.operators import StatefulBatchLogic
 
@@ -12,6 +13,7 @@ from dataflows.messages import Inbound, RawMessage
 from dataflows.rules_reload import RulesChanged
 from dataflows.shard_key import SHARDS, shard_of
 from dataflows.shards import ShardBatch, ShardLogic
+from dataflows.state_log import Compaction, StateLog
 from dataflows.store_guard import Rebuild, Registry
 from tests.unit.dataflows.test_store_guard import AT, active
 
@@ -46,24 +48,45 @@ class TestShardLogic:
         assert web(list(applied)) == {"A": 9, "B": 2}
         assert {(d.sku, d.available) for d in result.deltas} == {("A", 9), ("B", 2)}
 
-    def test_a_resumed_shard_goes_on_from_its_snapshot(self) -> None:
-        logic = ShardLogic(active(), None, Registry())
+    def test_a_resumed_shard_goes_on_from_its_snapshot(self, tmp_path: Path) -> None:
+        log = StateLog(tmp_path, sync=False)
+        logic = ShardLogic(active(), None, Registry(), log)
         logic.on_batch([ShardBatch([receipt("e1", "A", "dc-east", 5), receipt("e2", "B", "dc-east", 2)])])
-        resumed = ShardLogic(active(), logic.snapshot(), Registry())
+        resumed = ShardLogic(active(), logic.snapshot(), Registry(), log)
         again = [receipt("e3", "A", "dc-east", 1), receipt("e1", "A", "dc-east", 5)]
         applied, _ = resumed.on_batch([ShardBatch(again)])
         assert web(list(applied)) == {"A": 6}  # e1 again is a duplicate: the snapshot kept its id
         assert sorted(resumed.skus) == ["A", "B"]
 
-    def test_an_untouched_sku_reuses_its_snapshot_bytes(self) -> None:
-        logic = ShardLogic(active(), None, Registry())
+    def test_a_snapshot_records_only_the_skus_touched_since_the_last(self, tmp_path: Path) -> None:
+        log = StateLog(tmp_path, sync=False)
+        logic = ShardLogic(active(), None, Registry(), log)
         logic.on_batch([ShardBatch([receipt("e1", "A", "dc-east", 5), receipt("e2", "B", "dc-east", 2)])])
-        logic.snapshot()
-        kept = logic.skus["B"].state_bytes
+        first = logic.snapshot()
         logic.on_batch([ShardBatch([receipt("e3", "A", "dc-east", 1)])])
-        assert logic.skus["A"].state_bytes is None
-        logic.snapshot()
-        assert logic.skus["B"].state_bytes is kept
+        second = logic.snapshot()
+        assert first is not None and second is not None
+        _, epochs = StateLog(tmp_path, sync=False).resume(second)
+        assert [[sku for sku, *_ in records] for records in epochs] == [["A", "B"], ["A"]]
+        assert logic.snapshot() == second  # nothing touched: nothing written
+
+    def test_a_rewritten_log_resumes_the_same_numbers(self, tmp_path: Path) -> None:
+        log = StateLog(tmp_path, sync=False, compaction=Compaction(ratio=0, min_bytes=0, min_age_s=0))
+        logic = ShardLogic(active(), None, Registry(), log)
+        for i in range(3):
+            logic.on_batch([ShardBatch([receipt(f"e{i}", "A", "dc-east", 5), receipt(f"f{i}", "B", "dc-east", 2)])])
+            position = logic.snapshot()
+        assert position is not None and position.generation == 3
+        resumed = ShardLogic(active(), position, Registry(), log)
+        applied, _ = resumed.on_batch([ShardBatch([receipt("e9", "A", "dc-east", 1)])])
+        assert web(list(applied)) == {"A": 16}
+
+    def test_without_a_state_log_nothing_is_written(self, tmp_path: Path) -> None:
+        logic = ShardLogic(active(), None, Registry())
+        logic.on_batch([ShardBatch([receipt("e1", "A", "dc-east", 5)])])
+        assert logic.snapshot() is None
+        state = logic.skus["A"].state
+        assert state is not None and not state.pending.event_ids  # tracking does not pile up
 
     def test_a_rules_change_or_rebuild_for_skus_the_shard_does_not_hold_is_dropped(self) -> None:
         logic = ShardLogic(active(), None, Registry())

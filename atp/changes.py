@@ -1,0 +1,85 @@
+"""A SKU's state as a series of change records, so a snapshot costs what changed.
+
+A record is either whole (the state, as ``SkuState.to_bytes``) or a change on top of
+the one before: the scalars and channel numbers, each touched position with only the
+journal entries appended since, each touched reservation and transfer, and the new
+event ids. ``restore`` of the records taken so far equals the live state, dict order
+included (property-tested in ``tests/unit/atp/test_changes.py``).
+"""
+
+from __future__ import annotations
+
+import pickle
+from array import array
+from collections.abc import Sequence
+from typing import Any
+
+from atp.pending import PendingChange
+from atp.positions import Position
+from atp.reservations import Reservation, Transfer
+from atp.state import SkuState
+
+WHOLE = b"W"
+CHANGE = b"C"
+
+
+def take_change(state: SkuState, *, whole: bool = False) -> bytes:
+    """The record of what changed since the last call (or since the state was made)."""
+    pending = state.pending
+    state.pending = PendingChange(whole=False)
+    if whole or pending.whole:
+        return WHOLE + state.to_bytes()
+    positions = {}
+    for node, mark in pending.journal_marks.items():
+        p = state.positions[node]
+        positions[node] = (
+            p.base, p.base_as_of, p.on_hand, p.reserved, p.in_transit, p.unsellable, p.safety_stock,
+            state.counted_atp[node], mark, p.journal[mark:].tobytes(),
+        )
+    seen = state.seen
+    return CHANGE + pickle.dumps((
+        positions,
+        {rid: state.reservations[rid].__getstate__() for rid in pending.reservations},
+        {key: state.transfers[key].__getstate__() for key in pending.transfers},
+        [(event_id, seen[event_id]) for event_id in pending.event_ids],
+        state.horizon, state.watermark, state.as_of, state.unsourced, state.contrib, state.shown,
+        state.rules_version, state.expiry_due,
+    ), protocol=5)
+
+
+def restore(records: Sequence[bytes]) -> SkuState:
+    """The state the records describe: the last whole one, then each change after it."""
+    start = max((i for i, record in enumerate(records) if record[:1] == WHOLE), default=None)
+    if start is None:
+        raise ValueError("no whole record to start from")
+    state = SkuState.from_bytes(records[start][1:])
+    for record in records[start + 1:]:
+        if record[:1] != CHANGE:
+            raise ValueError(f"not a change record: {record[:1]!r}")
+        _apply(state, pickle.loads(record[1:]))  # noqa: S301 - our own records, never user input
+    return state
+
+
+def _apply(state: SkuState, change: tuple[Any, ...]) -> None:
+    (positions, reservations, transfers, event_ids, state.horizon, state.watermark, state.as_of,
+     state.unsourced, state.contrib, state.shown, state.rules_version, state.expiry_due) = change
+    for node, values in positions.items():
+        position = state.positions.get(node)
+        if position is None:
+            position = state.positions[node] = Position()
+        (position.base, position.base_as_of, position.on_hand, position.reserved, position.in_transit,
+         position.unsellable, position.safety_stock, state.counted_atp[node], mark, tail) = values
+        journal = position.journal[:mark] if mark else array("q")
+        journal.frombytes(tail)
+        position.journal = journal
+    for rid, values in reservations.items():
+        reservation = state.reservations.get(rid)
+        if reservation is None:
+            reservation = state.reservations[rid] = Reservation()
+        reservation.__setstate__(values)
+    for key, values in transfers.items():
+        transfer = state.transfers.get(key)
+        if transfer is None:
+            transfer = state.transfers[key] = Transfer()
+        transfer.__setstate__(values)
+    state.seen.update(event_ids)

@@ -1,0 +1,25 @@
+"""What a SKU's state changed since its last snapshot: enough to write only the change."""
+
+from __future__ import annotations
+
+TransferKey = tuple[str, str, str]
+
+
+class PendingChange:
+    """Marks set by ``SkuState`` as it changes; read and reset by ``atp.changes.take_change``.
+
+    ``whole``: the change is not worth describing (new state, pruned history, rules rebase);
+    the next record restates the SKU whole. ``journal_marks``: per touched node, the journal
+    length at the first touch, so only the entries after it are new (0 when the journal was
+    rewritten by a count). Dicts, not sets, keep first-touch order, which restores every
+    dict of the state in the same order as the live one.
+    """
+
+    __slots__ = ("whole", "journal_marks", "reservations", "transfers", "event_ids")
+
+    def __init__(self, *, whole: bool) -> None:
+        self.whole = whole
+        self.journal_marks: dict[str, int] = {}
+        self.reservations: dict[str, None] = {}
+        self.transfers: dict[TransferKey, None] = {}
+        self.event_ids: list[str] = []
