@@ -1,6 +1,7 @@
 """A SKU's state as a series of change records, so a snapshot costs what changed.
 
-A record is either whole (the state, as ``SkuState.to_bytes``) or a change on top of
+A record is a plain tuple, for the caller to pickle with others. It is either whole
+(the state, as ``SkuState.flat``) or a change on top of
 the one before: the scalars and channel numbers, each touched position with only the
 journal entries appended since, each touched reservation and transfer, and the new
 event ids. ``restore`` of the records taken so far equals the live state, dict order
@@ -9,7 +10,6 @@ included (property-tested in ``tests/unit/atp/test_changes.py``).
 
 from __future__ import annotations
 
-import pickle
 from array import array
 from collections.abc import Sequence
 from typing import Any
@@ -19,16 +19,22 @@ from atp.positions import Position
 from atp.reservations import Reservation, Transfer
 from atp.state import SkuState
 
-WHOLE = b"W"
-CHANGE = b"C"
+WHOLE = "W"
+CHANGE = "C"
+
+Change = tuple[str, tuple[Any, ...]]
+"""(WHOLE, state) or (CHANGE, what changed): plain tuples, dicts, ints and bytes."""
 
 
-def take_change(state: SkuState, *, whole: bool = False) -> bytes:
-    """The record of what changed since the last call (or since the state was made)."""
+def take_change(state: SkuState, *, whole: bool = False) -> Change:
+    """The record of what changed since the last call (or since the state was made).
+
+    It shares the live state's dicts: pickle it before the state changes again.
+    """
     pending = state.pending
     state.pending = PendingChange(whole=False)
     if whole or pending.whole:
-        return WHOLE + state.to_bytes()
+        return WHOLE, state.flat()
     positions = {}
     for node, mark in pending.journal_marks.items():
         p = state.positions[node]
@@ -37,32 +43,37 @@ def take_change(state: SkuState, *, whole: bool = False) -> bytes:
             state.counted_atp[node], mark, p.journal[mark:].tobytes(),
         )
     seen = state.seen
-    return CHANGE + pickle.dumps((
+    if pending.pruned:  # some new ids may be forgotten already
+        event_ids = [(event_id, seen[event_id]) for event_id in pending.event_ids if event_id in seen]
+    else:
+        event_ids = [(event_id, seen[event_id]) for event_id in pending.event_ids]
+    return CHANGE, (
         positions,
         {rid: state.reservations[rid].__getstate__() for rid in pending.reservations},
         {key: state.transfers[key].__getstate__() for key in pending.transfers},
-        [(event_id, seen[event_id]) for event_id in pending.event_ids],
+        event_ids, pending.pruned, list(pending.dropped_reservations), list(pending.dropped_transfers),
         state.horizon, state.watermark, state.as_of, state.unsourced, state.contrib, state.shown,
         state.rules_version, state.expiry_due,
-    ), protocol=5)
+    )
 
 
-def restore(records: Sequence[bytes]) -> SkuState:
+def restore(records: Sequence[Change]) -> SkuState:
     """The state the records describe: the last whole one, then each change after it."""
-    start = max((i for i, record in enumerate(records) if record[:1] == WHOLE), default=None)
+    start = max((i for i, (kind, _) in enumerate(records) if kind == WHOLE), default=None)
     if start is None:
         raise ValueError("no whole record to start from")
-    state = SkuState.from_bytes(records[start][1:])
-    for record in records[start + 1:]:
-        if record[:1] != CHANGE:
-            raise ValueError(f"not a change record: {record[:1]!r}")
-        _apply(state, pickle.loads(record[1:]))  # noqa: S301 - our own records, never user input
+    state = SkuState.from_flat(records[start][1])
+    for kind, change in records[start + 1:]:
+        if kind != CHANGE:
+            raise ValueError(f"not a change record: {kind!r}")
+        _apply(state, change)
     return state
 
 
 def _apply(state: SkuState, change: tuple[Any, ...]) -> None:
-    (positions, reservations, transfers, event_ids, state.horizon, state.watermark, state.as_of,
-     state.unsourced, state.contrib, state.shown, state.rules_version, state.expiry_due) = change
+    (positions, reservations, transfers, event_ids, pruned, dropped_reservations, dropped_transfers,
+     state.horizon, state.watermark, state.as_of, state.unsourced, state.contrib, state.shown,
+     state.rules_version, state.expiry_due) = change
     for node, values in positions.items():
         position = state.positions.get(node)
         if position is None:
@@ -72,6 +83,10 @@ def _apply(state: SkuState, change: tuple[Any, ...]) -> None:
         journal = position.journal[:mark] if mark else array("q")
         journal.frombytes(tail)
         position.journal = journal
+    for rid in dropped_reservations:
+        del state.reservations[rid]
+    for key in dropped_transfers:
+        del state.transfers[key]
     for rid, values in reservations.items():
         reservation = state.reservations.get(rid)
         if reservation is None:
@@ -83,3 +98,6 @@ def _apply(state: SkuState, change: tuple[Any, ...]) -> None:
             transfer = state.transfers[key] = Transfer()
         transfer.__setstate__(values)
     state.seen.update(event_ids)
+    if pruned:
+        horizon = state.horizon
+        state.seen = {event_id: at for event_id, at in state.seen.items() if at >= horizon}

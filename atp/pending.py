@@ -8,14 +8,18 @@ TransferKey = tuple[str, str, str]
 class PendingChange:
     """Marks set by ``SkuState`` as it changes; read and reset by ``atp.changes.take_change``.
 
-    ``whole``: the change is not worth describing (new state, pruned history, rules rebase);
-    the next record restates the SKU whole. ``journal_marks``: per touched node, the journal
-    length at the first touch, so only the entries after it are new (0 when the journal was
-    rewritten by a count). Dicts, not sets, keep first-touch order, which restores every
-    dict of the state in the same order as the live one.
+    ``whole``: the change is not worth describing (a new state, a rules rebase); the next
+    record restates the SKU whole. ``journal_marks``: per touched node, the journal length
+    at the first touch, so only the entries after it are new (0 when the journal was
+    rewritten by a count or folded by a prune). ``pruned``: history older than the horizon
+    was forgotten, the ``dropped_*`` records with it. Dicts, not sets, keep first-touch
+    order, which restores every dict of the state in the same order as the live one.
     """
 
-    __slots__ = ("whole", "journal_marks", "reservations", "transfers", "event_ids")
+    __slots__ = (
+        "whole", "journal_marks", "reservations", "transfers", "event_ids", "pruned",
+        "dropped_reservations", "dropped_transfers",
+    )
 
     def __init__(self, *, whole: bool) -> None:
         self.whole = whole
@@ -23,3 +27,6 @@ class PendingChange:
         self.reservations: dict[str, None] = {}
         self.transfers: dict[TransferKey, None] = {}
         self.event_ids: list[str] = []
+        self.pruned = False
+        self.dropped_reservations: dict[str, None] = {}
+        self.dropped_transfers: dict[TransferKey, None] = {}

@@ -93,15 +93,15 @@ class Position:
         self.on_hand = on_hand + total
         return True
 
-    def fold_before(self, horizon: Micros) -> None:
-        """Fold journal entries older than ``horizon`` into ``base``.
+    def fold_before(self, horizon: Micros) -> bool:
+        """Fold journal entries older than ``horizon`` into ``base``; False if there were none.
 
         Safe because no snapshot older than the horizon is ever accepted, so a folded
         entry is always inside any snapshot that could later replace ``base``.
         """
         journal = self.journal
         if all(at >= horizon for at in journal[::2]):
-            return
+            return False
         kept = array("q")
         for i in range(0, len(journal), 2):
             if journal[i] < horizon:
@@ -110,6 +110,7 @@ class Position:
                 kept.append(journal[i])
                 kept.append(journal[i + 1])
         self.journal = kept
+        return True
 
     def __getstate__(self) -> _PositionState:
         return (

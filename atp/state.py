@@ -194,13 +194,16 @@ class SkuState:
     # -- serialisation ----------------------------------------------------------
 
     def to_bytes(self) -> bytes:
-        """The state as plain tuples, dicts and ints, pickled.
+        return pickle.dumps(self.flat(), protocol=5)
+
+    def flat(self) -> tuple[Any, ...]:
+        """The state as plain tuples, dicts and ints, ready to pickle.
 
         Nested objects are flattened first: pickle's per-object protocol (a Python
         ``__getstate__`` call per position and reservation) made a 300-node SKU cost
-        ~300 µs, and the flow serialises every touched SKU at each snapshot.
+        ~300 µs to serialise.
         """
-        return pickle.dumps((
+        return (
             _SNAPSHOT_FORMAT, self.sku,
             {node: p.__getstate__() for node, p in self.positions.items()},
             self.counted_atp,
@@ -208,13 +211,17 @@ class SkuState:
             {key: t.__getstate__() for key, t in self.transfers.items()},
             self.seen, self.horizon, self.watermark, self.as_of, self.unsourced, self.contrib, self.shown,
             self.rules_version, self.expiry_due,
-        ), protocol=5)
+        )
 
     @staticmethod
     def from_bytes(data: bytes) -> SkuState:
         loaded = pickle.loads(data)  # noqa: S301 - our own snapshots, never user input
         if isinstance(loaded, SkuState):  # written before the flat format
             return loaded
+        return SkuState.from_flat(loaded)
+
+    @staticmethod
+    def from_flat(loaded: tuple[Any, ...]) -> SkuState:
         if not isinstance(loaded, tuple) or not loaded or loaded[0] != _SNAPSHOT_FORMAT:
             raise TypeError(f"not a SkuState snapshot: {type(loaded).__name__}")
         (_, sku, positions, counted_atp, reservations, transfers, seen, horizon, watermark, as_of, unsourced,
@@ -341,18 +348,29 @@ class SkuState:
             horizon = max(horizon, times[len(times) - retention.max_event_ids // 2])
             if sum(1 for t in times if t >= horizon) > retention.max_event_ids:
                 horizon += 1  # many ids share one time: drop that time too
-        self.pending.whole = True  # journals fold and records go: cheaper to restate than to describe
+        pending = self.pending
+        pending.pruned = True
         self.horizon = horizon
         self.seen = {event_id: at for event_id, at in self.seen.items() if at >= horizon}
-        for position in self.positions.values():
-            position.fold_before(horizon)
-        self.reservations = {
-            rid: r for rid, r in self.reservations.items()
-            if r.last_at >= horizon or r.counted or not r.is_settled(now)
-        }
-        self.transfers = {
-            key: t for key, t in self.transfers.items() if t.last_at >= horizon or t.balance > 0
-        }
+        for node, position in self.positions.items():
+            if position.fold_before(horizon):
+                pending.journal_marks[node] = 0
+        reservations = {}
+        for rid, r in self.reservations.items():
+            if r.last_at >= horizon or r.counted or not r.is_settled(now):
+                reservations[rid] = r
+            else:
+                pending.reservations.pop(rid, None)
+                pending.dropped_reservations[rid] = None
+        self.reservations = reservations
+        transfers = {}
+        for key, t in self.transfers.items():
+            if t.last_at >= horizon or t.balance > 0:
+                transfers[key] = t
+            else:
+                pending.transfers.pop(key, None)
+                pending.dropped_transfers[key] = None
+        self.transfers = transfers
 
     def _finish(
         self, changes: _Changes, rules: RuleSet, status: Status, rejection: Rejection | None = None,

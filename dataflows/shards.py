@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 
 from bytewax.operators import StatefulBatchLogic
 
-from atp.changes import restore
+from atp.changes import Change, restore
 from atp.pending import PendingChange
 from dataflows.logic import Emitted, SkuLogic, now_us
 from dataflows.messages import ChannelDelta, DeadLetter, Inbound, SkuWrite
@@ -71,7 +71,7 @@ class ShardLogic(StatefulBatchLogic[ShardIncoming, Applied, LogPosition | None])
             self._restore(epochs)
 
     def _restore(self, epochs: list[list[SkuRecord]]) -> None:
-        held: dict[str, tuple[int, str, list[bytes]]] = {}
+        held: dict[str, tuple[int, str, list[Change]]] = {}
         for records in epochs:
             for sku, version, generation, change in records:
                 changes = held[sku][2] if sku in held else []

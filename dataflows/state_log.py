@@ -27,9 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from atp.changes import Change
+
 _HEADER = struct.Struct("<II")  # payload length, CRC-32 of the payload
 
-SkuRecord = tuple[str, int, str, bytes]
+SkuRecord = tuple[str, int, str, Change]
 """One SKU in one record: its id, last version written, Redis data generation, change record."""
 
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from dataflows.state_log import Compaction, LogPosition, StateLog, StateLogError
+from dataflows.state_log import Compaction, LogPosition, SkuRecord, StateLog, StateLogError
 
 
-def record(sku: str, version: int) -> tuple[str, int, str, bytes]:
-    return sku, version, "g1", f"change-{sku}-{version}".encode()
+def record(sku: str, version: int) -> SkuRecord:
+    return sku, version, "g1", ("C", (f"change-{sku}-{version}",))
 
 
 def files(directory: Path) -> list[str]:
