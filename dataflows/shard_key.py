@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import zlib
 
-SHARDS = 256
+SHARDS = 64
 RECOVERY_FORMAT = f"shards-{SHARDS}+state-log-1"
 
 

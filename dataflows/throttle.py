@@ -69,6 +69,29 @@ class Throttle:
         self.next_at = wake if self.pending else None
         return released
 
+    def to_bytes(self, now: int, min_interval_us: int) -> bytes:
+        """The throttle as plain tuples, without releases too old to matter.
+
+        A backlog can leave every SKU of a rate-limited channel pending, and pickling that
+        many dataclass objects at every epoch cost ~10 % of the flow's CPU.
+        """
+        recent = {sku: t for sku, t in self.last_released.items() if now - t < min_interval_us}
+        return pickle.dumps((
+            [(d.channel, d.sku, d.available, d.as_of, d.rules_version) for d in self.pending.values()],
+            recent, list(self.window), self.next_at,
+        ), protocol=5)
+
+    @staticmethod
+    def from_bytes(data: bytes) -> Throttle:
+        loaded = pickle.loads(data)  # noqa: S301 - own snapshot
+        if isinstance(loaded, Throttle):  # written before the flat format
+            return loaded
+        pending, recent, window, next_at = loaded
+        throttle = Throttle()
+        throttle.pending = {values[1]: ChannelDelta(*values) for values in pending}
+        throttle.last_released, throttle.window, throttle.next_at = recent, deque(window), next_at
+        return throttle
+
 
 class ThrottleLogic(StatefulBatchLogic[list[ChannelDelta], Release, bytes]):
     """One channel's throttle; each item is one shard activation's deltas for the channel."""
@@ -76,7 +99,7 @@ class ThrottleLogic(StatefulBatchLogic[list[ChannelDelta], Release, bytes]):
     def __init__(self, active: ActiveRules, margin_us: int, resume: bytes | None) -> None:
         self.active = active
         self.margin_us = margin_us
-        self.throttle: Throttle = pickle.loads(resume) if resume is not None else Throttle()  # noqa: S301 - own snapshot
+        self.throttle = Throttle.from_bytes(resume) if resume is not None else Throttle()
         self.channel = ""
 
     def on_batch(self, values: list[list[ChannelDelta]]) -> tuple[Iterable[Release], bool]:
@@ -95,7 +118,9 @@ class ThrottleLogic(StatefulBatchLogic[list[ChannelDelta], Release, bytes]):
         return None if at is None else _EPOCH + timedelta(microseconds=at)
 
     def snapshot(self) -> bytes:
-        return pickle.dumps(self.throttle, protocol=5)
+        channel = self.active.current().channels.get(self.channel)
+        min_interval_us = channel.publish.min_interval_ms * 1000 if channel is not None else 0
+        return self.throttle.to_bytes(now_us(), min_interval_us)
 
     def _release(self) -> list[Release]:
         if not self.channel:

@@ -85,7 +85,7 @@ def test_a_store_made_by_the_bytewax_tool_is_accepted_and_marked(tmp_path: Path)
     store.mkdir()
     init_db_dir(store, 2)  # type: ignore[no-untyped-call]
     prepare_recovery(store, 2, timedelta(0))
-    assert (store / FORMAT_FILE).read_text().strip() == "shards-256+state-log-1"
+    assert (store / FORMAT_FILE).read_text().strip() == "shards-64+state-log-1"
 
 
 def test_a_store_of_another_shard_count_is_refused(tmp_path: Path) -> None:

@@ -84,3 +84,30 @@ class TestThrottle:
                 assert t - last[sku][0] >= min_interval_ms * MS
             last[sku] = (t, value)
         assert {sku: value for sku, (_, value) in last.items()} == newest
+
+
+class TestThrottleSnapshot:
+    def test_a_restored_throttle_releases_what_the_original_would(self) -> None:
+        throttle = Throttle()
+        for i in range(5):
+            throttle.offer(delta(f"s{i}", i))
+        throttle.release(0, 2, 300 * MS, 50 * MS)
+        throttle.offer(delta("s0", 9))
+
+        restored = Throttle.from_bytes(throttle.to_bytes(100 * MS, 300 * MS))
+
+        assert list(restored.pending) == ["s2", "s3", "s4", "s0"] and restored.next_at == throttle.next_at
+        later = SECOND + 50 * MS
+        expected = skus(throttle.release(later, 2, 300 * MS, 50 * MS))
+        assert skus(restored.release(later, 2, 300 * MS, 50 * MS)) == expected
+
+    def test_releases_older_than_the_min_interval_are_not_kept(self) -> None:
+        throttle = Throttle()
+        throttle.offer(delta("old", 1))
+        throttle.release(0, None, 300 * MS, 0)
+        throttle.offer(delta("new", 1))
+        throttle.release(SECOND, None, 300 * MS, 0)
+
+        restored = Throttle.from_bytes(throttle.to_bytes(SECOND + 100 * MS, 300 * MS))
+
+        assert restored.last_released == {"new": SECOND}
