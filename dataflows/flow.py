@@ -64,7 +64,7 @@ def build_flow(
     by_channel = op.flat_map("key_by_channel", applied, _deltas_by_channel)
     # (channel, [ChannelDelta])
     released = op.key_rm("unkey_feed", op.stateful_batch(
-        "throttle", by_channel, throttle_builder(active, settings.feed_window_margin_ms)))
+        "throttle", by_channel, throttle_builder(active, settings.feed_window_margin_ms, state_log)))
     # Release
     op.output("feed", released, FeedSink(redis_url, keys, settings.kafka_bootstrap, settings.topic_deltas_prefix,
                                          settings.feed_retention))

@@ -25,18 +25,21 @@ import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from atp.changes import Change
 
 _HEADER = struct.Struct("<II")  # payload length, CRC-32 of the payload
 
 SkuRecord = tuple[str, int, str, Change]
-"""One SKU in one record: its id, last version written, Redis data generation, change record."""
+"""One SKU in a shard's record: its id, last version written, Redis data generation, change."""
 
 
 class LogPosition(NamedTuple):
-    """What Bytewax stores for a shard: which log, and how much of it is committed."""
+    """What Bytewax stores for a shard (or a channel's throttle): which log, and how much of it is committed.
+
+    ``shard`` is the log's file stem: a state shard's name, or ``throttle-<digest>``.
+    """
 
     shard: str
     generation: int
@@ -75,7 +78,7 @@ class StateLog:
         self._remove(shard, keep=None)
         return ShardLog(self, shard, 1, whole_bytes=0)
 
-    def resume(self, position: LogPosition) -> tuple[ShardLog, list[list[SkuRecord]]]:
+    def resume(self, position: LogPosition) -> tuple[ShardLog, list[list[Any]]]:
         """The shard's log positioned at ``position`` and the records up to it, oldest first."""
         path = self._path(position.shard, position.generation)
         try:
@@ -102,7 +105,7 @@ class StateLog:
 
     def _remove(self, shard: str, keep: int | None) -> None:
         for path in self.directory.glob(f"{shard}.*.log"):
-            if keep is None or int(path.name.split(".")[1]) != keep:
+            if keep is None or int(path.name[len(shard) + 1:-len(".log")]) != keep:
                 path.unlink(missing_ok=True)
 
 
@@ -126,14 +129,14 @@ class ShardLog:
         return (0 < self.length and self.length >= rule.min_bytes and self.length >= rule.ratio * self.whole_bytes
                 and time.monotonic() - self.started >= rule.min_age_s)
 
-    def append(self, skus: list[SkuRecord]) -> LogPosition:
+    def append(self, skus: list[Any]) -> LogPosition:
         created = self.length == 0
         self.length += self._write(self.owner._path(self.shard, self.generation), skus)
         if created and self.owner.sync:
             _sync_directory(self.owner.directory)
         return self.position
 
-    def rewrite(self, skus: list[SkuRecord]) -> LogPosition:
+    def rewrite(self, skus: list[Any]) -> LogPosition:
         """Starts the next generation with ``skus`` (every SKU, whole); drops the one before last."""
         generation = self.generation + 1
         written = self._write(self.owner._path(self.shard, generation), skus)
@@ -144,7 +147,7 @@ class ShardLog:
         self.started = time.monotonic()
         return self.position
 
-    def _write(self, path: Path, skus: list[SkuRecord]) -> int:
+    def _write(self, path: Path, skus: list[Any]) -> int:
         payload = pickle.dumps(skus, protocol=5)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
@@ -156,7 +159,7 @@ class ShardLog:
         return _HEADER.size + len(payload)
 
 
-def _read(path: Path, data: bytes) -> Iterable[list[SkuRecord]]:
+def _read(path: Path, data: bytes) -> Iterable[list[Any]]:
     offset = 0
     while offset < len(data):
         if offset + _HEADER.size > len(data):

@@ -6,11 +6,15 @@ its newest value is kept (it keeps its place in the queue), and it is always
 released in the end. Releases are at most ``max_per_second`` in any window of one
 second plus ``margin`` (slack for the jitter between release and delivery), and per
 SKU at most one every ``min_interval_ms``.
+
+In a backlog a rate-limited channel's queue holds nearly every SKU, so the throttle's
+snapshot, like a state shard's, is a position in a state log (``state_log``): each epoch
+appends the offers and releases since the last one, not the queue.
 """
 
 from __future__ import annotations
 
-import pickle
+import hashlib
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -20,6 +24,7 @@ from bytewax.operators import StatefulBatchLogic
 
 from dataflows.messages import ChannelDelta, Release
 from dataflows.rules_reload import ActiveRules
+from dataflows.state_log import LogPosition, ShardLog, StateLog
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SECOND = 1_000_000
@@ -37,9 +42,11 @@ class Throttle:
         self.last_released: dict[str, int] = {}
         self.window: deque[int] = deque()
         self.next_at: int | None = None
+        self.ops: list[tuple[str, ChannelDelta | None]] = []  # offers and releases since the last record
 
     def offer(self, delta: ChannelDelta) -> None:
         self.pending[delta.sku] = delta  # an update keeps the SKU's place in the queue
+        self.ops.append((delta.sku, delta))
 
     def release(self, now: int, max_per_second: int | None, min_interval_us: int, margin_us: int) -> list[Release]:
         span = SECOND + margin_us
@@ -64,43 +71,76 @@ class Throttle:
             released.append(Release(delta, now))
         for release in released:
             del self.pending[release.delta.sku]
+            self.ops.append((release.delta.sku, None))
         if len(self.last_released) > 4 * len(self.pending) + 10_000:
             self.last_released = {s: t for s, t in self.last_released.items() if now - t < min_interval_us}
         self.next_at = wake if self.pending else None
         return released
 
-    def to_bytes(self, now: int, min_interval_us: int) -> bytes:
-        """The throttle as plain tuples, without releases too old to matter.
+    def take_record(self, channel: str, now: int, min_interval_us: int, *, whole: bool = False) -> ThrottleRecord:
+        """What changed since the last record, or the whole queue.
 
-        A backlog can leave every SKU of a rate-limited channel pending, and pickling that
-        many dataclass objects at every epoch cost ~10 % of the flow's CPU.
+        A change is the queue's offers and releases in order; both kinds carry the releases
+        recent enough to matter.
         """
+        ops, self.ops = self.ops, []
         recent = {sku: t for sku, t in self.last_released.items() if now - t < min_interval_us}
-        return pickle.dumps((
-            [(d.channel, d.sku, d.available, d.as_of, d.rules_version) for d in self.pending.values()],
-            recent, list(self.window), self.next_at,
-        ), protocol=5)
+        entries: list[tuple[str, DeltaValues | None]]
+        if whole:
+            entries = [(sku, _flat(delta)) for sku, delta in self.pending.items()]
+        else:
+            entries = [(sku, None if delta is None else _flat(delta)) for sku, delta in ops]
+        return channel, whole, entries, recent, list(self.window), self.next_at
 
     @staticmethod
-    def from_bytes(data: bytes) -> Throttle:
-        loaded = pickle.loads(data)  # noqa: S301 - own snapshot
-        if isinstance(loaded, Throttle):  # written before the flat format
-            return loaded
-        pending, recent, window, next_at = loaded
+    def restore(records: list[ThrottleRecord]) -> Throttle:
         throttle = Throttle()
-        throttle.pending = {values[1]: ChannelDelta(*values) for values in pending}
-        throttle.last_released, throttle.window, throttle.next_at = recent, deque(window), next_at
+        pending = throttle.pending
+        for _, whole, entries, recent, window, next_at in records:
+            if whole:
+                pending.clear()
+            for sku, values in entries:
+                if values is None:
+                    del pending[sku]
+                else:
+                    pending[sku] = ChannelDelta(*values)
+            throttle.last_released, throttle.window, throttle.next_at = recent, deque(window), next_at
         return throttle
 
 
-class ThrottleLogic(StatefulBatchLogic[list[ChannelDelta], Release, bytes]):
+DeltaValues = tuple[str, str, int, int | None, str]
+ThrottleRecord = tuple[str, bool, list[tuple[str, DeltaValues | None]], dict[str, int], list[int], int | None]
+"""channel, whole?, the queue (whole) or its offers (values) and releases (None) in order,
+recent releases per SKU, the rate window, the next wake-up."""
+
+
+def _flat(delta: ChannelDelta) -> DeltaValues:
+    return delta.channel, delta.sku, delta.available, delta.as_of, delta.rules_version
+
+
+def log_stem(channel: str) -> str:
+    """A file stem for a channel's throttle log (channel names may hold dots)."""
+    return "throttle-" + hashlib.sha256(channel.encode()).hexdigest()[:16]
+
+
+class ThrottleLogic(StatefulBatchLogic[list[ChannelDelta], Release, LogPosition | None]):
     """One channel's throttle; each item is one shard activation's deltas for the channel."""
 
-    def __init__(self, active: ActiveRules, margin_us: int, resume: bytes | None) -> None:
+    def __init__(self, active: ActiveRules, margin_us: int, resume: LogPosition | None,
+                 log: StateLog | None = None) -> None:
         self.active = active
         self.margin_us = margin_us
-        self.throttle = Throttle.from_bytes(resume) if resume is not None else Throttle()
+        self.log = log
+        self.channel_log: ShardLog | None = None
+        self.throttle = Throttle()
         self.channel = ""
+        if resume is not None:
+            if log is None:
+                raise ValueError("a snapshot names a state log, but the flow was given none")
+            self.channel_log, epochs = log.resume(resume)
+            records = [record for records in epochs for record in records]
+            self.throttle = Throttle.restore(records)
+            self.channel = records[-1][0] if records else ""
 
     def on_batch(self, values: list[list[ChannelDelta]]) -> tuple[Iterable[Release], bool]:
         offer = self.throttle.offer
@@ -117,16 +157,24 @@ class ThrottleLogic(StatefulBatchLogic[list[ChannelDelta], Release, bytes]):
         at = self.throttle.next_at
         return None if at is None else _EPOCH + timedelta(microseconds=at)
 
-    def snapshot(self) -> bytes:
+    def snapshot(self) -> LogPosition | None:
+        if self.log is None or not self.channel:
+            self.throttle.ops.clear()
+            return None
         channel = self.active.current().channels.get(self.channel)
         min_interval_us = channel.publish.min_interval_ms * 1000 if channel is not None else 0
-        return self.throttle.to_bytes(now_us(), min_interval_us)
+        if self.channel_log is None:
+            self.channel_log = self.log.fresh(log_stem(self.channel))
+        whole = self.channel_log.wants_compaction()
+        record = self.throttle.take_record(self.channel, now_us(), min_interval_us, whole=whole)
+        return self.channel_log.rewrite([record]) if whole else self.channel_log.append([record])
 
     def _release(self) -> list[Release]:
         if not self.channel:
             self.channel = next(iter(self.throttle.pending.values())).channel if self.throttle.pending else ""
         channel = self.active.current().channels.get(self.channel)
         if channel is None:  # the channel left the rules: nothing more to publish for it
+            self.throttle.ops.extend((sku, None) for sku in self.throttle.pending)
             self.throttle.pending.clear()
             self.throttle.next_at = None
             return []
@@ -134,8 +182,10 @@ class ThrottleLogic(StatefulBatchLogic[list[ChannelDelta], Release, bytes]):
         return self.throttle.release(now_us(), publish.max_per_second, publish.min_interval_ms * 1000, self.margin_us)
 
 
-def throttle_builder(active: ActiveRules, margin_ms: float) -> Callable[[bytes | None], ThrottleLogic]:
-    def build(resume: bytes | None) -> ThrottleLogic:
-        return ThrottleLogic(active, int(margin_ms * 1000), resume)
+def throttle_builder(
+    active: ActiveRules, margin_ms: float, log: StateLog | None = None,
+) -> Callable[[LogPosition | None], ThrottleLogic]:
+    def build(resume: LogPosition | None) -> ThrottleLogic:
+        return ThrottleLogic(active, int(margin_ms * 1000), resume, log)
 
     return build

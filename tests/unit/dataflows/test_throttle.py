@@ -86,20 +86,35 @@ class TestThrottle:
         assert {sku: value for sku, (_, value) in last.items()} == newest
 
 
-class TestThrottleSnapshot:
+class TestThrottleLog:
     def test_a_restored_throttle_releases_what_the_original_would(self) -> None:
         throttle = Throttle()
         for i in range(5):
             throttle.offer(delta(f"s{i}", i))
+        records = [throttle.take_record("amazon", 0, 300 * MS)]
         throttle.release(0, 2, 300 * MS, 50 * MS)
         throttle.offer(delta("s0", 9))
+        throttle.offer(delta("s3", 7))
+        records.append(throttle.take_record("amazon", 100 * MS, 300 * MS))
 
-        restored = Throttle.from_bytes(throttle.to_bytes(100 * MS, 300 * MS))
+        restored = Throttle.restore(records)
 
         assert list(restored.pending) == ["s2", "s3", "s4", "s0"] and restored.next_at == throttle.next_at
         later = SECOND + 50 * MS
         expected = skus(throttle.release(later, 2, 300 * MS, 50 * MS))
-        assert skus(restored.release(later, 2, 300 * MS, 50 * MS)) == expected
+        assert skus(restored.release(later, 2, 300 * MS, 50 * MS)) == expected == [("s2", 2), ("s3", 7)]
+
+    def test_a_record_holds_the_changes_not_the_queue(self) -> None:
+        throttle = Throttle()
+        for i in range(1000):
+            throttle.offer(delta(f"s{i}", i))
+        whole = throttle.take_record("amazon", 0, 0, whole=True)
+        throttle.offer(delta("s5", 50))
+
+        change = throttle.take_record("amazon", 0, 0)
+
+        assert change[2] == [("s5", ("amazon", "s5", 50, None, "v1"))]
+        assert Throttle.restore([whole, change]).pending == throttle.pending
 
     def test_releases_older_than_the_min_interval_are_not_kept(self) -> None:
         throttle = Throttle()
@@ -108,6 +123,6 @@ class TestThrottleSnapshot:
         throttle.offer(delta("new", 1))
         throttle.release(SECOND, None, 300 * MS, 0)
 
-        restored = Throttle.from_bytes(throttle.to_bytes(SECOND + 100 * MS, 300 * MS))
+        restored = Throttle.restore([throttle.take_record("amazon", SECOND + 100 * MS, 300 * MS)])
 
-        assert restored.last_released == {"new": SECOND}
+        assert restored.last_released == {"new": SECOND} and restored.pending == {}
