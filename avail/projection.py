@@ -139,9 +139,19 @@ def rules_document(rules: RuleSet) -> dict[str, object]:
 _EPOCH_NAIVE = datetime(1970, 1, 1)  # noqa: DTZ001 - naive on purpose: isoformat then adds no offset
 
 
+_SECONDS_FORMATTED: dict[int, str] = {}
+_SECONDS_REMEMBERED = 4096
+
+
 def format_as_of(micros: int | str | None) -> str | None:
     """µs since the epoch as RFC 3339 UTC with milliseconds (``2026-11-23T10:15:00.123Z``)."""
     if micros is None:
         return None
-    # isoformat truncates to the millisecond and is much cheaper than strftime.
-    return (_EPOCH_NAIVE + timedelta(microseconds=int(micros))).isoformat(timespec="milliseconds") + "Z"
+    seconds, fraction = divmod(int(micros), 1_000_000)
+    # Answers rendered together mostly share their second: the date and time are formatted once per second.
+    formatted = _SECONDS_FORMATTED.get(seconds)
+    if formatted is None:
+        if len(_SECONDS_FORMATTED) >= _SECONDS_REMEMBERED:
+            _SECONDS_FORMATTED.clear()
+        formatted = _SECONDS_FORMATTED[seconds] = (_EPOCH_NAIVE + timedelta(seconds=seconds)).isoformat()
+    return f"{formatted}.{fraction // 1000:03d}Z"

@@ -66,6 +66,7 @@ class RulesCache:
         self._miss_refresh_s = miss_refresh_s
         self._clock = clock
         self._view: RulesView | None = None
+        self._text: str | None = None
         self._loaded_at: float | None = None
         self._lock = asyncio.Lock()
 
@@ -103,10 +104,13 @@ class RulesCache:
             text = await self._load()
             if text is None:
                 self._view = None
+            elif text == self._text and self._view is not None:
+                pass  # the same objects: answers memoised per channel view find them by identity, not by equality
             else:
                 try:
                     self._view = RulesView.parse(text)
                 except ValueError as exc:
                     log.error("ignoring a malformed rules document in Redis: %s", exc)
                     self._view = None
+            self._text = text
             self._loaded_at = self._clock()

@@ -7,6 +7,7 @@ connection touches nothing else.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Iterator
@@ -15,10 +16,12 @@ import httpx
 import orjson
 import pytest
 import redis
+from redis.asyncio import Redis as AsyncRedis
 
 from avail.local_servers import LOOPBACK, start_redis
 from avail.projection import Keys
 from availability_api.invalidation import CLIENT_NAME
+from availability_api.read_cache import READ_CHUNK, ReadCache, SkuReader
 from tests.support.api import RunningApi, serving_api, write_heartbeat
 
 pytestmark = pytest.mark.integration
@@ -169,6 +172,32 @@ class TestReadCache:
         unknown = http.get("/v1/availability/NEVER-SEEN-3")
         assert unknown.status_code == 404
         assert unknown.json()["error"]["code"] == "unknown_sku"
+
+
+def test_misses_beyond_one_script_call_come_back_whole_and_in_order(store: redis.Redis) -> None:
+    skus = [f"MANY-{i:05d}" for i in range(READ_CHUNK * 2 + 500)]
+    pipe = store.pipeline(transaction=False)
+    for i, sku in enumerate(skus):
+        if i % 3:  # every third SKU never seen: an empty hash
+            pipe.hset(KEYS.sku(sku), mapping={"v": i, "c:web": i, "n:dc-east": f"{i},0,0,0,0,{i}"})
+    pipe.execute()
+
+    async def read_twice() -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+        client = AsyncRedis.from_url(f"redis://{LOOPBACK}:{store.connection_pool.connection_kwargs['port']}/0",
+                                     decode_responses=True)
+        cache = ReadCache(len(skus), 60.0)
+        cache.go_live()
+        reader = SkuReader(client, KEYS, cache)
+        try:
+            return list(await reader.many(skus)), list(await reader.many(skus))
+        finally:
+            await client.aclose()
+
+    first, again = asyncio.run(read_twice())
+    expected = [{} if i % 3 == 0 else {"v": str(i), "c:web": str(i), "n:dc-east": f"{i},0,0,0,0,{i}"}
+                for i in range(len(skus))]
+    assert first == expected
+    assert again == expected
 
 
 def test_the_api_log_is_clean(api: RunningApi) -> None:

@@ -1,5 +1,6 @@
 import base64
 import string
+from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import given
@@ -37,6 +38,13 @@ class TestAsOf:
 
     def test_absent_is_null(self) -> None:
         assert format_as_of(None) is None
+
+    @given(st.lists(st.integers(min_value=-62_135_596_800_000_000 + 86_400_000_000,
+                                max_value=253_402_300_799_999_999), min_size=1, max_size=50))
+    def test_equals_the_calendar_arithmetic_whatever_seconds_were_formatted_before(self, times: list[int]) -> None:
+        for micros in times:  # the per-second memo is shared: earlier values must not leak into later ones
+            expected = (datetime(1970, 1, 1) + timedelta(microseconds=micros)).isoformat(timespec="milliseconds")
+            assert format_as_of(micros) == expected + "Z"
 
 
 class TestSkuDocument:

@@ -122,7 +122,35 @@ class TestReadCache:
         assert cached(cache, KEY) == OLD
         clock.now += 0.2
         assert cached(cache, KEY) is None
-        assert len(cache) == 0
+
+    def test_an_expired_entry_read_again_unchanged_keeps_what_was_rendered_from_it(self) -> None:
+        clock = Clock()
+        cache = live_cache(ttl_s=2.0, clock=clock)
+        cache.finish(KEY, cache.begin(KEY), dict(OLD))[("web",)] = b"rendered"
+        clock.now += 2.1
+        assert cache.get(KEY) is None
+        assert cache.finish(KEY, cache.begin(KEY), dict(OLD)) == {("web",): b"rendered"}
+        assert cache.get(KEY) == (OLD, {("web",): b"rendered"})
+
+    def test_an_expired_entry_read_again_changed_starts_a_new_memo(self) -> None:
+        clock = Clock()
+        cache = live_cache(ttl_s=2.0, clock=clock)
+        cache.finish(KEY, cache.begin(KEY), dict(OLD))[("web",)] = b"rendered"
+        clock.now += 2.1
+        assert cache.get(KEY) is None
+        assert cache.finish(KEY, cache.begin(KEY), dict(NEW)) == {}
+        assert cache.get(KEY) == (NEW, {})
+
+    def test_a_read_again_counts_as_the_newest_entry(self) -> None:
+        clock = Clock()
+        cache = live_cache(max_entries=2, ttl_s=2.0, clock=clock)
+        store(cache, "p:sku:{A}", OLD)
+        store(cache, "p:sku:{B}", OLD)
+        clock.now += 2.1
+        store(cache, "p:sku:{A}", OLD)  # A expired and read again: B is now the oldest
+        store(cache, "p:sku:{C}", OLD)
+        assert cached(cache, "p:sku:{A}") == OLD
+        assert cached(cache, "p:sku:{B}") is None
 
     def test_entries_cached_together_expire_spread_over_the_second_half_of_the_ttl(self) -> None:
         clock = Clock()
@@ -149,7 +177,7 @@ class TestReadCache:
 
 
 class SlowRedis:
-    """Answers HGETALL (and pipelines of it) from a dict, each read held until ``release`` is set."""
+    """Answers HGETALL (and the script reading many hashes) from a dict, each read held until ``release`` is set."""
 
     def __init__(self, data: dict[str, dict[str, str]]) -> None:
         self.data = data
@@ -169,19 +197,11 @@ class SlowRedis:
             return (await self._read([key]))[0]
         return one()
 
-    def pipeline(self, transaction: bool = False) -> Any:
-        redis = self
-
-        class Pipe:
-            keys: list[str] = []
-
-            def hgetall(self, key: str) -> None:
-                self.keys = [*self.keys, key]
-
-            async def execute(self) -> list[dict[str, str]]:
-                return await redis._read(self.keys)
-
-        return Pipe()
+    def register_script(self, script: str) -> Callable[..., Awaitable[list[list[str]]]]:
+        async def hgetall_many(keys: list[str]) -> list[list[str]]:
+            # As Redis answers HGETALL inside a script: each hash a flat list of fields and values.
+            return [[item for pair in fields.items() for item in pair] for fields in await self._read(keys)]
+        return hgetall_many
 
 
 def reader(redis: SlowRedis, cache: ReadCache) -> SkuReader:
@@ -211,7 +231,7 @@ class TestSkuReader:
         assert redis.reads == 1
 
     @in_loop
-    async def test_concurrent_misses_share_one_pipeline(self) -> None:
+    async def test_concurrent_misses_share_one_read(self) -> None:
         redis, cache = SlowRedis({KEY: OLD, "p:sku:{B}": NEW}), live_cache()
         redis.release.set()
         skus = reader(redis, cache)

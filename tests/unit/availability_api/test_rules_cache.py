@@ -72,6 +72,24 @@ def test_reloads_at_most_once_per_ttl() -> None:
     run(scenario)
 
 
+def test_an_unchanged_document_keeps_its_objects_and_a_changed_one_replaces_them() -> None:
+    store, clock = FakeStore(DOC), FakeClock()
+    cache = RulesCache(store.load, ttl_s=1.0, clock=clock)
+
+    async def scenario() -> None:
+        first, nodes = await cache.channel("web")
+        clock.now += 1.1
+        again, nodes_again = await cache.channel("web")
+        assert store.loads == 2
+        assert again is first and nodes_again is nodes  # memoised answers key on these objects
+        store.text = orjson.dumps({**DOC, "version": "v2"}).decode()
+        clock.now += 1.1
+        changed, _ = await cache.channel("web")
+        assert changed is not first and changed.version == "v2"
+
+    run(scenario)
+
+
 def test_concurrent_requests_share_one_reload() -> None:
     store = FakeStore(DOC)
     cache = RulesCache(store.load, clock=FakeClock())
