@@ -14,6 +14,9 @@ from functools import cached_property
 
 from atp.exceptions import InvalidRule
 
+_SKUS_REMEMBERED = 65_536
+"""SKUs whose matching safety-stock rules a rule set remembers (then it starts over)."""
+
 
 @dataclass(frozen=True)
 class Node:
@@ -31,9 +34,8 @@ class SafetyStockMatch:
     node_type: str | None = None
     tag: str | None = None
 
-    def matches(self, sku: str, node_id: str, node: Node | None) -> bool:
-        if self.sku is not None and not fnmatchcase(sku, self.sku):
-            return False
+    def matches_node(self, node_id: str, node: Node | None) -> bool:
+        """Whether the node criteria hold (the SKU glob is checked once per SKU: ``RuleSet.safety_stock``)."""
         if self.node is not None and self.node != node_id:
             return False
         if self.node_type is not None and (node is None or node.type != self.node_type):
@@ -147,10 +149,25 @@ class RuleSet:
 
     def safety_stock(self, sku: str, node_id: str) -> int:
         node = self.nodes.get(node_id)
-        for rule in self.safety_stock_rules:
-            if rule.match.matches(sku, node_id, node):
+        for rule in self._safety_rules_for(sku):
+            if rule.match.matches_node(node_id, node):
                 return rule.units
         return self.safety_stock_default
+
+    def _safety_rules_for(self, sku: str) -> tuple[SafetyStockRule, ...]:
+        """The rules whose SKU glob admits ``sku``, in order: globbing once per SKU, not once per position."""
+        cache = self._safety_rules_by_sku
+        rules = cache.get(sku)
+        if rules is None:
+            if len(cache) >= _SKUS_REMEMBERED:
+                cache.clear()
+            rules = cache[sku] = tuple(
+                r for r in self.safety_stock_rules if r.match.sku is None or fnmatchcase(sku, r.match.sku))
+        return rules
+
+    @cached_property
+    def _safety_rules_by_sku(self) -> dict[str, tuple[SafetyStockRule, ...]]:
+        return {}
 
     def eligibility(self, node_id: str) -> Eligibility:
         """Channels fed by a node; undeclared nodes feed none."""

@@ -1,7 +1,8 @@
 """Redis sink: each SKU's changes applied atomically, guarded by a per-SKU version.
 
-A worker's batch becomes one pipeline: one Lua call per SKU (compare-and-set on the
-hash's version), the index of known SKUs, counters, the worker's heartbeat and progress.
+A worker's batch becomes one pipeline: a Lua call per chunk of SKUs (each SKU a
+compare-and-set on its hash's version), the index of known SKUs, counters, the worker's
+heartbeat and progress.
 Writes are absolute values, never increments, so the replay after a crash is harmless.
 On a Redis error the whole batch is retried with capped backoff; the flow waits
 meanwhile (backpressure, nothing skipped). A partial write to a SKU hash that is not
@@ -30,26 +31,41 @@ log = logging.getLogger(__name__)
 
 SinkItem = SkuWrite | Applied | Counts | Heartbeat
 
-# KEYS: sku hash. ARGV: version, full (1/0), count of fields to delete, those fields,
-# then field/value pairs. Returns 1 written, 0 older than what is there, -1 partial
-# write to a missing hash (refused: it would publish a SKU with nodes missing).
+# KEYS: the SKU hashes of one chunk. ARGV: per SKU in KEYS order, the count of its
+# arguments, then those: version, full (1/0), count of fields to delete, those fields,
+# then field/value pairs. Returns per SKU 1 written, 0 older than what is there, -1
+# partial write to a missing hash (refused: it would publish a SKU with nodes missing).
+# One call per chunk, not per SKU: each command costs the client and Redis far more
+# than the few field writes of a SKU do.
 LOST = -1
-_WRITE_SKU = """
-local current = redis.call('HGET', KEYS[1], 'v')
-if current and tonumber(current) >= tonumber(ARGV[1]) then return 0 end
-if not current and ARGV[2] ~= '1' then return -1 end
-if ARGV[2] == '1' then redis.call('DEL', KEYS[1]) end
-redis.call('HSET', KEYS[1], 'v', ARGV[1])
-local deletes = tonumber(ARGV[3])
-if deletes > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, 4, 3 + deletes)) end
-local n = #ARGV
-local i = 4 + deletes
-while i <= n do
-  local j = math.min(i + 999, n)
-  redis.call('HSET', KEYS[1], unpack(ARGV, i, j))
-  i = j + 1
+SKUS_PER_CALL = 500
+_WRITE_SKUS = """
+local out = {}
+local at = 1
+for k = 1, #KEYS do
+  local key, count = KEYS[k], tonumber(ARGV[at])
+  local first, last = at + 1, at + count
+  local version, full, deletes = ARGV[first], ARGV[first + 1] == '1', tonumber(ARGV[first + 2])
+  local current = redis.call('HGET', key, 'v')
+  if current and tonumber(current) >= tonumber(version) then
+    out[k] = 0
+  elseif not current and not full then
+    out[k] = -1
+  else
+    if full then redis.call('DEL', key) end
+    redis.call('HSET', key, 'v', version)
+    if deletes > 0 then redis.call('HDEL', key, unpack(ARGV, first + 3, first + 2 + deletes)) end
+    local i = first + 3 + deletes
+    while i <= last do
+      local j = math.min(i + 999, last)
+      redis.call('HSET', key, unpack(ARGV, i, j))
+      i = j + 1
+    end
+    out[k] = 1
+  end
+  at = last + 1
 end
-return 1
+return out
 """
 
 def _flatten(items: Sequence[SinkItem]) -> list[SkuWrite | Counts | Heartbeat]:
@@ -121,7 +137,7 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
         self.max_backoff_s = max_backoff_s
         self.registry = registry
         self.worker = worker
-        self.write_sku = client.register_script(_WRITE_SKU)
+        self.write_skus = client.register_script(_WRITE_SKUS)
 
     def write_batch(self, items: list[SinkItem]) -> None:
         writes, counts, heartbeat = coalesce(items)
@@ -144,11 +160,15 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
         keys = self.keys
         pipe = self.client.pipeline(transaction=False)
         order = list(writes)
-        new_skus: list[str] = []
-        for sku, write in writes.items():
-            self.write_sku(keys=[keys.sku(sku)], args=sku_arguments(write), client=pipe)
-            if write.full:
-                new_skus.append(sku)
+        for start in range(0, len(order), SKUS_PER_CALL):
+            chunk = order[start:start + SKUS_PER_CALL]
+            args: list[Any] = []
+            for sku in chunk:
+                sku_args = sku_arguments(writes[sku])
+                args.append(len(sku_args))
+                args += sku_args
+            self.write_skus(keys=[keys.sku(sku) for sku in chunk], args=args, client=pipe)
+        new_skus = [sku for sku, write in writes.items() if write.full]
         if new_skus:
             pipe.zadd(keys.skus, dict.fromkeys(new_skus, 0), nx=True)
         if writes:
@@ -163,7 +183,9 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
             if newest is not None:
                 pipe.hset(keys.progress, f"event:{self.worker}", newest)
         results = pipe.execute()
-        lost = [sku for sku, result in zip(order, results, strict=False) if result == LOST]
+        calls = -(-len(order) // SKUS_PER_CALL)
+        written = [result for chunk in results[:calls] for result in chunk]
+        lost = [sku for sku, result in zip(order, written, strict=True) if result == LOST]
         if lost:
             self.registry.report_lost(lost)
             with contextlib.suppress(redis.RedisError):  # a counter; retrying the batch would count twice

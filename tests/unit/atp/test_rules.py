@@ -317,6 +317,24 @@ class TestSafetyStock:
         assert RULES.safety_stock("TV-55", "dc-east") == 0
         assert replace(RULES, safety_stock_default=4).safety_stock("TV-55", "dc-east") == 4
 
+    def test_answers_hold_for_many_skus_in_any_order(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr("atp.rules._SKUS_REMEMBERED", 3)  # the per-SKU memo starts over often
+        rules = RuleSet(nodes=NODES, safety_stock_default=5, safety_stock_rules=(
+            SafetyStockRule(SafetyStockMatch(sku="TV-*", node="store-002"), 1),
+            SafetyStockRule(SafetyStockMatch(sku="*-9", tag="pickup"), 2),
+            SafetyStockRule(SafetyStockMatch(node_type="dc"), 3),
+        ))
+        skus = ["TV-9", "SOCK-9", "TV-1", "SOCK-1", "HDMI"]
+        expected = {
+            "TV-9": {"dc-east": 3, "store-001": 2, "store-002": 1, "store-003": 5},
+            "SOCK-9": {"dc-east": 3, "store-001": 2, "store-002": 2, "store-003": 5},
+            "TV-1": {"dc-east": 3, "store-001": 5, "store-002": 1, "store-003": 5},
+            "SOCK-1": {"dc-east": 3, "store-001": 5, "store-002": 5, "store-003": 5},
+            "HDMI": {"dc-east": 3, "store-001": 5, "store-002": 5, "store-003": 5},
+        }
+        for sku, node in itertools.chain(itertools.product(skus, NODES), itertools.product(reversed(skus), NODES)):
+            assert rules.safety_stock(sku, node) == expected[sku][node], (sku, node)
+
     def test_rule_order_decides(self) -> None:
         reordered = replace(RULES, safety_stock_rules=tuple(reversed(RULES.safety_stock_rules)))
 

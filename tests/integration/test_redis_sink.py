@@ -1,0 +1,66 @@
+"""The Redis sink's chunked compare-and-set, on a real redis-server: every SKU of a batch gets its own verdict."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from avail.local_servers import LOOPBACK, start_redis
+from avail.projection import Keys
+from dataflows.messages import SkuWrite
+from dataflows.redis_sink import SKUS_PER_CALL, RedisSink, _RedisSinkPartition
+from dataflows.store_guard import Registry
+
+pytestmark = pytest.mark.integration
+
+KEYS = Keys("sinktest")
+
+
+@pytest.fixture
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = start_redis(log_dir=tmp_path_factory.mktemp("sink-redis"))
+    try:
+        yield f"redis://{LOOPBACK}:{server.port}/0"
+    finally:
+        server.stop()
+
+
+def partition(url: str, registry: Registry) -> _RedisSinkPartition:
+    return RedisSink(url, KEYS, registry).build("redis", 0, 1)
+
+
+def write(sku: str, version: int, *, full: bool, on_hand: int) -> SkuWrite:
+    return SkuWrite(sku, version, full, positions={"dc-east": f"{on_hand},0,0,0,0,{on_hand}"},
+                    channels={"web": on_hand}, as_of=version, rules_version="r1")
+
+
+def test_a_batch_over_several_script_calls_writes_refuses_and_reports_each_sku(redis_url: str) -> None:
+    registry = Registry("g1")
+    sink = partition(redis_url, registry)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        skus = [f"SKU-{i:05d}" for i in range(SKUS_PER_CALL * 2 + 7)]
+        sink.write_batch([write(sku, 100, full=True, on_hand=i) for i, sku in enumerate(skus)])
+        assert client.zcard(KEYS.skus) == len(skus)
+        assert client.hgetall(KEYS.sku(skus[-1])) == {
+            "v": "100", "a": "100", "r": "r1", "n:dc-east": f"{len(skus) - 1},0,0,0,0,{len(skus) - 1}",
+            "c:web": str(len(skus) - 1)}
+
+        client.delete(KEYS.sku(skus[SKUS_PER_CALL + 3]))  # Redis lost one hash
+        later = [write(sku, 200 if i % 2 else 50, full=False, on_hand=1000 + i) for i, sku in enumerate(skus)]
+        sink.write_batch(later)
+        for i, sku in enumerate(skus):
+            fields = client.hgetall(KEYS.sku(sku))
+            if i == SKUS_PER_CALL + 3:
+                assert fields == {}, "a partial write must not create a hash"
+            elif i % 2:
+                assert (fields["v"], fields["c:web"]) == ("200", str(1000 + i))
+            else:  # older than what is stored: refused
+                assert (fields["v"], fields["c:web"]) == ("100", str(i))
+        assert registry.take_lost() == [skus[SKUS_PER_CALL + 3]]
+        assert client.hget(KEYS.stats, "lost_sku_writes") == "1"
+    finally:
+        client.close()
+        sink.close()
