@@ -65,3 +65,26 @@ def test_deltas_published_to_redis_but_not_kafka_are_produced_on_the_next_start(
     store.close()
     seen = topic_seqs(kafka_bootstrap, f"{prefix}web", 5)
     assert seen == [("A", origin + 1), ("B", origin + 2), ("C", origin + 3), ("A", origin + 4), ("D", origin + 5)]
+
+
+def test_a_delta_lost_before_the_broker_acknowledged_it_is_produced_on_the_next_start(
+    kafka_bootstrap: str, redis_url: str,
+) -> None:
+    name = uuid.uuid4().hex[:8]
+    keys, prefix = Keys(f"t{name}"), f"{name}.deltas."
+    create_topics(kafka_bootstrap, {f"{prefix}web": 1})
+    sink = FeedSink(redis_url, keys, kafka_bootstrap, prefix, 10_000)
+    first = sink.build("feed", 0, 1)
+    first.write_batch([release("A", 5)])
+    first.producer.flush(10)  # A is acknowledged, and recorded with the next batch
+    first.write_batch([release("B", 7)])
+    first.producer.purge()  # the crash: B never reaches the broker, and nothing says it did
+    store = redis.Redis.from_url(redis_url)
+    origin = int(store.get(keys.feed_seq("web")) or 0) - 2
+    assert int(store.get(keys.feed_kafka("web")) or 0) == origin + 1  # A's seq, not B's
+    restarted = sink.build("feed", 0, 1)
+    restarted.write_batch([release("D", 9)])
+    restarted.close()
+    store.close()
+    seen = topic_seqs(kafka_bootstrap, f"{prefix}web", 3)
+    assert list(dict.fromkeys(seen)) == [("A", origin + 1), ("B", origin + 2), ("D", origin + 3)]
