@@ -36,6 +36,8 @@ class FlowSettings(CommonSettings):
     topic_dlq: str = "availability.dlq"
     topic_deltas_prefix: str = Field("availability.deltas.", description="per-channel delta topics: prefix + channel")
     feed_retention: int = Field(1_000_000, ge=1000, description="deltas kept per channel stream for SSE resume")
+    deltas_linger_ms: int = Field(
+        5, ge=0, le=10_000, description="how long the delta topics' producer gathers deltas into one request")
     feed_window_margin_ms: float = Field(
         50.0, ge=0, description="the throttle's rate window is 1 s plus this, for delivery jitter")
     kafka_fetch_wait_max_ms: int = Field(100, ge=1, le=10_000, description="broker-side wait per fetch")

@@ -239,12 +239,14 @@ class _FeedPartition(StatelessSinkPartition[Release]):
 
 
 class FeedSink(DynamicSink[Release]):
-    def __init__(self, redis_url: str, keys: Keys, bootstrap: str, topic_prefix: str, retention: int) -> None:
+    def __init__(self, redis_url: str, keys: Keys, bootstrap: str, topic_prefix: str, retention: int,
+                 linger_ms: int = 5) -> None:
         self.redis_url, self.keys, self.bootstrap = redis_url, keys, bootstrap
-        self.topic_prefix, self.retention = topic_prefix, retention
+        self.topic_prefix, self.retention, self.linger_ms = topic_prefix, retention, linger_ms
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _FeedPartition:
         client = redis.Redis.from_url(self.redis_url, socket_timeout=10, socket_connect_timeout=5)
-        producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": 5, "enable.idempotence": True,
+        producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": self.linger_ms,
+                             "enable.idempotence": True,
                              "message.timeout.ms": 0})  # never expire a delta while the broker is away
         return _FeedPartition(client, producer, self.keys, self.topic_prefix, self.retention)

@@ -67,7 +67,7 @@ def build_flow(
         "throttle", by_channel, throttle_builder(active, settings.feed_window_margin_ms, state_log)))
     # Release
     op.output("feed", released, FeedSink(redis_url, keys, settings.kafka_bootstrap, settings.topic_deltas_prefix,
-                                         settings.feed_retention))
+                                         settings.feed_retention, settings.deltas_linger_ms))
     letters = op.merge("dead_letters", op.flat_map("invalid", polls, _invalid),
                        op.flat_map("late", applied, _late))
     # DeadLetter
