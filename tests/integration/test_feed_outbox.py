@@ -1,4 +1,4 @@
-"""The Kafka delta topic after a crash between the Redis publish and the Kafka flush."""
+"""The Kafka delta topic after a crash between the Redis publish and the broker's acknowledgement."""
 
 from __future__ import annotations
 
@@ -43,13 +43,18 @@ def topic_seqs(bootstrap: str, topic: str, at_least: int) -> list[tuple[str, int
     return seen
 
 
+def web_feed(bootstrap: str, redis_url: str) -> tuple[Keys, str, FeedSink]:
+    """A feed sink on its own key prefix and delta topic prefix, the web channel's topic created."""
+    name = uuid.uuid4().hex[:8]
+    keys, prefix = Keys(f"t{name}"), f"{name}.deltas."
+    create_topics(bootstrap, {f"{prefix}web": 1})
+    return keys, prefix, FeedSink(redis_url, keys, bootstrap, prefix, 10_000)
+
+
 def test_deltas_published_to_redis_but_not_kafka_are_produced_on_the_next_start(
     kafka_bootstrap: str, redis_url: str,
 ) -> None:
-    name = uuid.uuid4().hex[:8]
-    keys, prefix = Keys(f"t{name}"), f"{name}.deltas."
-    create_topics(kafka_bootstrap, {f"{prefix}web": 1})
-    sink = FeedSink(redis_url, keys, kafka_bootstrap, prefix, 10_000)
+    keys, prefix, sink = web_feed(kafka_bootstrap, redis_url)
     first = sink.build("feed", 0, 1)
     first.write_batch([release("A", 5), release("B", 7)])
     first.close()
@@ -70,10 +75,7 @@ def test_deltas_published_to_redis_but_not_kafka_are_produced_on_the_next_start(
 def test_a_delta_lost_before_the_broker_acknowledged_it_is_produced_on_the_next_start(
     kafka_bootstrap: str, redis_url: str,
 ) -> None:
-    name = uuid.uuid4().hex[:8]
-    keys, prefix = Keys(f"t{name}"), f"{name}.deltas."
-    create_topics(kafka_bootstrap, {f"{prefix}web": 1})
-    sink = FeedSink(redis_url, keys, kafka_bootstrap, prefix, 10_000)
+    keys, prefix, sink = web_feed(kafka_bootstrap, redis_url)
     first = sink.build("feed", 0, 1)
     first.write_batch([release("A", 5)])
     first.producer.flush(10)  # A is acknowledged, and recorded with the next batch

@@ -123,23 +123,20 @@ class TestReadCache:
         clock.now += 0.2
         assert cached(cache, KEY) is None
 
-    def test_an_expired_entry_read_again_unchanged_keeps_what_was_rendered_from_it(self) -> None:
+    @pytest.mark.parametrize(("read_again", "memo"), [
+        (OLD, {("web",): b"rendered"}),  # unchanged: what was rendered from it still holds
+        (NEW, {}),  # changed: rendered anew
+    ])
+    def test_an_expired_entry_read_again_keeps_its_renders_only_when_unchanged(
+        self, read_again: dict[str, str], memo: dict[object, bytes],
+    ) -> None:
         clock = Clock()
         cache = live_cache(ttl_s=2.0, clock=clock)
         cache.finish(KEY, cache.begin(KEY), dict(OLD))[("web",)] = b"rendered"
         clock.now += 2.1
         assert cache.get(KEY) is None
-        assert cache.finish(KEY, cache.begin(KEY), dict(OLD)) == {("web",): b"rendered"}
-        assert cache.get(KEY) == (OLD, {("web",): b"rendered"})
-
-    def test_an_expired_entry_read_again_changed_starts_a_new_memo(self) -> None:
-        clock = Clock()
-        cache = live_cache(ttl_s=2.0, clock=clock)
-        cache.finish(KEY, cache.begin(KEY), dict(OLD))[("web",)] = b"rendered"
-        clock.now += 2.1
-        assert cache.get(KEY) is None
-        assert cache.finish(KEY, cache.begin(KEY), dict(NEW)) == {}
-        assert cache.get(KEY) == (NEW, {})
+        assert cache.finish(KEY, cache.begin(KEY), dict(read_again)) == memo
+        assert cache.get(KEY) == (read_again, memo)
 
     def test_a_read_again_counts_as_the_newest_entry(self) -> None:
         clock = Clock()
