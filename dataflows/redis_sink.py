@@ -39,6 +39,9 @@ SinkItem = SkuWrite | Applied | Counts | Heartbeat
 # than the few field writes of a SKU do.
 LOST = -1
 SKUS_PER_CALL = 500
+ARGUMENTS_PER_CALL = 20_000
+"""A call holds Redis for its whole run: full writes of wide SKUs (a rules change rewrites
+every SKU) end a chunk early, so API reads wait a few milliseconds at most."""
 _WRITE_SKUS = """
 local out = {}
 local at = 1
@@ -160,14 +163,20 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
         keys = self.keys
         pipe = self.client.pipeline(transaction=False)
         order = list(writes)
-        for start in range(0, len(order), SKUS_PER_CALL):
-            chunk = order[start:start + SKUS_PER_CALL]
-            args: list[Any] = []
-            for sku in chunk:
-                sku_args = sku_arguments(writes[sku])
-                args.append(len(sku_args))
-                args += sku_args
-            self.write_skus(keys=[keys.sku(sku) for sku in chunk], args=args, client=pipe)
+        calls = 0
+        chunk: list[str] = []
+        args: list[Any] = []
+        for sku in order:
+            sku_args = sku_arguments(writes[sku])
+            chunk.append(keys.sku(sku))
+            args.append(len(sku_args))
+            args += sku_args
+            if len(chunk) == SKUS_PER_CALL or len(args) >= ARGUMENTS_PER_CALL:
+                self.write_skus(keys=chunk, args=args, client=pipe)
+                calls, chunk, args = calls + 1, [], []
+        if chunk:
+            self.write_skus(keys=chunk, args=args, client=pipe)
+            calls += 1
         new_skus = [sku for sku, write in writes.items() if write.full]
         if new_skus:
             pipe.zadd(keys.skus, dict.fromkeys(new_skus, 0), nx=True)
@@ -183,8 +192,7 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
             if newest is not None:
                 pipe.hset(keys.progress, f"event:{self.worker}", newest)
         results = pipe.execute()
-        calls = -(-len(order) // SKUS_PER_CALL)
-        written = [result for chunk in results[:calls] for result in chunk]
+        written = [verdict for verdicts in results[:calls] for verdict in verdicts]
         lost = [sku for sku, result in zip(order, written, strict=True) if result == LOST]
         if lost:
             self.registry.report_lost(lost)

@@ -10,7 +10,7 @@ import redis
 from avail.local_servers import LOOPBACK, start_redis
 from avail.projection import Keys
 from dataflows.messages import SkuWrite
-from dataflows.redis_sink import SKUS_PER_CALL, RedisSink, _RedisSinkPartition
+from dataflows.redis_sink import ARGUMENTS_PER_CALL, SKUS_PER_CALL, RedisSink, _RedisSinkPartition
 from dataflows.store_guard import Registry
 
 pytestmark = pytest.mark.integration
@@ -61,6 +61,35 @@ def test_a_batch_over_several_script_calls_writes_refuses_and_reports_each_sku(r
                 assert (fields["v"], fields["c:web"]) == ("100", str(i))
         assert registry.take_lost() == [skus[SKUS_PER_CALL + 3]]
         assert client.hget(KEYS.stats, "lost_sku_writes") == "1"
+    finally:
+        client.close()
+        sink.close()
+
+
+def test_wide_skus_end_a_call_early_and_keep_their_verdicts(redis_url: str) -> None:
+    registry = Registry("g1")
+    sink = partition(redis_url, registry)
+    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    nodes = [f"store-{n:03d}" for n in range(300)]
+
+    def wide(sku: str, version: int, *, full: bool) -> SkuWrite:
+        return SkuWrite(sku, version, full, positions={node: f"{version},0,0,0,0,{version}" for node in nodes},
+                        channels={"web": version}, as_of=version, rules_version="r1")
+
+    try:
+        skus = [f"WIDE-{i:03d}" for i in range(150)]  # about 33 a call: ARGUMENTS_PER_CALL ends each chunk
+        assert len(skus) * 2 * len(nodes) > 4 * ARGUMENTS_PER_CALL
+        sink.write_batch([wide(sku, 10, full=True) for sku in skus])
+        lost = skus[77]
+        client.delete(KEYS.sku(lost))
+        sink.write_batch([wide(sku, 20, full=False) for sku in skus])
+        for sku in skus:
+            fields = client.hgetall(KEYS.sku(sku))
+            if sku == lost:
+                assert fields == {}
+            else:
+                assert (fields["v"], fields["n:store-299"], len(fields)) == ("20", "20,0,0,0,0,20", 304)
+        assert registry.take_lost() == [lost]
     finally:
         client.close()
         sink.close()
