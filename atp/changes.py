@@ -83,10 +83,11 @@ def _apply(state: SkuState, change: tuple[Any, ...]) -> None:
         journal = position.journal[:mark] if mark else array("q")
         journal.frombytes(tail)
         position.journal = journal
+    # A reservation or transfer made and pruned between two records is in neither of them.
     for rid in dropped_reservations:
-        del state.reservations[rid]
+        state.reservations.pop(rid, None)
     for key in dropped_transfers:
-        del state.transfers[key]
+        state.transfers.pop(key, None)
     for rid, values in reservations.items():
         reservation = state.reservations.get(rid)
         if reservation is None:

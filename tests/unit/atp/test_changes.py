@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from atp.changes import CHANGE, WHOLE, Change, restore, take_change
-from atp.events import InventorySnapshot, Reserve, Sale
+from atp.events import InventorySnapshot, Reserve, Sale, TransferReceived, TransferShipped
 from atp.rules import RuleSet
 from atp.state import HOUR, Retention, SkuState
 from tests.unit.atp.strategies import SKU, T0, clocks, event_streams, rule_sets
@@ -155,6 +155,23 @@ class TestRecordSize:
         assert change[0] == CHANGE and len(pickle.dumps(change)) < len(pickle.dumps(whole)) / 10
         restored = restore(stored([whole, change]))
         assert list(restored.seen) == ["late"] and "r-old" not in restored.reservations
+        assert fields(restored) == fields(state)
+
+    def test_a_reservation_and_a_transfer_made_and_pruned_between_two_records_restore(self, rules: RuleSet) -> None:
+        state = SkuState(SKU)
+        retention = Retention(window=HOUR, max_event_ids=100_000, prune_every=HOUR)
+        state.apply(sale(1), now=T0, rules=rules, retention=retention)
+        whole = take_change(state)
+
+        for event in (Reserve("res-new", SKU, "r-new", "web", 1, T0 + 1, "dc-east", T0 + 5),
+                      TransferShipped("ship-1", SKU, "t1", "dc-east", "store-001", 2, T0 + 2),
+                      TransferReceived("recv-1", SKU, "t1", "dc-east", "store-001", 2, T0 + 3),
+                      Sale("late", SKU, "store-001", 1, T0 + 3 * HOUR)):  # moves the horizon past them all
+            state.apply(event, now=T0 + 3 * HOUR, rules=rules, retention=retention)
+        change = take_change(state)
+
+        restored = restore(stored([whole, change]))
+        assert "r-new" not in restored.reservations and not restored.transfers
         assert fields(restored) == fields(state)
 
 
