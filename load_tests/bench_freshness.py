@@ -25,7 +25,10 @@ probes get up to ``--drain`` seconds (still outstanding: counted at that age, fl
 The handled rate is the growth of ``{prefix}:stats`` over the measured window.
 
 ``python -m load_tests.bench_freshness [--rates 2000,5000,10000,20000,40000] [--seconds 25] [--warmup 5]
-[--scale full|small] [--fetch-wait-ms 100[,20]] [--no-recovery]``
+[--scale full|small] [--fetch-wait-ms 100[,20]] [--no-recovery] [--timing]``
+
+``--timing`` runs each flow under ``load_tests.timed_flow`` and prints each step's share
+of the worker thread's wall time and how often no input was polled for over 30 ms.
 """
 
 from __future__ import annotations
@@ -34,8 +37,10 @@ import argparse
 import multiprocessing
 import time
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any, Literal
 
+import orjson
 from confluent_kafka import Producer
 
 from avail.local_servers import create_topics
@@ -138,13 +143,26 @@ class Observer:
         self.pubsub.close()
 
 
+def _worker_timing(path: Path) -> dict[str, Any]:
+    """``load_tests.timed_flow``'s totals: each step's share of the worker's wall time, and the input gaps."""
+    timing = orjson.loads(path.read_bytes())
+    wall, gaps = timing["wall_s"], timing["gaps_ms"]
+    shares = {name: seconds / wall for name, seconds in timing["seconds"].items()}
+    print("    worker wall time: " + ", ".join(f"{name} {share:.0%}" for name, share in shares.items())
+          + f"; polls {len(gaps) / wall:.1f}/s apart by more than {timing['gap_ms_threshold']:g} ms "
+          f"(p50 {report.percentile(gaps, 0.5):,.0f} ms, max {max(gaps, default=0):,.0f} ms)")
+    return {"wall_s": wall, "shares": shares, "gaps_per_s": len(gaps) / wall,
+            "gap_p50_ms": report.percentile(gaps, 0.5), "gap_max_ms": max(gaps, default=0.0)}
+
+
 def run_point(servers: Servers, args: argparse.Namespace, rate: int, fetch_wait: int, index: int) -> dict[str, Any]:
     prefix = f"fr{index}"
     topics = topic_names(f"{prefix}.")
     create_topics(servers.bootstrap, dict.fromkeys(topics.values(), 2))
     env = {"AVAIL_KAFKA_FETCH_WAIT_MAX_MS": str(fetch_wait)}
     recovery = None if args.no_recovery else servers.work / f"recovery-{prefix}"
-    flow = Flow(servers, prefix, topics, RULES[args.scale], recovery=recovery, env=env)
+    timing = servers.work / f"timing-{prefix}.json" if args.timing else None
+    flow = Flow(servers, prefix, topics, RULES[args.scale], recovery=recovery, env=env, timing=timing)
     observer = Observer(servers, prefix)
     receiver, sender = multiprocessing.get_context("spawn").Pipe(duplex=False)
     producer = multiprocessing.get_context("spawn").Process(
@@ -193,6 +211,8 @@ def run_point(servers: Servers, args: argparse.Namespace, rate: int, fetch_wait:
                   "max_ms": max(samples, default=float("nan")), "latencies_ms": samples,
                   "probe_sent_s": [round((stamp - start) / 1e6, 4) for stamp, _ in measured]}
         result["saturated"] = bool(late) or handled_rate < 0.9 * min(rate, result["sent_per_s"])
+        if timing is not None:
+            result["worker_timing"] = _worker_timing(timing)
         print(f"{rate:>6,}/s offered, fetch wait {fetch_wait} ms: handled {handled_rate:,.0f}/s, p50 "
               f"{result['p50_ms']:,.1f} ms, p99 {result['p99_ms']:,.1f} ms, max {result['max_ms']:,.1f} ms"
               f" ({len(samples)} probes, {len(late)} unresolved)")
@@ -215,6 +235,8 @@ def main() -> None:
     parser.add_argument("--scale", choices=("small", "full"), default="full")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--no-recovery", action="store_true", help="run the flow without a recovery store")
+    parser.add_argument("--timing", action="store_true",
+                        help="run the flow under load_tests.timed_flow: each step's share of the worker's time")
     parser.add_argument("--fetch-wait-ms", default="100", help="AVAIL_KAFKA_FETCH_WAIT_MAX_MS values (default 100)")
     args = parser.parse_args()
     points: list[dict[str, Any]] = []

@@ -94,8 +94,9 @@ class Flow:
     """``avail flow`` (one worker) as a child process with its own Redis prefix, rules and recovery store."""
 
     def __init__(self, servers: Servers, prefix: str, topics: dict[str, str], rules: Path,
-                 recovery: Path | None = None, env: dict[str, str] | None = None) -> None:
+                 recovery: Path | None = None, env: dict[str, str] | None = None, timing: Path | None = None) -> None:
         self.servers, self.prefix = servers, prefix
+        self.timing = timing  # run load_tests.timed_flow, writing its timings there
         self.log = servers.work / f"flow-{prefix}.log"
         self.env = {**os.environ, "AVAIL_KAFKA_BOOTSTRAP": servers.bootstrap, "AVAIL_REDIS_URL": servers.url,
                     "AVAIL_REDIS_PREFIX": prefix, "AVAIL_RULES_DIR": str(rules), "AVAIL_LOG_LEVEL": "WARNING",
@@ -111,7 +112,9 @@ class Flow:
 
     def start(self) -> Flow:
         with self.log.open("ab") as log:
-            self.process = subprocess.Popen([sys.executable, "-m", "avail", "flow"], env=self.env,  # noqa: S603
+            command = ([sys.executable, "-m", "avail", "flow"] if self.timing is None
+                       else [sys.executable, "-m", "load_tests.timed_flow", str(self.timing)])
+            self.process = subprocess.Popen(command, env=self.env,  # noqa: S603
                                             stdout=log, stderr=subprocess.STDOUT)
         self.started = time.monotonic()
         return self
