@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 
 from bytewax.connectors.kafka import KafkaError, KafkaSink, KafkaSinkMessage, KafkaSourceMessage, _list_parts
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
@@ -19,6 +20,9 @@ from dataflows.shard_key import shard_of
 from dataflows.shards import ShardBatch
 
 log = logging.getLogger(__name__)
+
+EMPTY_POLL_COOLDOWN = timedelta(milliseconds=5)
+"""How long a partition that had nothing is left alone: lower costs idle CPU, higher adds latency."""
 
 SourceItem = KafkaSourceMessage[bytes | None, bytes | None] | KafkaError[bytes | None, bytes | None]
 
@@ -82,15 +86,24 @@ class _BatchPartition(StatefulSourcePartition[DecodedBatch, int]):
         self.offset = offset
         self.batch_size = batch_size
         self.decoder = decoder
+        self.idle_until: datetime | None = None
 
     def next_batch(self) -> list[DecodedBatch]:
-        messages = self.consumer.consume(self.batch_size, 0.001)
+        # Never wait here: the one worker thread would wait with it. A wait of 1 ms per empty
+        # poll, as Bytewax's own source does, was 20 % of the worker's time in a live flow.
+        messages = self.consumer.consume(self.batch_size, 0)
         if not messages:
+            self.idle_until = datetime.now(UTC) + EMPTY_POLL_COOLDOWN
             return []
+        self.idle_until = None
         last = messages[-1].offset()
         if last is not None and last >= 0:  # resume after the last one, errors included
             self.offset = last + 1
         return [self.decoder.decode_batch(messages)]
+
+    def next_awake(self) -> datetime | None:
+        """After an empty poll, when to poll again (Bytewax runs the rest of the flow meanwhile)."""
+        return self.idle_until
 
     def snapshot(self) -> int:
         return self.offset
