@@ -104,9 +104,8 @@ class RulesCache:
             text = await self._load()
             if text is None:
                 self._view = None
-            elif text == self._text and self._view is not None:
-                pass  # the same objects: answers memoised per channel view find them by identity, not by equality
-            else:
+            # An unchanged document keeps its objects: answers memoised per channel view find them by identity.
+            elif text != self._text or self._view is None:
                 try:
                     self._view = RulesView.parse(text)
                 except ValueError as exc:

@@ -130,9 +130,6 @@ class _Acks:
             self.errors.clear()
         return moved
 
-    def waiting(self) -> int:
-        return sum(entry.left for queue in self.produced.values() for entry in queue)
-
 
 class _FeedPartition(StatelessSinkPartition[Release]):
     def __init__(self, client: redis.Redis, producer: Producer, keys: Keys, topic_prefix: str, retention: int) -> None:
