@@ -10,13 +10,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Sources first, rules last: editing a rule does not reinstall the packages.
+# The lock first, then sources, rules last: editing code or a rule does not reinstall the dependencies.
+COPY requirements.lock ./
+RUN pip install --require-hashes --no-deps -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY atp ./atp
 COPY avail ./avail
 COPY dataflows ./dataflows
 COPY availability_api ./availability_api
-RUN pip install . \
+RUN pip install --no-deps --no-build-isolation . \
     && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin avail \
     && mkdir -p /var/lib/avail && chown avail /var/lib/avail
 COPY rules ./rules

@@ -1,15 +1,21 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+LOCK := requirements-dev.lock
+PYTHON ?= python3
+# Installs take only what the lock names, each file checked against its hash.
+PIP_LOCKED := -m pip install -q --require-hashes --no-deps
 
-.PHONY: install up test unit integration lint bench bench-flow bench-api bench-freshness bench-memory bench-catchup clean
+.PHONY: install up test unit integration e2e reliability lint lock test-latest \
+	bench bench-flow bench-api bench-freshness bench-memory bench-catchup clean
 
 $(PY):
-	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
+	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): pyproject.toml | $(PY)
-	$(PY) -m pip install -q -e '.[dev]'
+$(STAMP): $(LOCK) pyproject.toml | $(PY)
+	@echo "installing the locked dependencies ($(LOCK)) into $(VENV)"
+	$(PY) $(PIP_LOCKED) -r $(LOCK)
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -25,6 +31,29 @@ unit: install
 
 integration: install
 	$(PY) -m pytest -q tests/integration
+
+e2e: install
+	$(PY) -m pytest -q tests/e2e
+
+reliability: install
+	$(PY) -m pytest -q tests/reliability
+
+# uv.lock from pyproject's ranges, then the pip-installable exports (runtime for the image, dev for make).
+# UV_LOCK_ARGS="--upgrade-package redis" moves one dependency; "--upgrade" moves them all.
+lock: install
+	$(VENV)/bin/uv lock $(UV_LOCK_ARGS)
+	$(VENV)/bin/uv export -q --frozen --no-emit-project --format requirements-txt --extra build -o requirements.lock
+	$(VENV)/bin/uv export -q --frozen --no-emit-project --format requirements-txt --extra dev -o requirements-dev.lock
+
+# The newest releases pyproject's ranges allow, in a venv of their own: meets an upstream break before users do.
+LATEST := .venv-latest
+test-latest:
+	rm -rf $(LATEST)
+	$(PYTHON) -m venv $(LATEST)
+	$(LATEST)/bin/python -m pip install -q --upgrade --upgrade-strategy eager -e '.[test]'
+	$(LATEST)/bin/python -m pip freeze --exclude-editable > $(LATEST)/versions.txt
+	@echo "newest allowed versions: $(LATEST)/versions.txt"
+	$(LATEST)/bin/python -m pytest -q tests/unit tests/integration
 
 lint: install
 	$(VENV)/bin/ruff check atp avail dataflows availability_api tests load_tests examples
@@ -59,4 +88,4 @@ fuzz: install  # coverage-guided decoder fuzzing (atheris); FUZZ_ARGS=-runs=N fo
 	$(PY) -m load_tests.fuzz_decoder_atheris $(or $(FUZZ_ARGS),-max_total_time=300)
 
 clean:
-	rm -rf $(VENV) .avail .pytest_cache .hypothesis .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LATEST) .avail .pytest_cache .hypothesis .mypy_cache .ruff_cache

@@ -21,8 +21,9 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from pydantic import ValidationError
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.retry import Retry
 from redis.backoff import ConstantBackoff
-from redis.retry import Retry
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from avail.projection import Keys
 from avail.settings import ApiSettings
@@ -95,8 +96,9 @@ def connect(settings: ApiSettings, blocking_reads_ms: int = 0) -> RedisClient:
         timeout=timeout,
         socket_timeout=timeout + blocking_reads_ms / 1000,
         socket_connect_timeout=timeout,
-        # One quick retry rides over a dropped connection; more would only delay the 503.
-        retry=Retry(ConstantBackoff(0.01), retries=1),
+        # One quick retry rides over a dropped connection. A timeout is not retried: Redis is
+        # there but not answering, and a retry (with its reconnect handshake) only delays the 503.
+        retry=Retry(ConstantBackoff(0.01), retries=1, supported_errors=(RedisConnectionError,)),
     )
     return Redis.from_pool(pool)
 
