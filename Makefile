@@ -56,7 +56,7 @@ test-latest:
 	$(LATEST)/bin/python -m pytest -q tests/unit tests/integration
 
 lint: install
-	$(VENV)/bin/ruff check atp avail dataflows availability_api tests load_tests examples
+	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 
 bench: install

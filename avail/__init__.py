@@ -1,5 +1,5 @@
-"""Edges shared by the flow, the API and the ``avail`` command.
+"""The ``avail`` command line (contract section 6): commands only.
 
-Settings, the rules loader, the Redis projection layout, and local servers for
-development and tests.
+It sits on top of every other package and nothing imports it but its entry point
+(``avail = avail.cli:main`` and ``python -m avail``); tests/unit/test_layout.py checks it.
 """

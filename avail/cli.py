@@ -15,8 +15,8 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def _flow(args: argparse.Namespace) -> int:
-    from avail.settings import FlowSettings
     from dataflows.flow import run
+    from engine_settings import FlowSettings
 
     overrides: dict[str, object] = {}
     if args.recovery_dir is not None:
@@ -33,7 +33,7 @@ def _flow(args: argparse.Namespace) -> int:
 def _api(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from avail.settings import ApiSettings
+    from engine_settings import ApiSettings
 
     if args.insecure_no_auth:
         os.environ["AVAIL_INSECURE_NO_AUTH"] = "true"
@@ -49,7 +49,7 @@ def _api(args: argparse.Namespace) -> int:
 
 
 def _rules_check(args: argparse.Namespace) -> int:
-    from avail.rules_loader import check_rules
+    from rulebook import check_rules
 
     checked = check_rules(args.directory)
     for problem in checked.problems:
@@ -85,10 +85,10 @@ def _rules_preview(args: argparse.Namespace) -> int:
 
     import redis
 
-    from avail.projection import Keys
-    from avail.rules_loader import check_rules
     from avail.rules_preview import preview
-    from avail.settings import CommonSettings
+    from engine_settings import CommonSettings
+    from projection import Keys
+    from rulebook import check_rules
 
     checked = check_rules(args.directory)
     for problem in checked.problems:
@@ -111,7 +111,7 @@ def _rules_preview(args: argparse.Namespace) -> int:
 def _rules_schema(args: argparse.Namespace) -> int:
     import json
 
-    from avail.rules_schema import json_schema
+    from rulebook.schema import json_schema
 
     print(json.dumps(json_schema(), indent=2))
     return 0
@@ -120,9 +120,9 @@ def _rules_schema(args: argparse.Namespace) -> int:
 def _rebuild(args: argparse.Namespace) -> int:
     import redis
 
-    from avail.projection import Keys
     from avail.rebuild import rebuild
-    from avail.settings import CommonSettings
+    from engine_settings import CommonSettings
+    from projection import Keys
 
     settings = CommonSettings()
     client = redis.Redis.from_url(settings.redis_url.get_secret_value(), socket_connect_timeout=5)

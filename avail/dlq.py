@@ -39,7 +39,7 @@ import orjson
 from atp.decoding import decode_event
 from atp.events import TOPIC_TYPES, TYPE_NAMES, Event, Topic
 from atp.rejections import Rejection
-from avail.settings import FlowSettings
+from engine_settings import FlowSettings
 
 UNREADABLE = "(unreadable)"
 

@@ -16,7 +16,7 @@ import redis
 
 from atp.allocation import channel_numbers
 from atp.rules import RuleSet
-from avail.projection import CHANNEL_PREFIX, NODE_PREFIX, UNSOURCED_PREFIX, Keys, decode_position
+from projection import CHANNEL_PREFIX, NODE_PREFIX, UNSOURCED_PREFIX, Keys, decode_position
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import orjson
 
-from avail.local_servers import LOOPBACK, LocalServer, create_topics, free_port, start_redis, start_tansu
-from avail.rules_loader import RulesError, load_rules
-from avail.settings import FlowSettings
+from engine_settings import FlowSettings
+from local_servers import LOOPBACK, LocalServer, create_topics, free_port, start_redis, start_tansu
+from rulebook import RulesError, load_rules
 
 
 def _port_is_free(port: int) -> bool:
@@ -115,8 +115,7 @@ def up(*, demo: bool, port: int, rate: float, partitions: int, home: Path) -> in
         _wait_healthy(url, api)
         example_sku = "<sku>"
         if demo:
-            from avail.demo import DemoRetailer
-            from avail.demo_feed import run_demo
+            from demo_retailer import DemoRetailer, run_demo
 
             retailer = DemoRetailer([(node.id, node.type) for node in rules.nodes.values()], poison_ratio=0.002)
             example_sku = retailer.catalog.skus[0]

@@ -25,8 +25,6 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ConstantBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from avail.projection import Keys
-from avail.settings import ApiSettings
 from availability_api import log_redaction, operations, queries
 from availability_api.auth import AuthConfigError, KeyRing
 from availability_api.body_limit import BodyLimitMiddleware
@@ -41,6 +39,8 @@ from availability_api.read_cache import ReadCache, SkuReader
 from availability_api.routes import Context, router
 from availability_api.rules_cache import RulesCache
 from availability_api.types import RedisClient
+from engine_settings import ApiSettings
+from projection import Keys
 
 log = logging.getLogger("availability_api")
 

@@ -8,9 +8,9 @@ import re
 from collections.abc import Container, Iterable
 from dataclasses import dataclass
 
-from avail.projection import AS_OF, CHANNEL_PREFIX, NODE_PREFIX, RULES_VERSION, format_as_of
 from availability_api.errors import InvalidCursor
 from availability_api.types import ID_PATTERN, Document, SkuFields
+from projection import AS_OF, CHANNEL_PREFIX, NODE_PREFIX, RULES_VERSION, format_as_of
 
 _ID = re.compile(ID_PATTERN)
 _CURSOR = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
@@ -18,7 +18,7 @@ _SEQ = re.compile(r"^[0-9]{1,19}$")
 
 
 def _node(node: str, value: str) -> Document:
-    # The fields of avail.projection.decode_position, without building a NodePosition (hot path).
+    # The fields of projection.decode_position, without building a NodePosition (hot path).
     on_hand, reserved, in_transit, unsellable, safety_stock, atp = map(int, value.split(","))
     return {
         "node": node, "on_hand": on_hand, "reserved": reserved, "in_transit": in_transit,

@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 
 from redis import exceptions as redis_errors
 
-from avail.projection import Keys
 from availability_api import queries, sse
 from availability_api.errors import PositionAhead
 from availability_api.types import RedisClient
+from projection import Keys
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Reads of the Redis projection (layout in ``avail.projection``); never writes.
+"""Reads of the Redis projection (layout in ``projection``); never writes.
 
 SKU hashes are read by ``read_cache.SkuReader`` (through the per-process read cache).
 
@@ -16,8 +16,8 @@ from typing import Any, cast
 import orjson
 from redis import exceptions as redis_errors
 
-from avail.projection import Keys
 from availability_api.types import RedisClient
+from projection import Keys
 
 
 async def _wait(pending: Awaitable[Any] | Any) -> Any:

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from atp.exceptions import UnknownSku
-from avail.projection import Keys
 from availability_api.types import RedisClient, SkuFields
+from projection import Keys
 
 Clock = Callable[[], float]
 Memo = dict[Any, bytes]

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Security
 from fastapi.security import APIKeyHeader
 from starlette.responses import Response, StreamingResponse
 
-from avail.projection import Keys
 from availability_api import queries, sse
 from availability_api.auth import ANONYMOUS_ADMIN, KeyRing, Principal
 from availability_api.delta_stream import follow
@@ -32,6 +31,7 @@ from availability_api.read_cache import SkuReader
 from availability_api.rules_cache import RulesCache
 from availability_api.schemas import BatchRequest, BatchResponse, ChannelSnapshot, SkuAvailability
 from availability_api.types import DEFAULT_PAGE, ID_PATTERN, ID_RULE, MAX_PAGE, Document, RedisClient
+from projection import Keys
 
 
 @dataclass(frozen=True, slots=True)

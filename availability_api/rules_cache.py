@@ -1,6 +1,6 @@
 """The active rule set as the API needs it, cached in-process.
 
-The dataflow publishes the rules document (``avail.projection.rules_document``) to
+The dataflow publishes the rules document (``projection.rules_document``) to
 Redis whenever the rules change. Reading it on every request would double the
 round trips of the hot path, so each process keeps a copy and reloads it at most
 once per ``ttl_s``, and early (at most every ``miss_refresh_s``) when a request

@@ -31,8 +31,8 @@ import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import KafkaError, Producer
 
-from avail.projection import Keys, format_as_of
 from dataflows.messages import Release
+from projection import Keys, format_as_of
 
 log = logging.getLogger(__name__)
 

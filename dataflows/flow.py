@@ -18,9 +18,6 @@ from bytewax.dataflow import Dataflow, Stream
 from bytewax.operators import KeyedStream
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
-from avail.projection import Keys
-from avail.rebuild import ensure_generation
-from avail.settings import FlowSettings
 from dataflows import kafka_io
 from dataflows.feed_sink import FeedSink
 from dataflows.heartbeat import HeartbeatSource
@@ -33,6 +30,8 @@ from dataflows.shards import Applied, ShardIncoming, shard_builder
 from dataflows.state_log import StateLog
 from dataflows.store_guard import Registry, StoreGuard
 from dataflows.throttle import throttle_builder
+from engine_settings import FlowSettings
+from projection import Keys, ensure_generation
 
 log = logging.getLogger(__name__)
 

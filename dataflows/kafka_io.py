@@ -14,10 +14,10 @@ from confluent_kafka.admin import AdminClient
 from atp.decoding import decode_event
 from atp.events import TOPIC_TYPES
 from atp.rejections import Rejection
-from avail.settings import FlowSettings
 from dataflows.messages import DeadLetter, Inbound, RawMessage
 from dataflows.shard_key import shard_of
 from dataflows.shards import ShardBatch
+from engine_settings import FlowSettings
 
 log = logging.getLogger(__name__)
 

@@ -12,11 +12,11 @@ from atp.changes import take_change
 from atp.outcomes import Outcome
 from atp.rules import RuleSet
 from atp.state import SkuState
-from avail.projection import encode_position
 from dataflows.messages import ChannelDelta, DeadLetter, Inbound, SkuWrite
 from dataflows.rules_reload import ActiveRules, RulesChanged
 from dataflows.state_log import SkuRecord
 from dataflows.store_guard import Rebuild, Registry
+from projection import encode_position
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 

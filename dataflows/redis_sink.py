@@ -22,10 +22,10 @@ from typing import Any
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 
-from avail.projection import AS_OF, CHANNEL_PREFIX, NODE_PREFIX, RULES_VERSION, UNSOURCED_PREFIX, Keys
 from dataflows.messages import Counts, Heartbeat, SkuWrite
 from dataflows.shards import Applied
 from dataflows.store_guard import Registry
+from projection import AS_OF, CHANNEL_PREFIX, NODE_PREFIX, RULES_VERSION, UNSOURCED_PREFIX, Keys
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,10 @@ import redis
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 
 from atp.rules import RuleSet
-from avail.projection import Keys, rules_document
-from avail.rules_loader import RulesError, check_sources, read_sources, rule_files
 from dataflows.feed_sink import start_feeds
 from dataflows.shard_key import shard_of
+from projection import Keys, rules_document
+from rulebook import RulesError, check_sources, read_sources, rule_files
 
 log = logging.getLogger(__name__)
 

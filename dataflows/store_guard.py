@@ -27,10 +27,9 @@ from typing import Protocol
 import redis
 from bytewax.inputs import DynamicSource, StatelessSourcePartition
 
-from avail.projection import Keys
-from avail.rebuild import ensure_generation
 from dataflows.rules_reload import ActiveRules, publish
 from dataflows.shard_key import shard_of
+from projection import Keys, ensure_generation
 
 log = logging.getLogger(__name__)
 

@@ -51,10 +51,10 @@ import httpx
 import orjson
 import redis
 
-from avail.local_servers import LOOPBACK, free_port, start_redis, stop_process
-from avail.projection import Keys, rules_document
-from avail.rules_loader import load_rules
 from load_tests import report
+from local_servers import LOOPBACK, free_port, start_redis, stop_process
+from projection import Keys, rules_document
+from rulebook import load_rules
 
 RULES = Path(__file__).parent.parent / "rules"
 KEY = "bench-key-0123456789abcdef"

@@ -32,8 +32,8 @@ import orjson
 import redis
 from confluent_kafka import Producer
 
-from avail.local_servers import LOOPBACK, create_topics, free_port, start_redis, start_tansu, stop_process
-from avail.settings import FlowSettings
+from engine_settings import FlowSettings
+from local_servers import LOOPBACK, create_topics, free_port, start_redis, start_tansu, stop_process
 
 RESULTS = Path(__file__).parent / "results"
 KEY = "bench-key-0123456789abcdef"

@@ -32,11 +32,11 @@ from typing import Literal, NamedTuple
 import redis
 
 from atp.events import Topic
-from avail.local_servers import LOOPBACK, start_redis, start_tansu
 from load_tests import report
 from load_tests.generator import Scenario
 from load_tests.produce_backlog import produce_backlog, topic_names
 from load_tests.profile_summary import summarise
+from local_servers import LOOPBACK, start_redis, start_tansu
 
 RULES = {"full": Path(__file__).parent / "rules_full", "small": Path(__file__).parent.parent / "rules"}
 

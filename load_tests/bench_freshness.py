@@ -43,11 +43,11 @@ from typing import Any, Literal
 import orjson
 from confluent_kafka import Producer
 
-from avail.local_servers import create_topics
 from load_tests import report
 from load_tests.generator import LoadGenerator, Scenario
 from load_tests.harness import RULES, Flow, Servers, local_servers
 from load_tests.produce_backlog import topic_names
+from local_servers import create_topics
 
 PROBE_SKUS = 20
 TARGET_MS = 250.0

@@ -29,10 +29,10 @@ from typing import Any
 from confluent_kafka import Producer
 
 from atp.events import Topic
-from avail.local_servers import create_topics
 from load_tests import report
 from load_tests.harness import RULES, Flow, Servers, local_servers, wait_for
 from load_tests.produce_backlog import PRODUCER_CONFIG, topic_names
+from local_servers import create_topics
 
 KIB = 1024
 AS_OF = "2026-11-23T02:00:00.000000Z"

@@ -2,7 +2,7 @@
 
 Method (everything on this machine, loopback only; every process started here is stopped by its PID):
 
-1. A local Tansu broker and redis-server (``avail.local_servers``); the six inbound topics get
+1. A local Tansu broker and redis-server (``local_servers``); the six inbound topics get
    ``--partitions`` partitions each (default 2), ``availability.dlq`` one.
 2. A rules directory in a temp dir: ``nodes.yaml`` (5 DCs, 45 stores; ``ship_from_store`` on every
    third store, ``pickup`` on half, ``high_shrink`` on every ninth) and ``policy.yaml`` (4 channels:
@@ -53,11 +53,11 @@ from confluent_kafka import Producer
 from atp.allocation import channel_numbers
 from atp.events import Topic
 from atp.rules import RuleSet
-from avail.local_servers import LOOPBACK, create_topics, start_redis, start_tansu, stop_process
-from avail.projection import CHANNEL_PREFIX, NODE_PREFIX, RULES_VERSION, UNSOURCED_PREFIX, Keys, decode_position
-from avail.rules_loader import load_rules
-from avail.settings import FlowSettings
+from engine_settings import FlowSettings
 from load_tests.bench_flow import RESULTS, handled
+from local_servers import LOOPBACK, create_topics, start_redis, start_tansu, stop_process
+from projection import CHANNEL_PREFIX, NODE_PREFIX, RULES_VERSION, UNSOURCED_PREFIX, Keys, decode_position
+from rulebook import load_rules
 
 NODES = 50
 DCS = 5

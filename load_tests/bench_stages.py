@@ -20,8 +20,6 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from avail.rules_loader import load_rules
-from avail.settings import FlowSettings
 from dataflows.flow import tune_gc
 from dataflows.kafka_io import Decoder
 from dataflows.redis_sink import coalesce, sku_arguments
@@ -30,9 +28,11 @@ from dataflows.shard_key import SHARDS
 from dataflows.shards import ShardLogic
 from dataflows.state_log import StateLog
 from dataflows.store_guard import Registry
+from engine_settings import FlowSettings
 from load_tests import report
 from load_tests.generator import LoadGenerator, Scenario
 from load_tests.produce_backlog import topic_names
+from rulebook import load_rules
 
 RULES = {"full": Path(__file__).parent / "rules_full", "small": Path(__file__).parent.parent / "rules"}
 

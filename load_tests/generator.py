@@ -58,7 +58,7 @@ import numpy.typing as npt
 
 from atp.decoding import parse_timestamp
 from atp.events import Topic
-from avail.demo_catalog import CATEGORIES
+from demo_retailer.catalog import CATEGORIES
 
 I8 = npt.NDArray[np.int8]
 I64 = npt.NDArray[np.int64]

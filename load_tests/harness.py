@@ -23,8 +23,8 @@ from pathlib import Path
 import redis
 
 from atp.events import Topic
-from avail.local_servers import LOOPBACK, start_redis, start_tansu, stop_process
 from load_tests.bench_flow import RULES, handled
+from local_servers import LOOPBACK, start_redis, start_tansu, stop_process
 
 __all__ = ["RULES", "Flow", "Servers", "handled", "local_servers", "progress_us", "sku_numbers", "wait_for"]
 

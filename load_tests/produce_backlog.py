@@ -26,8 +26,8 @@ from typing import Literal
 from confluent_kafka import KafkaError, Message, Producer
 
 from atp.events import Topic
-from avail.local_servers import create_topics
 from load_tests.generator import LoadGenerator, Scenario
+from local_servers import create_topics
 
 PRODUCER_CONFIG = {
     "linger.ms": 50,

@@ -13,6 +13,7 @@ run). ``load_tests/bench_freshness.py --timing`` uses it and prints the shares.
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import sys
 import threading
@@ -23,12 +24,13 @@ from typing import Any
 
 import orjson
 
-from avail.cli import main
 from dataflows.feed_sink import _FeedPartition
+from dataflows.flow import run as run_flow
 from dataflows.kafka_io import _BatchPartition
 from dataflows.redis_sink import _RedisSinkPartition
 from dataflows.shards import ShardLogic
 from dataflows.throttle import ThrottleLogic
+from engine_settings import FlowSettings
 
 GAP_MS = 30.0
 TIMED: dict[str, tuple[type, str]] = {
@@ -85,7 +87,9 @@ def run(out: Path) -> int:
     for name, (cls, attribute) in TIMED.items():
         setattr(cls, attribute, timings.timed(name, getattr(cls, attribute)))
     threading.Thread(target=_keep_writing, args=(timings, out), daemon=True).start()
-    return main(["flow"])
+    logging.basicConfig(level=os.environ.get("AVAIL_LOG_LEVEL", "INFO"))
+    run_flow(FlowSettings())
+    return 0
 
 
 if __name__ == "__main__":

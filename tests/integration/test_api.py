@@ -14,8 +14,8 @@ import pytest
 import redis
 
 from atp.positions import NodePosition
-from avail.local_servers import LOOPBACK, start_redis
-from avail.projection import Keys, encode_position
+from local_servers import LOOPBACK, start_redis
+from projection import Keys, encode_position
 from tests.support.api import ApiStartError, RunningApi, delete_prefix, serving_api, start_api, write_heartbeat
 
 PREFIX = f"apitest-{uuid.uuid4().hex[:8]}"

@@ -24,9 +24,9 @@ import orjson
 import pytest
 import redis
 
-from avail.local_servers import LOOPBACK, start_redis
-from avail.projection import Keys
 from dataflows.feed_sink import PUBLISH_SCRIPT
+from local_servers import LOOPBACK, start_redis
+from projection import Keys
 from tests.support.api import RunningApi, delete_prefix, serving_api, start_api, write_heartbeat
 
 PREFIX = f"feedtest-{uuid.uuid4().hex[:8]}"

@@ -5,9 +5,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from atp import Rejection, decode_event
 from atp.events import TOPIC_TYPES, InventorySnapshot, Topic
-from avail.demo import DemoRetailer
-from avail.demo_feed import run_demo
-from avail.local_servers import create_topics
+from demo_retailer import DemoRetailer, run_demo
+from local_servers import create_topics
 
 PARTITIONS = 2
 

@@ -10,10 +10,10 @@ import pytest
 import redis
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from avail.local_servers import create_topics
-from avail.projection import Keys
 from dataflows.feed_sink import PUBLISH_SCRIPT, FeedSink, publish_arguments, seq_origin
 from dataflows.messages import ChannelDelta, Release
+from local_servers import create_topics
+from projection import Keys
 
 pytestmark = pytest.mark.integration
 

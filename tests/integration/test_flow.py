@@ -27,7 +27,7 @@ from atp.events import (
     TransferReceived,
     TransferShipped,
 )
-from avail.rules_loader import load_rules
+from rulebook import load_rules
 from tests.integration.conftest import flow_log
 from tests.support.engine import AMAZON_KEY, Engine, wait_for
 from tests.support.reference import Expected, expected

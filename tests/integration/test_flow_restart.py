@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from atp.events import Event
-from avail.rules_loader import load_rules
+from rulebook import load_rules
 from tests.integration.conftest import flow_log
 from tests.integration.test_flow import now_us, observed_many
 from tests.support.engine import Engine, wait_for

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from atp.events import Receipt, Sale
-from avail.local_servers import LOOPBACK, free_port, stop_process
+from local_servers import LOOPBACK, free_port, stop_process
 from tests.integration.conftest import flow_log
 from tests.integration.test_feed import THROTTLED
 from tests.integration.test_flow import HOUR, now_us

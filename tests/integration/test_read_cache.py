@@ -18,10 +18,10 @@ import pytest
 import redis
 from redis.asyncio import Redis as AsyncRedis
 
-from avail.local_servers import LOOPBACK, start_redis
-from avail.projection import Keys
 from availability_api.invalidation import CLIENT_NAME
 from availability_api.read_cache import READ_CHUNK, ReadCache, SkuReader
+from local_servers import LOOPBACK, start_redis
+from projection import Keys
 from tests.support.api import RunningApi, serving_api, write_heartbeat
 
 pytestmark = pytest.mark.integration
@@ -63,7 +63,7 @@ def http(api: RunningApi) -> Iterator[httpx.Client]:
 
 
 def write(store: redis.Redis, sku: str, web: int) -> None:
-    """A flow write of the SKU's numbers (one hash, as avail.projection lays it out)."""
+    """A flow write of the SKU's numbers (one hash, as projection lays it out)."""
     store.hset(KEYS.sku(sku), mapping={
         "v": time.time_ns() // 1000, "a": time.time_ns() // 1000, "r": "c1", "c:web": web, "c:amazon": web // 2,
         "n:dc-east": f"{web},0,0,0,0,{web}",

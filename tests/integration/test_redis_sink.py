@@ -7,11 +7,11 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from avail.local_servers import LOOPBACK, start_redis
-from avail.projection import Keys
 from dataflows.messages import SkuWrite
 from dataflows.redis_sink import ARGUMENTS_PER_CALL, SKUS_PER_CALL, RedisSink, _RedisSinkPartition
 from dataflows.store_guard import Registry
+from local_servers import LOOPBACK, start_redis
+from projection import Keys
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from atp.events import Event, Receipt, Reserve, Sale
-from avail.rules_loader import load_rules
+from rulebook import load_rules
 from tests.integration.conftest import flow_log
 from tests.integration.test_flow import HOUR, now_us, observed_many
 from tests.support.engine import ADMIN_KEY, RULES_YAML, Engine, wait_for

@@ -29,10 +29,10 @@ from schemathesis import Case
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from starlette.routing import BaseRoute, Route
 
-from avail.local_servers import LOOPBACK, free_port
-from avail.projection import Keys
-from avail.settings import ApiSettings
 from availability_api import create_app
+from engine_settings import ApiSettings
+from local_servers import LOOPBACK, free_port
+from projection import Keys
 from tests.support.api import (
     ApiStartError,
     RunningApi,

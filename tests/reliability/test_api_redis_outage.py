@@ -24,8 +24,8 @@ import orjson
 import pytest
 import redis
 
-from avail.local_servers import LOOPBACK, LocalServer, free_port, start_redis
-from avail.projection import Keys
+from local_servers import LOOPBACK, LocalServer, free_port, start_redis
+from projection import Keys
 from tests.support.api import RunningApi, serving_api, write_heartbeat
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]
@@ -92,7 +92,7 @@ def populate(store: redis.Redis) -> None:
 
 
 def publish(store: redis.Redis, sku: str, available: int) -> int:
-    """One delta on channel web, written as ``avail.projection`` lays the feed out; its seq."""
+    """One delta on channel web, written as ``projection`` lays the feed out; its seq."""
     seq = int(store.incr(KEYS.feed_seq("web")))
     delta = {"channel": "web", "sku": sku, "available": available, "previous": 0,
              "as_of": "2026-11-23T10:15:00.123Z", "rules_version": "out1", "seq": seq}

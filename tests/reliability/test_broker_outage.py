@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from avail.local_servers import LOOPBACK, LocalServer, free_port, start_tansu
+from local_servers import LOOPBACK, LocalServer, free_port, start_tansu
 from tests.integration.conftest import flow_log
 from tests.reliability.test_store_faults import OUTAGE_S, Stream
 from tests.support.engine import Engine, wait_for

@@ -24,8 +24,8 @@ import pytest
 
 from atp.events import TOPIC_TYPES, TYPE_NAMES, Event, Receipt, Topic
 from atp.rejections import RejectCode
-from avail.rules_loader import load_rules
 from dataflows.messages import DEAD_LETTER_VALUE_CAP
+from rulebook import load_rules
 from tests.integration.conftest import flow_log
 from tests.reliability.test_fuzz_decoder import (
     BAD_CODES,

@@ -21,8 +21,8 @@ import httpx
 import pytest
 
 from atp.events import Event
-from avail.local_servers import LOOPBACK, LocalServer, free_port, start_redis
-from avail.rules_loader import load_rules
+from local_servers import LOOPBACK, LocalServer, free_port, start_redis
+from rulebook import load_rules
 from tests.integration.conftest import flow_log
 from tests.integration.test_flow import now_us, observed_many
 from tests.support.engine import Engine, wait_for

@@ -27,8 +27,8 @@ from pathlib import Path
 import httpx
 import redis
 
-from avail.local_servers import LOOPBACK, free_port, stop_process
-from avail.projection import Keys
+from local_servers import LOOPBACK, free_port, stop_process
+from projection import Keys
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -21,8 +21,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from atp.events import Event, Topic
 from atp.positions import NodePosition
-from avail.local_servers import create_topics, free_port
-from avail.projection import Keys, decode_position
+from local_servers import create_topics, free_port
+from projection import Keys, decode_position
 from tests.support.api import RunningApi, start_api
 from tests.support.events import TOPIC_OF, to_json
 

@@ -14,7 +14,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from avail.local_servers import LOOPBACK, start_redis, start_tansu
+from local_servers import LOOPBACK, start_redis, start_tansu
 
 
 def docker_daemon_answers() -> bool:

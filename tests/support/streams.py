@@ -21,7 +21,7 @@ from atp.events import (
     TransferReceived,
     TransferShipped,
 )
-from avail.rules_loader import load_rules
+from rulebook import load_rules
 from tests.support.engine import Engine
 from tests.support.reference import Expected, expected
 

@@ -12,7 +12,7 @@ import contextlib
 import socket
 import threading
 
-from avail.local_servers import LOOPBACK
+from local_servers import LOOPBACK
 
 
 class TcpProxy:

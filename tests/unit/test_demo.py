@@ -12,9 +12,9 @@ import pytest
 from atp import Rejection, decode_event
 from atp.events import TOPIC_TYPES, Topic
 from atp.state import replay
-from avail.demo import MIX, DemoRetailer
-from avail.demo_catalog import default_nodes
-from avail.rules_loader import load_rules
+from demo_retailer import MIX, DemoRetailer
+from demo_retailer.catalog import default_nodes
+from rulebook import load_rules
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
 START = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)

@@ -22,8 +22,8 @@ from avail.dlq import (
     parse_dead_letter,
     preview,
 )
-from avail.settings import FlowSettings
 from dataflows.messages import DeadLetter, RawMessage
+from engine_settings import FlowSettings
 
 TOPICS = FlowSettings().topic_roles()
 SALE = b'{"type":"sale","event_id":"e-1","sku":"TV-55","node":"store-001","qty":2,"occurred_at":"2026-11-23T10:15:00Z"}'

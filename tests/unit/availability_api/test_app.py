@@ -9,9 +9,9 @@ import pytest
 from fastapi import FastAPI
 from pydantic import SecretStr
 
-from avail.settings import ApiSettings
 from availability_api import create_app
 from availability_api.auth import AuthConfigError
+from engine_settings import ApiSettings
 
 KEY = "unit-test-key-0123456789"
 AMAZON_KEY = "unit-test-amazon-0123456789"

@@ -12,12 +12,12 @@ import orjson
 import pytest
 from redis import exceptions as redis_errors
 
-from avail.projection import Keys
 from availability_api.delta_stream import follow, take_fresh
 from availability_api.errors import PositionAhead, PositionTrimmed
 from availability_api.feed import Delta, FeedEnded, FeedHub, Subscription, parse_entries
 from availability_api.metrics import ApiMetrics
 from availability_api.sse import KEEPALIVE, Position
+from projection import Keys
 
 KEYS = Keys("unit")
 CHANNEL = "web"

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from atp.exceptions import UnknownSku
-from avail.projection import Keys
 from availability_api.read_cache import ReadCache, SkuReader
+from projection import Keys
 
 KEY = "p:sku:{A}"
 OLD = {"v": "1", "c:web": "4"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from avail.settings import FlowSettings
 from dataflows.kafka_io import EMPTY_POLL_COOLDOWN, Decoder, _BatchPartition
+from engine_settings import FlowSettings
 
 
 class Message:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from atp.events import Receipt
-from avail.rules_loader import check_sources
 from dataflows.logic import SkuLogic
 from dataflows.messages import Inbound, RawMessage, SkuWrite
 from dataflows.rules_reload import ActiveRules
 from dataflows.store_guard import REBUILD, Registry
+from rulebook import check_sources
 
 RULES = """\
 nodes:

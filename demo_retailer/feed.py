@@ -1,4 +1,4 @@
-"""Feeds the demo retailer's stream (``avail.demo``) to Kafka at a steady rate."""
+"""Feeds the demo retailer's stream (``demo_retailer``) to Kafka at a steady rate."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from atp.events import Topic
-from avail.demo import DemoRetailer
+from demo_retailer.retailer import DemoRetailer
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +97,8 @@ def run_demo(bootstrap: str, topics: Mapping[str, str] | None = None, rate: floa
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m avail.demo_feed``: produce the demo stream until Ctrl-C or ``--seconds``."""
-    parser = argparse.ArgumentParser(prog="python -m avail.demo_feed",
+    """``python -m demo_retailer.feed``: produce the demo stream until Ctrl-C or ``--seconds``."""
+    parser = argparse.ArgumentParser(prog="python -m demo_retailer.feed",
                                      description="Feed a synthetic retailer's events.")
     parser.add_argument("--bootstrap", default=os.environ.get("AVAIL_KAFKA_BOOTSTRAP", "localhost:9092"),
                         help="Kafka bootstrap servers (default AVAIL_KAFKA_BOOTSTRAP or localhost:9092)")

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from avail.rules_yaml import Located, LocatedList, Problem
+from rulebook.located_yaml import Located, LocatedList, Problem
 
 CODE = re.compile(r"[A-Za-z0-9._:/-]{1,64}\Z")
 CODE_RULE = "1 to 64 characters of A-Z a-z 0-9 . _ - : /"

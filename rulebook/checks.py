@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from atp.rules import RuleSet
-from avail.rules_yaml import Located, Problem
+from rulebook.located_yaml import Located, Problem
 
 
 def cross_check(

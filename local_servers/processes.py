@@ -181,7 +181,7 @@ def create_topics(bootstrap: str, topics: dict[str, int], timeout: float = 20.0)
                 raise ServerError(f"could not create topic {name!r}: {exc}") from exc
 
 
-if __name__ == "__main__":  # manual check: python -m avail.local_servers
+if __name__ == "__main__":  # manual check: python -m local_servers.processes
     broker, redis = start_tansu(), start_redis()
     print(f"tansu {LOOPBACK}:{broker.port} pid {broker.pid}; redis {LOOPBACK}:{redis.port} pid {redis.pid}")
     try:

@@ -1,4 +1,4 @@
-"""The Redis projection: key names and field encodings, shared by writer and readers.
+"""The Redis projection's key names, shared by the flow (writer), the API and the commands (readers).
 
 Per SKU, one hash (the hash tag keeps it in one Redis Cluster slot)::
 
@@ -42,17 +42,6 @@ Engine-wide::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-
-from atp.positions import NodePosition
-from atp.rules import RuleSet
-
-NODE_PREFIX = "n:"
-CHANNEL_PREFIX = "c:"
-UNSOURCED_PREFIX = "u:"
-VERSION = "v"
-AS_OF = "a"
-RULES_VERSION = "r"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,45 +102,3 @@ class Keys:
     @property
     def rebuilt(self) -> str:
         return f"{self.prefix}:rebuilt"
-
-
-def encode_position(position: NodePosition) -> str:
-    p = position
-    return f"{p.on_hand},{p.reserved},{p.in_transit},{p.unsellable},{p.safety_stock},{p.atp}"
-
-
-def decode_position(node: str, value: str) -> NodePosition:
-    on_hand, reserved, in_transit, unsellable, safety_stock, atp = map(int, value.split(","))
-    return NodePosition(node, on_hand, reserved, in_transit, unsellable, safety_stock, atp)
-
-
-def rules_document(rules: RuleSet) -> dict[str, object]:
-    """What the API needs of the active rule set: its version and each channel's nodes."""
-    return {
-        "version": rules.version,
-        "channels": {
-            name: {"nodes": sorted(node for node in rules.nodes if name in dict(rules.eligibility(node)))}
-            for name in sorted(rules.channels)
-        },
-    }
-
-
-_EPOCH_NAIVE = datetime(1970, 1, 1)  # noqa: DTZ001 - naive on purpose: isoformat then adds no offset
-
-
-_SECONDS_FORMATTED: dict[int, str] = {}
-_SECONDS_REMEMBERED = 4096
-
-
-def format_as_of(micros: int | str | None) -> str | None:
-    """µs since the epoch as RFC 3339 UTC with milliseconds (``2026-11-23T10:15:00.123Z``)."""
-    if micros is None:
-        return None
-    seconds, fraction = divmod(int(micros), 1_000_000)
-    # Answers rendered together mostly share their second: the date and time are formatted once per second.
-    formatted = _SECONDS_FORMATTED.get(seconds)
-    if formatted is None:
-        if len(_SECONDS_FORMATTED) >= _SECONDS_REMEMBERED:
-            _SECONDS_FORMATTED.clear()
-        formatted = _SECONDS_FORMATTED[seconds] = (_EPOCH_NAIVE + timedelta(seconds=seconds)).isoformat()
-    return f"{formatted}.{fraction // 1000:03d}Z"

@@ -11,8 +11,8 @@ import jsonschema
 import pytest
 import yaml
 
-from avail.rules_loader import RulesError, check_rules, load_rules
-from avail.rules_schema import RULES, json_schema, walk_keys
+from rulebook import RulesError, check_rules, load_rules
+from rulebook.schema import RULES, json_schema, walk_keys
 
 REPO = Path(__file__).resolve().parents[3]
 

@@ -17,9 +17,9 @@ from typing import Any
 
 from atp.exceptions import InvalidRule
 from atp.rules import Channel, Node, NodeSelector, Publish, RuleSet, SafetyStockMatch, SafetyStockRule
-from avail.rules_checks import cross_check
-from avail.rules_schema import RULES, Checker, validate
-from avail.rules_yaml import Located, Problem, parse_yaml, read_text
+from rulebook.checks import cross_check
+from rulebook.located_yaml import Located, Problem, parse_yaml, read_text
+from rulebook.schema import RULES, Checker, validate
 
 
 class RulesError(InvalidRule):

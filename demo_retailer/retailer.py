@@ -4,7 +4,7 @@
 then emits a steady mix of events (``MIX``) from a seeded random generator. It keeps
 its own book of stock, so sales come from stock, replenishment (DC → store transfers,
 supplier receipts) follows what sold, and cycle counts report the true count.
-``avail.demo_feed.run_demo`` produces the stream to Kafka at a steady rate.
+``demo_retailer.feed.run_demo`` produces the stream to Kafka at a steady rate.
 
 Choices the contract leaves open:
 
@@ -21,7 +21,7 @@ Choices the contract leaves open:
 - Poison messages (``poison_ratio``) are not JSON, carry a string or zero ``qty``,
   an unknown ``type`` or a malformed time, on a random inbound topic.
 
-Manual use: ``python -m avail.demo_feed --bootstrap 127.0.0.1:9092 --rate 500 --seconds 10``.
+Manual use: ``python -m demo_retailer.feed --bootstrap 127.0.0.1:9092 --rate 500 --seconds 10``.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from typing import Any, Final, NamedTuple
 import orjson
 
 from atp.events import Topic
-from avail.demo_catalog import Nodes, StockBook, build_catalog, default_nodes, format_ms, poison_value
+from demo_retailer.catalog import Nodes, StockBook, build_catalog, default_nodes, format_ms, poison_value
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,34 @@
+"""The Redis projection the flow writes and the API and commands read: keys, field codec, data generations."""
+
+from projection.codec import (
+    AS_OF,
+    CHANNEL_PREFIX,
+    NODE_PREFIX,
+    RULES_VERSION,
+    UNSOURCED_PREFIX,
+    VERSION,
+    decode_position,
+    encode_position,
+    format_as_of,
+    rules_document,
+)
+from projection.generations import ensure_generation, live_processes, rebuilt_by, request_rebuild
+from projection.keys import Keys
+
+__all__ = [
+    "AS_OF",
+    "CHANNEL_PREFIX",
+    "NODE_PREFIX",
+    "RULES_VERSION",
+    "UNSOURCED_PREFIX",
+    "VERSION",
+    "Keys",
+    "decode_position",
+    "encode_position",
+    "ensure_generation",
+    "format_as_of",
+    "live_processes",
+    "rebuilt_by",
+    "request_rebuild",
+    "rules_document",
+]

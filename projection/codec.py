@@ -1,0 +1,57 @@
+"""The Redis projection's field encodings (layout in ``projection.keys``): one codec for writer and readers."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from atp.positions import NodePosition
+from atp.rules import RuleSet
+
+NODE_PREFIX = "n:"
+CHANNEL_PREFIX = "c:"
+UNSOURCED_PREFIX = "u:"
+VERSION = "v"
+AS_OF = "a"
+RULES_VERSION = "r"
+
+
+def encode_position(position: NodePosition) -> str:
+    p = position
+    return f"{p.on_hand},{p.reserved},{p.in_transit},{p.unsellable},{p.safety_stock},{p.atp}"
+
+
+def decode_position(node: str, value: str) -> NodePosition:
+    on_hand, reserved, in_transit, unsellable, safety_stock, atp = map(int, value.split(","))
+    return NodePosition(node, on_hand, reserved, in_transit, unsellable, safety_stock, atp)
+
+
+def rules_document(rules: RuleSet) -> dict[str, object]:
+    """What the API needs of the active rule set: its version and each channel's nodes."""
+    return {
+        "version": rules.version,
+        "channels": {
+            name: {"nodes": sorted(node for node in rules.nodes if name in dict(rules.eligibility(node)))}
+            for name in sorted(rules.channels)
+        },
+    }
+
+
+_EPOCH_NAIVE = datetime(1970, 1, 1)  # noqa: DTZ001 - naive on purpose: isoformat then adds no offset
+
+
+_SECONDS_FORMATTED: dict[int, str] = {}
+_SECONDS_REMEMBERED = 4096
+
+
+def format_as_of(micros: int | str | None) -> str | None:
+    """µs since the epoch as RFC 3339 UTC with milliseconds (``2026-11-23T10:15:00.123Z``)."""
+    if micros is None:
+        return None
+    seconds, fraction = divmod(int(micros), 1_000_000)
+    # Answers rendered together mostly share their second: the date and time are formatted once per second.
+    formatted = _SECONDS_FORMATTED.get(seconds)
+    if formatted is None:
+        if len(_SECONDS_FORMATTED) >= _SECONDS_REMEMBERED:
+            _SECONDS_FORMATTED.clear()
+        formatted = _SECONDS_FORMATTED[seconds] = (_EPOCH_NAIVE + timedelta(seconds=seconds)).isoformat()
+    return f"{formatted}.{fraction // 1000:03d}Z"
