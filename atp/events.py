@@ -62,7 +62,9 @@ class Pick:
 
 
 @dataclass(frozen=True, slots=True)
-class TransferShipped:
+class TransferMovement:
+    """What every transfer event carries: a transfer's line of ``qty`` units from one node to another."""
+
     event_id: str
     sku: str
     transfer_id: str
@@ -73,25 +75,18 @@ class TransferShipped:
 
 
 @dataclass(frozen=True, slots=True)
-class TransferReceived:
-    event_id: str
-    sku: str
-    transfer_id: str
-    from_node: str
-    to_node: str
-    qty: int
-    occurred_at: Micros
+class TransferShipped(TransferMovement):
+    """The units left ``from_node``: in transit to ``to_node``."""
 
 
 @dataclass(frozen=True, slots=True)
-class TransferCancelled:
-    event_id: str
-    sku: str
-    transfer_id: str
-    from_node: str
-    to_node: str
-    qty: int
-    occurred_at: Micros
+class TransferReceived(TransferMovement):
+    """The units arrived at ``to_node``: on hand there."""
+
+
+@dataclass(frozen=True, slots=True)
+class TransferCancelled(TransferMovement):
+    """The transfer will not ship, or shipped units went back to ``from_node``."""
 
 
 class Disposition(StrEnum):

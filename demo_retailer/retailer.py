@@ -36,9 +36,26 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Final, NamedTuple
 
-import orjson
-
-from atp.events import Topic
+from atp.encoding import encode_event
+from atp.events import (
+    TYPE_NAMES,
+    Adjustment,
+    Disposition,
+    Event,
+    InventorySnapshot,
+    Pick,
+    Receipt,
+    Release,
+    Reserve,
+    Return,
+    Sale,
+    SaleVoid,
+    Topic,
+    TransferCancelled,
+    TransferEvent,
+    TransferReceived,
+    TransferShipped,
+)
 from demo_retailer.catalog import Nodes, StockBook, build_catalog, default_nodes, format_ms, poison_value
 
 log = logging.getLogger(__name__)
@@ -55,7 +72,7 @@ DISPOSITIONS: Final = ("restock",) * 14 + ("damaged",) * 3 + ("inspect",) * 3
 
 Record = tuple[str, bytes, bytes]
 """(topic role — an ``atp.events.Topic`` value, Kafka key — the SKU, JSON value)."""
-_Built = tuple[Topic, int, dict[str, Any]]
+_Built = tuple[Topic, int, Event]
 
 
 class _Reservation(NamedTuple):
@@ -140,13 +157,13 @@ class DemoRetailer:
         rng = self._rng
         if self.initial_remaining:
             self.initial_remaining -= 1
-            topic, sku, payload = next(self._stock)
+            topic, sku, event = next(self._stock)
         elif self.poison_ratio and rng.random() < self.poison_ratio:
             return self._poison()
         else:
-            topic, sku, payload = self._kinds[bisect.bisect_right(self._kind_weights, rng.random() * 100)]()
-        self.counts[payload["type"]] += 1
-        return topic.value, self.catalog.skus[sku].encode(), orjson.dumps(payload)
+            topic, sku, event = self._kinds[bisect.bisect_right(self._kind_weights, rng.random() * 100)]()
+        self.counts[TYPE_NAMES[type(event)]] += 1
+        return topic.value, self.catalog.skus[sku].encode(), encode_event(event)
 
     def _tick(self) -> None:
         # Never backwards: a count's as_of relies on later events being later.
@@ -156,18 +173,13 @@ class DemoRetailer:
     def _id(self, prefix: str = "") -> str:
         return f"{prefix}{self.run_id}-{self._seq}"
 
-    def _event(self, kind: str, sku: int) -> dict[str, Any]:
-        return {"event_id": self._id(), "type": kind, "sku": self.catalog.skus[sku]}
-
-    def _movement(self, topic: Topic, kind: str, sku: int, node: int, qty: int, **extra: Any) -> _Built:
-        payload = self._event(kind, sku)
-        payload.update(node=self.nodes.ids[node], qty=qty, **extra, occurred_at=self._ts)
-        return topic, sku, payload
+    @property
+    def _now_us(self) -> int:
+        return self._t * 1000
 
     def _count(self, sku: int, node: int, on_hand: int, as_of: int) -> _Built:
-        payload = self._event("snapshot", sku)
-        payload.update(node=self.nodes.ids[node], on_hand=on_hand, as_of=format_ms(as_of))
-        return Topic.ERP_INVENTORY, sku, payload
+        snapshot = InventorySnapshot(self._id(), self.catalog.skus[sku], self.nodes.ids[node], on_hand, as_of * 1000)
+        return Topic.ERP_INVENTORY, sku, snapshot
 
     def _initial_stock(self) -> Iterator[_Built]:
         as_of = self._t - 60_000  # the opening count was taken just before the stream starts
@@ -198,14 +210,15 @@ class DemoRetailer:
                 break
         book.move(book.position(sku, node), -qty, self._t)
         self._recent_sales.append((sku, node, qty))
-        return self._movement(Topic.POS_SALES, "sale", sku, node, qty)
+        return Topic.POS_SALES, sku, Sale(self._id(), self.catalog.skus[sku], self.nodes.ids[node], qty, self._now_us)
 
     def _sale_void(self) -> _Built:
         if not self._recent_sales:
             return self._sale()
         sku, node, qty = self._recent_sales.pop()
         self.book.move(self.book.position(sku, node), qty, self._t)
-        return self._movement(Topic.POS_SALES, "sale_void", sku, node, qty)
+        void = SaleVoid(self._id(), self.catalog.skus[sku], self.nodes.ids[node], qty, self._now_us)
+        return Topic.POS_SALES, sku, void
 
     def _reserve(self) -> _Built:
         rng = self._rng
@@ -220,12 +233,9 @@ class DemoRetailer:
         hold = rng.randint(60_000, 180_000) if rng.random() < 0.1 else rng.randint(600_000, 1_200_000)
         reservation = _Reservation(self._id("R-"), sku, node, channel, qty, self._t + hold)
         self._reservations.append(reservation)
-        payload = self._event("reserve", sku)
-        payload.update(reservation_id=reservation.reservation_id, channel=channel, qty=qty)
-        if node is not None:
-            payload["node"] = self.nodes.ids[node]
-        payload.update(expires_at=format_ms(reservation.expires_ms), occurred_at=self._ts)
-        return Topic.ECOM_RESERVATIONS, sku, payload
+        reserve = Reserve(self._id(), self.catalog.skus[sku], reservation.reservation_id, channel, qty, self._now_us,
+                          None if node is None else self.nodes.ids[node], reservation.expires_ms * 1000)
+        return Topic.ECOM_RESERVATIONS, sku, reserve
 
     def _open_reservation(self) -> _Reservation | None:
         """A random open reservation, removed from the pool; expired ones are dropped on the way."""
@@ -242,9 +252,8 @@ class DemoRetailer:
         reservation = self._open_reservation()
         if reservation is None:
             return self._reserve()
-        payload = self._event("release", reservation.sku)
-        payload.update(reservation_id=reservation.reservation_id, occurred_at=self._ts)
-        return Topic.ECOM_RESERVATIONS, reservation.sku, payload
+        release = Release(self._id(), self.catalog.skus[reservation.sku], reservation.reservation_id, self._now_us)
+        return Topic.ECOM_RESERVATIONS, reservation.sku, release
 
     def _pick(self) -> _Built:
         reservation = self._open_reservation()
@@ -252,7 +261,7 @@ class DemoRetailer:
             sku = self.catalog.pick(self._rng)
             node = self._stocked(sku, self.nodes.dcs, 1)
             self.book.move(self.book.position(sku, node), -1, self._t)
-            return self._movement(Topic.WMS_PICKS, "pick", sku, node, 1)
+            return self._pick_event(sku, node, 1, None)
         sku, qty = reservation.sku, reservation.qty
         if reservation.node is not None:
             node = reservation.node
@@ -260,7 +269,11 @@ class DemoRetailer:
             pickup = reservation.channel == "store_pickup"
             node = self._stocked(sku, self.catalog.stores[sku] if pickup else self.nodes.dcs, qty)
         self.book.move(self.book.position(sku, node), -qty, self._t)
-        return self._movement(Topic.WMS_PICKS, "pick", sku, node, qty, reservation_id=reservation.reservation_id)
+        return self._pick_event(sku, node, qty, reservation.reservation_id)
+
+    def _pick_event(self, sku: int, node: int, qty: int, reservation_id: str | None) -> _Built:
+        pick = Pick(self._id(), self.catalog.skus[sku], self.nodes.ids[node], qty, self._now_us, reservation_id)
+        return Topic.WMS_PICKS, sku, pick
 
     def _transfer(self) -> _Built:
         transfers, book = self._transfers, self.book
@@ -268,10 +281,11 @@ class DemoRetailer:
             shipment = transfers.popleft()
             target = book.position(shipment.sku, shipment.target)
             book.in_transit[target] -= shipment.qty
+            kind: type[TransferEvent]
             if self._rng.random() < 0.05:
-                kind, back_to = "transfer_cancelled", book.position(shipment.sku, shipment.source)
+                kind, back_to = TransferCancelled, book.position(shipment.sku, shipment.source)
             else:
-                kind, back_to = "transfer_received", target
+                kind, back_to = TransferReceived, target
             book.move(back_to, shipment.qty, self._t)
             return self._transfer_event(kind, shipment)
         return self._ship()
@@ -295,14 +309,13 @@ class DemoRetailer:
         book.in_transit[position] = book.in_transit.get(position, 0) + qty
         shipment = _Transfer(self._id("T-"), sku, source, target, qty, self._seq)
         self._transfers.append(shipment)
-        return self._transfer_event("transfer_shipped", shipment)
+        return self._transfer_event(TransferShipped, shipment)
 
-    def _transfer_event(self, kind: str, shipment: _Transfer) -> _Built:
-        payload = self._event(kind, shipment.sku)
+    def _transfer_event(self, kind: type[TransferEvent], shipment: _Transfer) -> _Built:
         ids = self.nodes.ids
-        payload.update(transfer_id=shipment.transfer_id, from_node=ids[shipment.source],
-                       to_node=ids[shipment.target], qty=shipment.qty, occurred_at=self._ts)
-        return Topic.INVENTORY_TRANSFERS, shipment.sku, payload
+        movement = kind(self._id(), self.catalog.skus[shipment.sku], shipment.transfer_id, ids[shipment.source],
+                        ids[shipment.target], shipment.qty, self._now_us)
+        return Topic.INVENTORY_TRANSFERS, shipment.sku, movement
 
     def _return(self) -> _Built:
         rng = self._rng
@@ -312,7 +325,9 @@ class DemoRetailer:
         disposition = rng.choice(DISPOSITIONS)
         if disposition == "restock":
             self.book.move(self.book.position(sku, node), qty, self._t)
-        return self._movement(Topic.RETURNS, "return", sku, node, qty, disposition=disposition)
+        returned = Return(self._id(), self.catalog.skus[sku], self.nodes.ids[node], qty, Disposition(disposition),
+                          self._now_us)
+        return Topic.RETURNS, sku, returned
 
     def _receipt(self) -> _Built:
         direct_to_store = self._rng.random() < 0.5  # vendors that deliver to stores themselves
@@ -329,7 +344,8 @@ class DemoRetailer:
         qty = max(1, -(-self.book.deficit(position) // case)) * case
         self.book.move(position, qty, self._t)
         reference = f"PO-{4_500_000_000 + self._seq}"
-        return self._movement(Topic.ERP_INVENTORY, "receipt", sku, node, qty, reference=reference)
+        receipt = Receipt(self._id(), self.catalog.skus[sku], self.nodes.ids[node], qty, self._now_us, reference)
+        return Topic.ERP_INVENTORY, sku, receipt
 
     def _adjustment(self) -> _Built:
         rng = self._rng
@@ -341,7 +357,8 @@ class DemoRetailer:
         if self.book.on_hand[position] + qty < 0:  # nothing left to lose: the count finds one instead
             reason, qty = "found", 1
         self.book.move(position, qty, self._t)
-        return self._movement(Topic.ERP_INVENTORY, "adjustment", sku, node, qty, reason=reason)
+        adjustment = Adjustment(self._id(), self.catalog.skus[sku], self.nodes.ids[node], qty, reason, self._now_us)
+        return Topic.ERP_INVENTORY, sku, adjustment
 
     def _cycle_count(self) -> _Built:
         rng, book = self._rng, self.book

@@ -32,10 +32,12 @@ import orjson
 import redis
 from confluent_kafka import Producer
 
+from atp.encoding import encode_event
+from atp.events import Receipt
 from engine_settings import FlowSettings
+from load_tests.report import RESULTS
 from local_servers import LOOPBACK, create_topics, free_port, start_redis, start_tansu, stop_process
 
-RESULTS = Path(__file__).parent / "results"
 KEY = "bench-key-0123456789abcdef"
 RULES = """\
 nodes:
@@ -48,13 +50,13 @@ channels:
 """
 
 
-def receipt(sku: str, qty: int, at: str) -> bytes:
-    return orjson.dumps({"event_id": f"{sku}-{qty}-{at}", "type": "receipt", "sku": sku, "node": "dc-1", "qty": qty,
-                         "occurred_at": at})
+def receipt(sku: str, qty: int, at: int) -> bytes:
+    return encode_event(Receipt(f"{sku}-{qty}-{at}", sku, "dc-1", qty, at))
 
 
-def iso_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+def now_s() -> int:
+    """µs at a whole second, as the events' ids repeat within one."""
+    return int(time.time()) * 1_000_000
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -103,7 +105,7 @@ def produce_at_rate(producer: Producer, topic: str, prefix: str, rate: float, se
             time.sleep(due - now)
         sku = f"{prefix}-{i:07d}"
         sent[sku] = time.perf_counter()
-        producer.produce(topic, receipt(sku, 5, iso_now()), sku.encode())
+        producer.produce(topic, receipt(sku, 5, now_s()), sku.encode())
         producer.poll(0)
         i += 1
         due += interval
@@ -174,7 +176,7 @@ def main() -> None:
         client_redis = redis.Redis.from_url(url)
         first_seq = int(client_redis.get("avail:feedseq:{fast}") or 0)
         skus = [f"SAT-{i:05d}" for i in range(20_000)]
-        at = iso_now()
+        at = now_s()
 
         async def saturation_run() -> dict[str, float]:
             received: dict[str, float] = {}

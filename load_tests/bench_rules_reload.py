@@ -51,10 +51,12 @@ import redis
 from confluent_kafka import Producer
 
 from atp.allocation import channel_numbers
-from atp.events import Topic
+from atp.encoding import encode_event
+from atp.events import InventorySnapshot, Topic
 from atp.rules import RuleSet
 from engine_settings import FlowSettings
-from load_tests.bench_flow import RESULTS, handled
+from load_tests.bench_flow import handled
+from load_tests.report import RESULTS
 from local_servers import LOOPBACK, create_topics, start_redis, start_tansu, stop_process
 from projection import CHANNEL_PREFIX, NODE_PREFIX, RULES_VERSION, UNSOURCED_PREFIX, Keys, decode_position
 from rulebook import load_rules
@@ -131,7 +133,7 @@ def produce_snapshots(bootstrap: str, topic: str, skus: list[str], nodes: list[s
     """One ``snapshot`` per (sku, node), key = SKU; returns messages/s."""
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 50, "batch.num.messages": 10_000,
                          "queue.buffering.max.messages": 2_000_000, "queue.buffering.max.kbytes": 1_048_576})
-    as_of = (datetime.now(UTC) - timedelta(minutes=5)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    as_of = int((datetime.now(UTC) - timedelta(minutes=5)).timestamp() * 1000) * 1000
     rng = random.Random(seed)
     total = len(skus) * len(nodes)
     started = last = time.monotonic()
@@ -139,8 +141,7 @@ def produce_snapshots(bootstrap: str, topic: str, skus: list[str], nodes: list[s
     for s, sku in enumerate(skus):
         key = sku.encode()
         for n, node in enumerate(nodes):
-            value = orjson.dumps({"event_id": f"snap-{s}-{n}", "type": "snapshot", "sku": sku, "node": node,
-                                  "on_hand": rng.randint(0, 200), "as_of": as_of})
+            value = encode_event(InventorySnapshot(f"snap-{s}-{n}", sku, node, rng.randint(0, 200), as_of))
             while True:
                 try:
                     producer.produce(topic, value, key)

@@ -30,7 +30,7 @@ with atheris.instrument_imports(include=["atp", "tests.reliability.test_fuzz_dec
     from atp.events import TOPIC_TYPES, TYPE_NAMES, Event
     from atp.rejections import Rejection
     from tests.reliability.test_fuzz_decoder import assert_outcome, decode_checked, oracle
-from tests.support.events import to_json
+from atp.encoding import encode_event
 from tests.unit.atp.test_decoding import VALID
 
 HOME = Path(".avail/fuzz-decoder")
@@ -66,7 +66,7 @@ def _seed(corpus: Path) -> None:
     corpus.mkdir(parents=True, exist_ok=True)
     for name, (_, event) in VALID.items():
         topic = next(i for i, types in enumerate(TOPICS) if types is not None and TYPE_NAMES[type(event)] in types)
-        (corpus / f"seed-{name}").write_bytes(bytes([topic]) + to_json(event))
+        (corpus / f"seed-{name}").write_bytes(bytes([topic]) + encode_event(event))
 
 
 def _dict_entry(token: str) -> str:

@@ -57,6 +57,8 @@ import numpy as np
 import numpy.typing as npt
 
 from atp.decoding import parse_timestamp
+from atp.encoding import OPTIONAL, event_template
+from atp.events import TYPE_NAMES as EVENT_TYPE_NAMES
 from atp.events import Topic
 from demo_retailer.catalog import CATEGORIES
 
@@ -83,6 +85,7 @@ class Kind(IntEnum):
 
 
 TYPE_NAMES: Final = tuple(kind.name.lower() for kind in Kind)
+EVENT_CLASSES: Final = {name: cls for cls, name in EVENT_TYPE_NAMES.items()}
 ROLES: Final = (Topic.POS_SALES, Topic.POS_SALES, Topic.ECOM_RESERVATIONS, Topic.ECOM_RESERVATIONS, Topic.WMS_PICKS,
                 *[Topic.INVENTORY_TRANSFERS] * 3, Topic.RETURNS, *[Topic.ERP_INVENTORY] * 3)
 DEFAULT_MIX: Final = (
@@ -640,9 +643,10 @@ class LoadGenerator:
             if len(idx) == 0:
                 continue
             columns: list[list[object]] = [seq[idx].tolist(), self._sku_bytes[sku[idx]].tolist()]
+            optional: list[list[object]] = []  # optional fields come after the time in the contract's order
             if k == Kind.RESERVE:
-                columns += [ref[idx].tolist(), self._channel_bytes[aux[idx]].tolist(), qty[idx].tolist(),
-                            self._node_part[node[idx]].tolist(), self._optional(exp[idx], b',"expires_at":"%s"')]
+                columns += [ref[idx].tolist(), self._channel_bytes[aux[idx]].tolist(), qty[idx].tolist()]
+                optional += [self._node_part[node[idx]].tolist(), self._optional(exp[idx], b',"expires_at":"%s"')]
             elif k == Kind.RELEASE:
                 columns.append(ref[idx].tolist())
             elif k in (Kind.TRANSFER_SHIPPED, Kind.TRANSFER_RECEIVED, Kind.TRANSFER_CANCELLED):
@@ -651,14 +655,15 @@ class LoadGenerator:
             else:
                 columns += [self._node_bytes[node[idx]].tolist(), qty[idx].tolist()]
                 if k == Kind.PICK:
-                    columns.append(self._optional(ref[idx], b',"reservation_id":"R-%s-%%d"' % self.run_id.encode()))
+                    optional.append(self._optional(ref[idx], b',"reservation_id":"R-%s-%%d"' % self.run_id.encode()))
                 elif k == Kind.RECEIPT:
-                    columns.append(self._optional(ref[idx], b',"reference":"PO-%d"'))
+                    optional.append(self._optional(ref[idx], b',"reference":"PO-%d"'))
                 elif k == Kind.RETURN:
                     columns.append([_DISPOSITIONS[a] for a in aux[idx].tolist()])
                 elif k == Kind.ADJUSTMENT:
                     columns.append([_REASONS[a][0] for a in aux[idx].tolist()])
             columns.append(stamps[idx].tolist())
+            columns += optional
             template = self._templates[k]
             values[idx] = [template % row for row in zip(*columns, strict=True)]
         roles = np.array([r.value for r in ROLES], dtype=object)[kind]
@@ -690,21 +695,26 @@ class LoadGenerator:
 
 
 def _templates(run: bytes) -> dict[Kind, bytes]:
-    head = b'{"event_id":"' + run + b'-%d","type":"'
-    reservation, transfer = b'"reservation_id":"R-' + run + b'-%d"', b'"transfer_id":"T-' + run + b'-%d"'
-    movement = b'","sku":"%s","node":"%s","qty":%d'
-    moves = {Kind.SALE: b"", Kind.SALE_VOID: b"", Kind.PICK: b"%s", Kind.RECEIPT: b"%s",
-             Kind.RETURN: b',"disposition":"%s"', Kind.ADJUSTMENT: b',"reason":"%s"'}
-    at = b',"occurred_at":"%s"}'
-    templates = {k: head + TYPE_NAMES[k].encode() + movement + tail + at for k, tail in moves.items()}
-    templates[Kind.RESERVE] = head + b'reserve","sku":"%s",' + reservation + b',"channel":"%s","qty":%d%s%s,' \
-        b'"occurred_at":"%s"}'
-    templates[Kind.RELEASE] = head + b'release","sku":"%s",' + reservation + b',"occurred_at":"%s"}'
+    """Each kind's contract JSON as a ``%``-template (``atp.encoding``), filled in ``_encode``'s column order."""
+    text, number = b'"%s"', b"%d"
+    common = {"event_id": b'"' + run + b'-%d"', "sku": text}
+    reservation = {"reservation_id": b'"R-' + run + b'-%d"'}
+    movement = {**common, "node": text, "qty": number, "occurred_at": text}
+    slots: dict[Kind, dict[str, bytes]] = {
+        Kind.SALE: movement, Kind.SALE_VOID: movement,
+        Kind.RESERVE: {**common, **reservation, "channel": text, "qty": number, "occurred_at": text,
+                       "node": OPTIONAL, "expires_at": OPTIONAL},
+        Kind.RELEASE: {**common, **reservation, "occurred_at": text},
+        Kind.PICK: {**movement, "reservation_id": OPTIONAL},
+        Kind.RETURN: {**movement, "disposition": text},
+        Kind.RECEIPT: {**movement, "reference": OPTIONAL},
+        Kind.ADJUSTMENT: {**movement, "reason": text},
+        Kind.SNAPSHOT: {**common, "node": text, "on_hand": number, "as_of": text},
+    }
     for k in (Kind.TRANSFER_SHIPPED, Kind.TRANSFER_RECEIVED, Kind.TRANSFER_CANCELLED):
-        templates[k] = head + TYPE_NAMES[k].encode() + b'","sku":"%s",' + transfer + \
-            b',"from_node":"%s","to_node":"%s","qty":%d,"occurred_at":"%s"}'
-    templates[Kind.SNAPSHOT] = head + b'snapshot","sku":"%s","node":"%s","on_hand":%d,"as_of":"%s"}'
-    return templates
+        slots[k] = {**common, "transfer_id": b'"T-' + run + b'-%d"', "from_node": text, "to_node": text,
+                    "qty": number, "occurred_at": text}
+    return {k: event_template(EVENT_CLASSES[TYPE_NAMES[k]], fields) for k, fields in slots.items()}
 
 
 def _sku_ids(count: int) -> tuple[str, ...]:

@@ -10,11 +10,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from atp.encoding import rfc3339
 from atp.events import Disposition, Receipt, Return, Sale, Topic
 from tests.integration.conftest import flow_log
 from tests.integration.test_flow import HOUR, converges, now_us
 from tests.support.engine import Engine, wait_for
-from tests.support.events import rfc3339
 
 pytestmark = pytest.mark.integration
 

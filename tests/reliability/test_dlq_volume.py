@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 import pytest
 
+from atp.encoding import encode_event
 from atp.events import TOPIC_TYPES, TYPE_NAMES, Event, Receipt, Topic
 from atp.rejections import RejectCode
 from dataflows.messages import DEAD_LETTER_VALUE_CAP
@@ -39,7 +40,7 @@ from tests.reliability.test_fuzz_decoder import (
 )
 from tests.reliability.test_store_faults import _observed_or_empty
 from tests.support.engine import ADMIN_KEY, Engine, wait_for
-from tests.support.events import TOPIC_OF, to_json
+from tests.support.events import TOPIC_OF
 from tests.support.reference import expected as reference
 from tests.support.streams import now_us, random_stream
 
@@ -59,7 +60,7 @@ def engine(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPa
 
 
 def pairs_of(event: Event) -> Pairs:
-    return list(orjson.loads(to_json(event)).items())
+    return list(orjson.loads(encode_event(event)).items())
 
 
 def _drop(rng: random.Random, pairs: Pairs) -> Pairs:
@@ -126,9 +127,9 @@ def poison(rng: random.Random, template: Event) -> tuple[Message, Outcome]:
     roll = rng.random()
     if roll < 0.15:  # a valid event on a topic that does not take its type
         role = rng.choice([r for r in Topic if TYPE_NAMES[type(template)] not in TOPIC_TYPES[r]])
-        return (role, key, to_json(template)), frozenset({(RejectCode.WRONG_TOPIC, "type")})
+        return (role, key, encode_event(template)), frozenset({(RejectCode.WRONG_TOPIC, "type")})
     if roll < 0.45:
-        value, want = _whole(rng, to_json(template))
+        value, want = _whole(rng, encode_event(template))
         return (role, key, value), want
     while True:
         pairs = rng.choice(STRUCTURAL)(rng, pairs_of(template))
@@ -143,7 +144,7 @@ def corpus(seed: int) -> tuple[list[Event], list[tuple[Message, Outcome]], list[
     skus = [f"VOL-{seed}-{i:02d}" for i in range(40)]
     valid = random_stream(seed, skus, VALID)
     bad = [poison(rng, rng.choice(valid)) for _ in range(INVALID)]
-    messages: list[Message] = [(TOPIC_OF[type(e)], e.sku.encode(), to_json(e)) for e in valid]
+    messages: list[Message] = [(TOPIC_OF[type(e)], e.sku.encode(), encode_event(e)) for e in valid]
     for message, _ in bad:
         messages.insert(rng.randrange(len(messages) + 1), message)
     return valid, bad, messages

@@ -19,12 +19,13 @@ import redis
 from bytewax.recovery import init_db_dir
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
+from atp.encoding import encode_event
 from atp.events import Event, Topic
 from atp.positions import NodePosition
 from local_servers import create_topics, free_port
 from projection import Keys, decode_position
 from tests.support.api import RunningApi, start_api
-from tests.support.events import TOPIC_OF, to_json
+from tests.support.events import TOPIC_OF
 
 T = TypeVar("T")
 
@@ -167,7 +168,7 @@ class Engine:
 
     def produce(self, events: Iterable[Event]) -> None:
         for event in events:
-            self.produce_raw(TOPIC_OF[type(event)], to_json(event), event.sku.encode())
+            self.produce_raw(TOPIC_OF[type(event)], encode_event(event), event.sku.encode())
         self.producer.flush(10)
 
     def produce_raw(self, role: Topic, value: bytes | None, key: bytes | None = None) -> None:

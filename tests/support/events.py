@@ -1,15 +1,9 @@
-"""Typed ``atp`` events to contract JSON (the inverse of ``atp.decode_event``), for producers in tests."""
+"""Which topic each typed ``atp`` event goes to, for producers in tests (``atp.encoding`` encodes them)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-
-import orjson
-
 from atp.events import (
-    TYPE_NAMES,
     Adjustment,
-    Event,
     InventorySnapshot,
     Pick,
     Receipt,
@@ -24,8 +18,6 @@ from atp.events import (
     TransferShipped,
 )
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
 TOPIC_OF: dict[type, Topic] = {
     Sale: Topic.POS_SALES, SaleVoid: Topic.POS_SALES,
     Reserve: Topic.ECOM_RESERVATIONS, Release: Topic.ECOM_RESERVATIONS,
@@ -36,18 +28,3 @@ TOPIC_OF: dict[type, Topic] = {
     Receipt: Topic.ERP_INVENTORY, Adjustment: Topic.ERP_INVENTORY, InventorySnapshot: Topic.ERP_INVENTORY,
 }
 
-
-def rfc3339(micros: int) -> str:
-    return (_EPOCH + timedelta(microseconds=micros)).isoformat(timespec="microseconds").replace("+00:00", "Z")
-
-
-def to_json(event: Event) -> bytes:
-    body: dict[str, object] = {"type": TYPE_NAMES[type(event)]}
-    for name in event.__slots__:  # type: ignore[union-attr]
-        value = getattr(event, name)
-        if value is None:
-            continue
-        if name in ("occurred_at", "as_of", "expires_at"):
-            value = rfc3339(value)
-        body[name] = value.value if hasattr(value, "value") else value
-    return orjson.dumps(body)

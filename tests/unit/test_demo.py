@@ -18,7 +18,7 @@ from rulebook import load_rules
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
 START = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
-TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 ACCEPTED = {role.value: TOPIC_TYPES[role] for role in Topic}
 
 
@@ -66,7 +66,7 @@ class TestEveryEventIsValid:
         retailer, _ = stream
         assert retailer.counts["poison"] == 0
 
-    def test_timestamps_are_rfc3339_with_milliseconds(self, stream):
+    def test_timestamps_are_rfc3339_with_microseconds(self, stream):
         for _, event in decoded(stream[1]):
             for field in ("occurred_at", "as_of", "expires_at"):
                 if field in event:
