@@ -28,6 +28,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from availability_api import log_redaction, operations, queries
 from availability_api.auth import AuthConfigError, KeyRing
 from availability_api.body_limit import BodyLimitMiddleware
+from availability_api.context import Context
 from availability_api.errors import install_error_handlers
 from availability_api.fast_path import BATCH_PATH, FastReads
 from availability_api.feed import READ_BLOCK_MS, SHUTDOWN, FeedHub
@@ -36,7 +37,7 @@ from availability_api.invalidation import InvalidationListener
 from availability_api.metrics import ApiMetrics, MetricsMiddleware
 from availability_api.rate_limit import RateLimiter
 from availability_api.read_cache import ReadCache, SkuReader
-from availability_api.routes import Context, router
+from availability_api.routes import router
 from availability_api.rules_cache import RulesCache
 from availability_api.types import RedisClient
 from engine_settings import ApiSettings

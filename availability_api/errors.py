@@ -194,8 +194,13 @@ def _on_api_error(_: Request, exc: ApiError) -> Response:
     return error_response(exc.status_code, exc.code, exc.message, exc.field, exc.headers)
 
 
+def unknown_sku_failure(exc: UnknownSku) -> tuple[int, bytes]:
+    return 404, error_body("unknown_sku", f"no availability for SKU {exc.sku!r}: never seen", "sku")
+
+
 def _on_unknown_sku(_: Request, exc: UnknownSku) -> Response:
-    return error_response(404, "unknown_sku", f"no availability for SKU {exc.sku!r}: never seen", "sku")
+    status_code, body = unknown_sku_failure(exc)
+    return Response(body, status_code=status_code, media_type="application/json")
 
 
 def _on_validation_error(_: Request, exc: RequestValidationError) -> Response:

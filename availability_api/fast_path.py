@@ -4,8 +4,7 @@
 most of the traffic, and FastAPI's per-request machinery (route matching, dependency
 solving, parameter validation, exception wrappers) cost more than the answer itself
 (see docs/performance.md). This pure ASGI middleware answers the common case of both
-with the same code the routes use (``documents``, ``SkuReader``, ``Freshness``), so
-the answers are the same, byte for byte.
+with the same code the routes use (``reads``), so the answers are the same, byte for byte.
 
 Anything out of the ordinary passes on untouched to the FastAPI routes, which answer
 it as they always did and still describe both routes in /docs: a missing or unknown
@@ -28,11 +27,11 @@ from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from atp.exceptions import UnknownSku
+from availability_api import reads
 from availability_api.auth import ANONYMOUS_ADMIN, Principal
-from availability_api.documents import batch_item, sku_document
-from availability_api.errors import ApiError, error_body, redis_failure
+from availability_api.context import Context
+from availability_api.errors import ApiError, redis_failure, unknown_sku_failure
 from availability_api.freshness import HEADER, Freshness
-from availability_api.routes import Context
 from availability_api.types import ID_PATTERN, MAX_BATCH
 
 SINGLE_PREFIX = "/v1/availability/"
@@ -44,7 +43,6 @@ _CONTENT_TYPE = b"content-type"
 _JSON = b"application/json"
 _STALE_HEADER = HEADER.lower().encode("latin-1")
 _BATCH_FIELDS = frozenset({"skus", "channel"})
-_BATCH_ITEM = "batch"
 
 
 class FastReads:
@@ -86,28 +84,21 @@ class FastReads:
         feeding = None
         if channel is not None:
             try:
-                _, feeding = await ctx.rules.channel(channel)
+                _, feeding = await reads.channel_view(ctx, channel)
             except (ApiError, redis_errors.RedisError):
                 return False
         if not _take_token(ctx, principal):
             return False
         scope["route"] = self.single_route
         try:
-            fields, memo = await ctx.skus.one_with_memo(sku)
+            body, freshness = await reads.single_answer(ctx, sku, channel, feeding)
         except UnknownSku as exc:
-            await _send_error(send, 404, error_body(
-                "unknown_sku", f"no availability for SKU {exc.sku!r}: never seen", "sku"))
+            await _send_error(send, *unknown_sku_failure(exc))
             return True
         except redis_errors.RedisError as exc:
             await _send_error(send, *redis_failure(scope["method"], scope["path"], exc))
             return True
-        # The answer minus its closing brace, rendered once per cached hash and channel view.
-        view = (channel, feeding)
-        rendered = memo.get(view)
-        if rendered is None:
-            rendered = memo[view] = orjson.dumps(sku_document(sku, fields, channel, feeding))[:-1]
-        freshness = ctx.freshness.current()
-        await _send_json(send, rendered + _freshness_tail(freshness), freshness)
+        await _send_json(send, body, freshness)
         return True
 
     async def _batch(self, scope: Scope, receive: Receive, send: Send) -> Receive | None:
@@ -127,35 +118,18 @@ class FastReads:
         if principal is None or not principal.may_read(channel):
             return replay
         try:
-            if channel is None:
-                view, feeding = await ctx.rules.current(), None
-            else:
-                view, feeding = await ctx.rules.channel(channel)
+            view, feeding = await reads.channel_view(ctx, channel)
         except (ApiError, redis_errors.RedisError):
             return replay
         if not _take_token(ctx, principal):
             return replay
         scope["route"] = self.batch_route
         try:
-            found = await ctx.skus.many_with_memos(skus)
+            body, freshness = await reads.batch_answer(ctx, skus, channel, view, feeding)
         except redis_errors.RedisError as exc:
             await _send_error(send, *redis_failure(scope["method"], scope["path"], exc))
             return None
-        names = view.channel_names if view is not None else []
-        version = view.version if view is not None else None
-        # Each known item rendered once per cached hash and channel view; joined, they are exactly what
-        # orjson makes of {"results": [...], "stale": ...} (compact, no spaces).
-        items = []
-        item_view = (_BATCH_ITEM, channel, feeding)
-        for sku, (fields, memo) in zip(skus, found, strict=True):
-            rendered = memo.get(item_view) if fields else None
-            if rendered is None:
-                rendered = orjson.dumps(batch_item(sku, fields, channel, feeding, names, version))
-                if fields:
-                    memo[item_view] = rendered
-            items.append(rendered)
-        freshness = ctx.freshness.current()
-        await _send_json(send, b'{"results":[' + b",".join(items) + b"]" + _freshness_tail(freshness), freshness)
+        await _send_json(send, body, freshness)
         return None
 
 
@@ -227,17 +201,6 @@ def _replaying(messages: list[Message], receive: Receive) -> Receive:
         return await receive()
 
     return replay
-
-
-_TAILS: dict[str | None, bytes] = {}
-
-
-def _freshness_tail(freshness: Freshness) -> bytes:
-    """``,"stale":false}`` or the like: what ``availability_response`` adds at the end of a document."""
-    tail = _TAILS.get(freshness.reason)  # the fields depend on the reason only
-    if tail is None:
-        tail = _TAILS[freshness.reason] = b"," + orjson.dumps(dict(freshness.fields))[1:]
-    return tail
 
 
 async def _send_json(send: Send, body: bytes, freshness: Freshness) -> None:

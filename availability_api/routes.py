@@ -10,46 +10,16 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Security
 from fastapi.security import APIKeyHeader
 from starlette.responses import Response, StreamingResponse
 
-from availability_api import queries, sse
-from availability_api.auth import ANONYMOUS_ADMIN, KeyRing, Principal
+from availability_api import queries, reads, sse
+from availability_api.auth import ANONYMOUS_ADMIN, Principal
+from availability_api.context import Context
 from availability_api.delta_stream import follow
-from availability_api.documents import (
-    SnapshotCursor,
-    batch_item,
-    decode_snapshot_cursor,
-    encode_snapshot_cursor,
-    sku_document,
-    snapshot_page,
-)
+from availability_api.documents import SnapshotCursor, decode_snapshot_cursor, encode_snapshot_cursor, snapshot_page
 from availability_api.errors import RateLimited, Unauthorized
-from availability_api.feed import FeedHub
-from availability_api.freshness import HEADER, Freshness, FreshnessMonitor
-from availability_api.metrics import ApiMetrics
+from availability_api.freshness import HEADER, Freshness
 from availability_api.openapi import NO_ROUTE_404, STALE_HEADER, delta_stream_responses, error_responses
-from availability_api.rate_limit import RateLimiter
-from availability_api.read_cache import SkuReader
-from availability_api.rules_cache import RulesCache
 from availability_api.schemas import BatchRequest, BatchResponse, ChannelSnapshot, SkuAvailability
-from availability_api.types import DEFAULT_PAGE, ID_PATTERN, ID_RULE, MAX_PAGE, Document, RedisClient
-from projection import Keys
-
-
-@dataclass(frozen=True, slots=True)
-class Context:
-    """What the routes need, built once per app in its lifespan."""
-
-    keys: Keys
-    redis: RedisClient
-    rules: RulesCache
-    keyring: KeyRing | None
-    """None when authentication is switched off (--insecure-no-auth)."""
-    metrics: ApiMetrics
-    hub: FeedHub
-    sse_heartbeat_s: float
-    limiter: RateLimiter
-    freshness: FreshnessMonitor
-    skus: SkuReader
-    """SKU hashes, through the read cache when it is live."""
+from availability_api.types import DEFAULT_PAGE, ID_PATTERN, ID_RULE, MAX_PAGE, Document
 
 
 async def get_context(request: Request) -> Context:  # async: a sync dependency would run in a thread
@@ -101,6 +71,11 @@ def json_response(document: Document, status_code: int = 200) -> Response:
     return Response(orjson.dumps(document), status_code=status_code, media_type="application/json")
 
 
+def answer(body: bytes, freshness: Freshness) -> Response:
+    """An availability answer rendered by ``reads``."""
+    return Response(body, media_type="application/json", headers={HEADER: freshness.header})
+
+
 def availability_response(document: Document, freshness: Freshness) -> Response:
     """An availability answer, saying whether its data is fresh (``stale`` fields and header)."""
     document.update(freshness.fields)
@@ -134,16 +109,8 @@ router = APIRouter()
 async def post_batch(body: BatchRequest, call: Authenticated) -> Response:
     channel, ctx = body.channel, call.ctx
     call.principal.require_read(channel)
-    if channel is None:
-        view, feeding = await ctx.rules.current(), None
-    else:
-        view, feeding = await ctx.rules.channel(channel)
-    found = await ctx.skus.many(body.skus)
-    names = view.channel_names if view is not None else []
-    version = view.version if view is not None else None
-    return availability_response({"results": [
-        batch_item(sku, fields, channel, feeding, names, version) for sku, fields in zip(body.skus, found, strict=True)
-    ]}, ctx.freshness.current())
+    view, feeding = await reads.channel_view(ctx, channel)
+    return answer(*await reads.batch_answer(ctx, body.skus, channel, view, feeding))
 
 
 @router.get(
@@ -160,12 +127,8 @@ async def post_batch(body: BatchRequest, call: Authenticated) -> Response:
 async def get_availability(sku: SkuPath, call: Authenticated, channel: ChannelQuery = None) -> Response:
     call.principal.require_read(channel)
     ctx = call.ctx
-    if channel is None:
-        fields = await ctx.skus.one(sku)
-        return availability_response(sku_document(sku, fields), ctx.freshness.current())
-    _, feeding = await ctx.rules.channel(channel)
-    fields = await ctx.skus.one(sku)
-    return availability_response(sku_document(sku, fields, channel, feeding), ctx.freshness.current())
+    feeding = None if channel is None else (await reads.channel_view(ctx, channel))[1]
+    return answer(*await reads.single_answer(ctx, sku, channel, feeding))
 
 
 @router.get(

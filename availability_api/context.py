@@ -1,0 +1,33 @@
+"""What the routes and the fast path need, built once per app in its lifespan (``app.create_app``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from availability_api.auth import KeyRing
+from availability_api.feed import FeedHub
+from availability_api.freshness import FreshnessMonitor
+from availability_api.metrics import ApiMetrics
+from availability_api.rate_limit import RateLimiter
+from availability_api.read_cache import SkuReader
+from availability_api.rules_cache import RulesCache
+from availability_api.types import RedisClient
+from projection import Keys
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """The app's clients and caches; the routes get it through ``routes.get_context``."""
+
+    keys: Keys
+    redis: RedisClient
+    rules: RulesCache
+    keyring: KeyRing | None
+    """None when authentication is switched off (--insecure-no-auth)."""
+    metrics: ApiMetrics
+    hub: FeedHub
+    sse_heartbeat_s: float
+    limiter: RateLimiter
+    freshness: FreshnessMonitor
+    skus: SkuReader
+    """SKU hashes, through the read cache when it is live."""
