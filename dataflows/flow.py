@@ -9,26 +9,30 @@ import os
 import shutil
 import sqlite3
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import bytewax.operators as op
 import redis
+from bytewax.connectors.kafka import KafkaSinkMessage
 from bytewax.dataflow import Dataflow, Stream
+from bytewax.inputs import Source
 from bytewax.operators import KeyedStream
+from bytewax.outputs import Sink
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
 from dataflows import kafka_io
 from dataflows.feed_sink import FeedSink
 from dataflows.heartbeat import HeartbeatSource
 from dataflows.kafka_io import DecodedBatch
-from dataflows.messages import ChannelDelta, Counts, DeadLetter
+from dataflows.messages import ChannelDelta, Counts, DeadLetter, Heartbeat, Release
 from dataflows.redis_sink import RedisSink, SinkItem
-from dataflows.rules_reload import ActiveRules, RulesWatcher, startup_rules
+from dataflows.rules_reload import ActiveRules, RulesChanged, RulesWatcher, startup_rules
 from dataflows.shard_key import RECOVERY_FORMAT
 from dataflows.shards import Applied, ShardIncoming, shard_builder
 from dataflows.state_log import StateLog
-from dataflows.store_guard import Registry, StoreGuard
+from dataflows.store_guard import Rebuild, Registry, StoreGuard
 from dataflows.throttle import throttle_builder
 from engine_settings import FlowSettings
 from projection import Keys, ensure_generation
@@ -40,20 +44,49 @@ FORMAT_FILE = "avail-format"
 STATE_LOG_DIR = "state-log"
 
 
+@dataclass(frozen=True)
+class FlowEdges:
+    """Where the flow reads and writes. ``kafka_edges`` in production; tests pass testing sources and sinks."""
+
+    polls: Source[DecodedBatch]
+    """Inbound events, one decoded poll of one partition per item."""
+    rules_changes: Source[tuple[str, RulesChanged]]
+    store_rebuilds: Source[tuple[str, Rebuild]]
+    heartbeats: Source[Heartbeat]
+    redis: Sink[SinkItem]
+    feed: Sink[Release]
+    dead_letters: Sink[KafkaSinkMessage[bytes | None, bytes | None]]
+
+
+def kafka_edges(settings: FlowSettings, active: ActiveRules, registry: Registry) -> FlowEdges:
+    """The production edges: Kafka in and out, Redis, the rules directory."""
+    redis_url, keys = settings.redis_url.get_secret_value(), Keys(settings.redis_prefix)
+    return FlowEdges(
+        polls=kafka_io.source(settings),
+        rules_changes=RulesWatcher(settings.rules_dir, active, redis_url, keys, settings.rules_poll_interval_s),
+        store_rebuilds=StoreGuard(registry, active, redis_url, keys),
+        heartbeats=HeartbeatSource(settings.heartbeat_interval_s),
+        redis=RedisSink(redis_url, keys, registry),
+        feed=FeedSink(redis_url, keys, settings.kafka_bootstrap, settings.topic_deltas_prefix,
+                      settings.feed_retention, settings.deltas_linger_ms),
+        dead_letters=kafka_io.dead_letter_sink(settings),
+    )
+
+
 def build_flow(
     settings: FlowSettings, active: ActiveRules, registry: Registry | None = None, state_log: StateLog | None = None,
+    edges: FlowEdges | None = None,
 ) -> Dataflow:
     registry = registry if registry is not None else Registry()
+    edges = edges if edges is not None else kafka_edges(settings, active, registry)
     flow = Dataflow(FLOW_ID)
-    polls = op.input("kafka_in", flow, kafka_io.source(settings))
+    polls = op.input("kafka_in", flow, edges.polls)
     # DecodedBatch: one poll of one partition, valid events split by state shard
     keyed: KeyedStream[ShardIncoming] = op.flat_map("by_shard", polls, _shard_batches)
     # (shard, ShardBatch)
-    redis_url, keys = settings.redis_url.get_secret_value(), Keys(settings.redis_prefix)
-    watcher = RulesWatcher(settings.rules_dir, active, redis_url, keys, settings.rules_poll_interval_s)
-    refreshes = op.input("rules", flow, watcher)
+    refreshes = op.input("rules", flow, edges.rules_changes)
     # (shard, RulesChanged): every known SKU, once per valid rules change
-    rebuilds = op.input("store_guard", flow, StoreGuard(registry, active, redis_url, keys))
+    rebuilds = op.input("store_guard", flow, edges.store_rebuilds)
     # (shard, Rebuild): this process's SKUs, when Redis lost its data or `avail rebuild` asked
     incoming: KeyedStream[ShardIncoming] = op.merge("to_apply", keyed, refreshes, rebuilds)
     applied: Stream[Applied] = op.key_rm("unkey", op.stateful_batch(
@@ -65,18 +98,17 @@ def build_flow(
     released = op.key_rm("unkey_feed", op.stateful_batch(
         "throttle", by_channel, throttle_builder(active, settings.feed_window_margin_ms, state_log)))
     # Release
-    op.output("feed", released, FeedSink(redis_url, keys, settings.kafka_bootstrap, settings.topic_deltas_prefix,
-                                         settings.feed_retention, settings.deltas_linger_ms))
+    op.output("feed", released, edges.feed)
     letters = op.merge("dead_letters", op.flat_map("invalid", polls, _invalid),
                        op.flat_map("late", applied, _late))
     # DeadLetter
-    op.output("dlq", op.map("to_kafka", letters, kafka_io.to_kafka), kafka_io.dead_letter_sink(settings))
+    op.output("dlq", op.map("to_kafka", letters, kafka_io.to_kafka), edges.dead_letters)
     rejects = op.map("count_rejects", letters, _count_reject)
     # Counts
-    ticks = op.input("heartbeat", flow, HeartbeatSource(settings.heartbeat_interval_s))
+    ticks = op.input("heartbeat", flow, edges.heartbeats)
     # Heartbeat
     to_redis: Stream[SinkItem] = op.merge("to_redis", applied, rejects, ticks)
-    op.output("redis", to_redis, RedisSink(redis_url, keys, registry))
+    op.output("redis", to_redis, edges.redis)
     return flow
 
 
