@@ -5,6 +5,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.support import servers
+from tests.support.engine import Engine
 
 settings.register_profile("dev", max_examples=150, deadline=None)
 settings.register_profile(
@@ -25,3 +26,13 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Redis for the whole session; tests keep apart by key prefix."""
     with servers.redis_url(tmp_path_factory.mktemp("redis-logs")) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def engine(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """A running flow and API with this module's own topics and key prefix."""
+    running = Engine(kafka_bootstrap, redis_url, tmp_path_factory.mktemp("engine"))
+    running.start_flow()
+    running.start_api()
+    yield running
+    running.stop()

@@ -18,6 +18,8 @@ from local_servers import LOOPBACK, start_redis
 from projection import Keys, encode_position
 from tests.support.api import ApiStartError, RunningApi, delete_prefix, serving_api, start_api, write_heartbeat
 
+pytestmark = pytest.mark.integration
+
 PREFIX = f"apitest-{uuid.uuid4().hex[:8]}"
 KEYS = Keys(PREFIX)
 READ_KEY = secrets.token_urlsafe(24)

@@ -29,6 +29,8 @@ from local_servers import LOOPBACK, start_redis
 from projection import Keys
 from tests.support.api import RunningApi, delete_prefix, serving_api, start_api, write_heartbeat
 
+pytestmark = pytest.mark.integration
+
 PREFIX = f"feedtest-{uuid.uuid4().hex[:8]}"
 KEYS = Keys(PREFIX)
 READ_KEY = secrets.token_urlsafe(24)

@@ -1,12 +1,15 @@
 import time
 import uuid
 
+import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from atp import Rejection, decode_event
 from atp.events import TOPIC_TYPES, InventorySnapshot, Topic
 from demo_retailer import DemoRetailer, run_demo
 from local_servers import create_topics
+
+pytestmark = pytest.mark.integration
 
 PARTITIONS = 2
 

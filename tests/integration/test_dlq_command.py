@@ -12,9 +12,8 @@ import pytest
 
 from atp.encoding import rfc3339
 from atp.events import Disposition, Receipt, Return, Sale, Topic
-from tests.integration.conftest import flow_log
 from tests.integration.test_flow import HOUR, converges, now_us
-from tests.support.engine import Engine, wait_for
+from tests.support.engine import Engine, flow_log, wait_for
 
 pytestmark = pytest.mark.integration
 

@@ -28,8 +28,7 @@ from atp.events import (
     TransferShipped,
 )
 from rulebook import load_rules
-from tests.integration.conftest import flow_log
-from tests.support.engine import AMAZON_KEY, Engine, wait_for
+from tests.support.engine import AMAZON_KEY, Engine, flow_log, wait_for
 from tests.support.reference import Expected, expected
 
 pytestmark = pytest.mark.integration

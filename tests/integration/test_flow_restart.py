@@ -13,9 +13,8 @@ import pytest
 
 from atp.events import Event
 from rulebook import load_rules
-from tests.integration.conftest import flow_log
 from tests.integration.test_flow import now_us, observed_many
-from tests.support.engine import Engine, wait_for
+from tests.support.engine import Engine, flow_log, wait_for
 from tests.support.reference import Expected, expected
 from tests.support.streams import random_stream
 

@@ -13,9 +13,8 @@ import pytest
 
 from atp.events import Event, Receipt, Reserve, Sale
 from rulebook import load_rules
-from tests.integration.conftest import flow_log
 from tests.integration.test_flow import HOUR, now_us, observed_many
-from tests.support.engine import ADMIN_KEY, RULES_YAML, Engine, wait_for
+from tests.support.engine import ADMIN_KEY, RULES_YAML, Engine, flow_log, wait_for
 from tests.support.reference import Expected, expected
 
 pytestmark = pytest.mark.integration

@@ -43,7 +43,7 @@ from tests.support.api import (
     write_heartbeat,
 )
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 
 PREFIX = f"hardening-{uuid.uuid4().hex[:8]}"
 KEYS = Keys(PREFIX)

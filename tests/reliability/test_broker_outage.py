@@ -17,9 +17,8 @@ from pathlib import Path
 import pytest
 
 from local_servers import LOOPBACK, LocalServer, free_port, start_tansu
-from tests.integration.conftest import flow_log
 from tests.reliability.test_store_faults import OUTAGE_S, Stream
-from tests.support.engine import Engine, wait_for
+from tests.support.engine import Engine, flow_log, wait_for
 from tests.support.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]

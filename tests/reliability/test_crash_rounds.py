@@ -31,9 +31,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import flow_log
 from tests.integration.test_flow import observed_many
-from tests.support.engine import Engine, wait_for
+from tests.support.engine import Engine, flow_log, wait_for
 from tests.support.streams import SustainedProducer, differences, random_stream, reference, seed_from_env, stored
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability]

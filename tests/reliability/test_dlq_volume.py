@@ -27,7 +27,6 @@ from atp.events import TOPIC_TYPES, TYPE_NAMES, Event, Receipt, Topic
 from atp.rejections import RejectCode
 from dataflows.messages import DEAD_LETTER_VALUE_CAP
 from rulebook import load_rules
-from tests.integration.conftest import flow_log
 from tests.reliability.test_fuzz_decoder import (
     BAD_CODES,
     BAD_STAMPS,
@@ -39,7 +38,7 @@ from tests.reliability.test_fuzz_decoder import (
     render,
 )
 from tests.reliability.test_store_faults import _observed_or_empty
-from tests.support.engine import ADMIN_KEY, Engine, wait_for
+from tests.support.engine import ADMIN_KEY, Engine, flow_log, wait_for
 from tests.support.events import TOPIC_OF
 from tests.support.reference import expected as reference
 from tests.support.streams import now_us, random_stream

@@ -51,6 +51,8 @@ from atp.events import (
 from atp.rejections import RejectCode, Rejection
 from dataflows.messages import DeadLetter, RawMessage
 
+pytestmark = pytest.mark.reliability
+
 Fault = tuple[RejectCode, str | None]
 Outcome = Event | frozenset[Fault]
 Pairs = list[tuple[str, Any]]

@@ -22,9 +22,8 @@ from pathlib import Path
 import pytest
 
 from atp.events import Event, Receipt, Sale
-from tests.integration.conftest import flow_log
 from tests.integration.test_flow import now_us, observed_many
-from tests.support.engine import Engine
+from tests.support.engine import Engine, flow_log
 from tests.support.reference import Expected
 from tests.support.streams import differences, random_stream, reference, seed_from_env, stored
 

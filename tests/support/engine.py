@@ -213,3 +213,10 @@ def wait_for(probe: Callable[[], T], done: Callable[[T], bool], timeout: float =
         time.sleep(every)
         value = probe()
     return value
+
+
+def flow_log(engine: Engine) -> str:
+    """The tail of every flow process's log and of the API's, for assertion messages."""
+    flow = "".join(path.read_text(errors="replace")[-3000:] for path in sorted(engine.home.glob("flow-*.log")))
+    api = engine.api.log()[-2000:] if engine.api is not None else ""
+    return f"--- flow log ---\n{flow}\n--- api log ---\n{api}"

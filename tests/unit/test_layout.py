@@ -75,3 +75,22 @@ def test_the_domain_does_no_io() -> None:
 def test_every_package_is_checked() -> None:
     packages = {path.parent.name for path in ROOT.glob("*/__init__.py")} - {"tests", "load_tests", "examples"}
     assert packages == FIRST_PARTY
+
+
+TIERS = {"integration": "integration", "e2e": "e2e", "reliability": "reliability"}  # folder -> marker
+
+
+def module_marks(path: Path) -> set[str]:
+    """The marker names in the module's ``pytestmark``."""
+    for node in ast.parse(path.read_text(), str(path)).body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets):
+            return {n.attr for n in ast.walk(node.value) if isinstance(n, ast.Attribute) and n.attr != "mark"}
+    return set()
+
+
+@pytest.mark.parametrize("folder", sorted(TIERS))
+def test_every_test_module_of_a_tier_carries_its_marker(folder: str) -> None:
+    modules = sorted((ROOT / "tests" / folder).glob("test_*.py"))
+    assert modules
+    unmarked = [str(path.relative_to(ROOT)) for path in modules if TIERS[folder] not in module_marks(path)]
+    assert not unmarked, f"without pytest.mark.{TIERS[folder]}: {unmarked}"

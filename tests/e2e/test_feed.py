@@ -12,11 +12,10 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from atp.events import Receipt, Sale
-from tests.integration.conftest import flow_log
 from tests.integration.test_flow import HOUR, now_us
-from tests.support.engine import READ_KEY, RULES_YAML, Engine, wait_for
+from tests.support.engine import READ_KEY, RULES_YAML, Engine, flow_log, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.e2e
 
 MAX_PER_SECOND = 400
 MIN_INTERVAL_MS = 300

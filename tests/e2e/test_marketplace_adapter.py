@@ -14,12 +14,11 @@ import pytest
 
 from atp.events import Receipt, Sale
 from local_servers import LOOPBACK, free_port, stop_process
-from tests.integration.conftest import flow_log
-from tests.integration.test_feed import THROTTLED
+from tests.e2e.test_feed import THROTTLED
 from tests.integration.test_flow import HOUR, now_us
-from tests.support.engine import AMAZON_KEY, Engine, wait_for
+from tests.support.engine import AMAZON_KEY, Engine, flow_log, wait_for
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
 
 
