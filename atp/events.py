@@ -14,7 +14,9 @@ Micros = int
 
 
 @dataclass(frozen=True, slots=True)
-class Sale:
+class StockMovement:
+    """What the node-and-quantity events carry: ``qty`` units of a SKU moved at one node."""
+
     event_id: str
     sku: str
     node: str
@@ -23,12 +25,13 @@ class Sale:
 
 
 @dataclass(frozen=True, slots=True)
-class SaleVoid:
-    event_id: str
-    sku: str
-    node: str
-    qty: int
-    occurred_at: Micros
+class Sale(StockMovement):
+    """Sold at a store: on_hand down."""
+
+
+@dataclass(frozen=True, slots=True)
+class SaleVoid(StockMovement):
+    """A sale taken back at the till: on_hand up again."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,12 +55,9 @@ class Release:
 
 
 @dataclass(frozen=True, slots=True)
-class Pick:
-    event_id: str
-    sku: str
-    node: str
-    qty: int
-    occurred_at: Micros
+class Pick(StockMovement):
+    """Picked for an order: on_hand down, and the named reservation used up by ``qty``."""
+
     reservation_id: str | None = None
 
 
@@ -106,12 +106,9 @@ class Return:
 
 
 @dataclass(frozen=True, slots=True)
-class Receipt:
-    event_id: str
-    sku: str
-    node: str
-    qty: int
-    occurred_at: Micros
+class Receipt(StockMovement):
+    """A supplier delivery received: on_hand up."""
+
     reference: str | None = None
 
 

@@ -36,26 +36,9 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, Final, NamedTuple
 
+from atp import events
 from atp.encoding import encode_event
-from atp.events import (
-    TYPE_NAMES,
-    Adjustment,
-    Disposition,
-    Event,
-    InventorySnapshot,
-    Pick,
-    Receipt,
-    Release,
-    Reserve,
-    Return,
-    Sale,
-    SaleVoid,
-    Topic,
-    TransferCancelled,
-    TransferEvent,
-    TransferReceived,
-    TransferShipped,
-)
+from atp.events import TYPE_NAMES, Event, Topic, TransferEvent
 from demo_retailer.catalog import Nodes, StockBook, build_catalog, default_nodes, format_ms, poison_value
 
 log = logging.getLogger(__name__)
@@ -177,9 +160,12 @@ class DemoRetailer:
     def _now_us(self) -> int:
         return self._t * 1000
 
+    def _at(self, sku: int, node: int) -> tuple[str, str, str]:
+        """A new event's id, and the SKU and node it is about."""
+        return self._id(), self.catalog.skus[sku], self.nodes.ids[node]
+
     def _count(self, sku: int, node: int, on_hand: int, as_of: int) -> _Built:
-        snapshot = InventorySnapshot(self._id(), self.catalog.skus[sku], self.nodes.ids[node], on_hand, as_of * 1000)
-        return Topic.ERP_INVENTORY, sku, snapshot
+        return Topic.ERP_INVENTORY, sku, events.InventorySnapshot(*self._at(sku, node), on_hand, as_of * 1000)
 
     def _initial_stock(self) -> Iterator[_Built]:
         as_of = self._t - 60_000  # the opening count was taken just before the stream starts
@@ -210,14 +196,14 @@ class DemoRetailer:
                 break
         book.move(book.position(sku, node), -qty, self._t)
         self._recent_sales.append((sku, node, qty))
-        return Topic.POS_SALES, sku, Sale(self._id(), self.catalog.skus[sku], self.nodes.ids[node], qty, self._now_us)
+        return Topic.POS_SALES, sku, events.Sale(*self._at(sku, node), qty, self._now_us)
 
     def _sale_void(self) -> _Built:
         if not self._recent_sales:
             return self._sale()
         sku, node, qty = self._recent_sales.pop()
         self.book.move(self.book.position(sku, node), qty, self._t)
-        void = SaleVoid(self._id(), self.catalog.skus[sku], self.nodes.ids[node], qty, self._now_us)
+        void = events.SaleVoid(*self._at(sku, node), qty, self._now_us)
         return Topic.POS_SALES, sku, void
 
     def _reserve(self) -> _Built:
@@ -233,8 +219,9 @@ class DemoRetailer:
         hold = rng.randint(60_000, 180_000) if rng.random() < 0.1 else rng.randint(600_000, 1_200_000)
         reservation = _Reservation(self._id("R-"), sku, node, channel, qty, self._t + hold)
         self._reservations.append(reservation)
-        reserve = Reserve(self._id(), self.catalog.skus[sku], reservation.reservation_id, channel, qty, self._now_us,
-                          None if node is None else self.nodes.ids[node], reservation.expires_ms * 1000)
+        reserve = events.Reserve(self._id(), self.catalog.skus[sku], reservation.reservation_id, channel, qty,
+                                 self._now_us, None if node is None else self.nodes.ids[node],
+                                 reservation.expires_ms * 1000)
         return Topic.ECOM_RESERVATIONS, sku, reserve
 
     def _open_reservation(self) -> _Reservation | None:
@@ -252,7 +239,8 @@ class DemoRetailer:
         reservation = self._open_reservation()
         if reservation is None:
             return self._reserve()
-        release = Release(self._id(), self.catalog.skus[reservation.sku], reservation.reservation_id, self._now_us)
+        sku_id = self.catalog.skus[reservation.sku]
+        release = events.Release(self._id(), sku_id, reservation.reservation_id, self._now_us)
         return Topic.ECOM_RESERVATIONS, reservation.sku, release
 
     def _pick(self) -> _Built:
@@ -272,7 +260,7 @@ class DemoRetailer:
         return self._pick_event(sku, node, qty, reservation.reservation_id)
 
     def _pick_event(self, sku: int, node: int, qty: int, reservation_id: str | None) -> _Built:
-        pick = Pick(self._id(), self.catalog.skus[sku], self.nodes.ids[node], qty, self._now_us, reservation_id)
+        pick = events.Pick(*self._at(sku, node), qty, self._now_us, reservation_id)
         return Topic.WMS_PICKS, sku, pick
 
     def _transfer(self) -> _Built:
@@ -283,9 +271,9 @@ class DemoRetailer:
             book.in_transit[target] -= shipment.qty
             kind: type[TransferEvent]
             if self._rng.random() < 0.05:
-                kind, back_to = TransferCancelled, book.position(shipment.sku, shipment.source)
+                kind, back_to = events.TransferCancelled, book.position(shipment.sku, shipment.source)
             else:
-                kind, back_to = TransferReceived, target
+                kind, back_to = events.TransferReceived, target
             book.move(back_to, shipment.qty, self._t)
             return self._transfer_event(kind, shipment)
         return self._ship()
@@ -309,7 +297,7 @@ class DemoRetailer:
         book.in_transit[position] = book.in_transit.get(position, 0) + qty
         shipment = _Transfer(self._id("T-"), sku, source, target, qty, self._seq)
         self._transfers.append(shipment)
-        return self._transfer_event(TransferShipped, shipment)
+        return self._transfer_event(events.TransferShipped, shipment)
 
     def _transfer_event(self, kind: type[TransferEvent], shipment: _Transfer) -> _Built:
         ids = self.nodes.ids
@@ -325,8 +313,7 @@ class DemoRetailer:
         disposition = rng.choice(DISPOSITIONS)
         if disposition == "restock":
             self.book.move(self.book.position(sku, node), qty, self._t)
-        returned = Return(self._id(), self.catalog.skus[sku], self.nodes.ids[node], qty, Disposition(disposition),
-                          self._now_us)
+        returned = events.Return(*self._at(sku, node), qty, events.Disposition(disposition), self._now_us)
         return Topic.RETURNS, sku, returned
 
     def _receipt(self) -> _Built:
@@ -344,7 +331,7 @@ class DemoRetailer:
         qty = max(1, -(-self.book.deficit(position) // case)) * case
         self.book.move(position, qty, self._t)
         reference = f"PO-{4_500_000_000 + self._seq}"
-        receipt = Receipt(self._id(), self.catalog.skus[sku], self.nodes.ids[node], qty, self._now_us, reference)
+        receipt = events.Receipt(*self._at(sku, node), qty, self._now_us, reference)
         return Topic.ERP_INVENTORY, sku, receipt
 
     def _adjustment(self) -> _Built:
@@ -357,7 +344,7 @@ class DemoRetailer:
         if self.book.on_hand[position] + qty < 0:  # nothing left to lose: the count finds one instead
             reason, qty = "found", 1
         self.book.move(position, qty, self._t)
-        adjustment = Adjustment(self._id(), self.catalog.skus[sku], self.nodes.ids[node], qty, reason, self._now_us)
+        adjustment = events.Adjustment(*self._at(sku, node), qty, reason, self._now_us)
         return Topic.ERP_INVENTORY, sku, adjustment
 
     def _cycle_count(self) -> _Built:
@@ -384,6 +371,6 @@ class DemoRetailer:
         rng = self._rng
         sku = self.catalog.pick(rng)
         node = rng.choice(self.catalog.stores[sku])
-        value = poison_value(rng, self._id(), self.catalog.skus[sku], self.nodes.ids[node], self._ts)
+        value = poison_value(rng, *self._at(sku, node), self._ts)
         self.counts["poison"] += 1
         return rng.choice(tuple(Topic)).value, self.catalog.skus[sku].encode(), value

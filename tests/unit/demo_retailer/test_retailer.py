@@ -16,7 +16,7 @@ from demo_retailer import MIX, DemoRetailer
 from demo_retailer.catalog import default_nodes
 from rulebook import load_rules
 
-RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
+RULES_DIR = Path(__file__).resolve().parents[3] / "rules"
 START = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
 ACCEPTED = {role.value: TOPIC_TYPES[role] for role in Topic}
