@@ -15,9 +15,14 @@ COPY requirements.lock ./
 RUN pip install --require-hashes --no-deps -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY atp ./atp
-COPY avail ./avail
+COPY projection ./projection
+COPY engine_settings ./engine_settings
+COPY rulebook ./rulebook
+COPY local_servers ./local_servers
+COPY demo_retailer ./demo_retailer
 COPY dataflows ./dataflows
 COPY availability_api ./availability_api
+COPY avail ./avail
 RUN pip install --no-deps --no-build-isolation . \
     && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin avail \
     && mkdir -p /var/lib/avail && chown avail /var/lib/avail

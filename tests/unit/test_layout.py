@@ -94,3 +94,10 @@ def test_every_test_module_of_a_tier_carries_its_marker(folder: str) -> None:
     assert modules
     unmarked = [str(path.relative_to(ROOT)) for path in modules if TIERS[folder] not in module_marks(path)]
     assert not unmarked, f"without pytest.mark.{TIERS[folder]}: {unmarked}"
+
+
+def test_the_image_and_the_package_carry_every_package() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert not [name for name in sorted(FIRST_PARTY) if f"COPY {name} ./{name}" not in dockerfile]
+    assert not [name for name in sorted(FIRST_PARTY) if f'"{name}*"' not in pyproject]
