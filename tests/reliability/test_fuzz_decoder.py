@@ -30,6 +30,7 @@ from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from atp.decoding import decode_event
+from atp.encoding import event_fields
 from atp.events import (
     TOPIC_TYPES,
     TYPE_NAMES,
@@ -306,7 +307,7 @@ def decode_checked(value: bytes | None, accepted: frozenset[str] | None = None, 
         assert (base64.b64decode(letter["value"]) if value is not None else None) == value
     else:
         assert value is not None and len(value) <= 65_536
-        for text in (getattr(result, name) for name in result.__slots__):  # type: ignore[union-attr]
+        for text in (getattr(result, name) for name, _ in event_fields(type(result))):
             if isinstance(text, str):
                 text.encode()  # no lone surrogate can reach Redis
     return result
@@ -517,7 +518,7 @@ topics = st.none() | st.sampled_from(sorted(TOPIC_TYPES.values(), key=sorted))
 def spelled(draw: st.DrawFn, event_: Event) -> Pairs:
     """``event_`` as key/value pairs in any order, timestamps in any offset, optional nulls either way."""
     pairs: Pairs = [("type", TYPE_NAMES[type(event_)])]
-    for name in event_.__slots__:  # type: ignore[union-attr]
+    for name, _ in event_fields(type(event_)):
         value = getattr(event_, name)
         if value is None:
             if draw(st.booleans()):
