@@ -9,8 +9,6 @@ in its own way, with the bodies of ``availability_api.errors``.
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
 from availability_api.context import Context
@@ -54,7 +52,7 @@ async def batch_answer(
     # Each known item rendered once per cached hash and channel view; joined, they are exactly what
     # orjson makes of {"results": [...], "stale": ...} (compact, no spaces).
     items = []
-    item_view: Any = (_BATCH_ITEM, channel, feeding)
+    item_view = (_BATCH_ITEM, channel, feeding)
     for sku, (fields, memo) in zip(skus, found, strict=True):
         rendered = memo.get(item_view) if fields else None
         if rendered is None:
