@@ -15,7 +15,7 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -47,15 +47,6 @@ pytestmark = [pytest.mark.integration, pytest.mark.reliability]
 
 VALID, INVALID = 6000, 4000
 Message = tuple[Topic, bytes | None, bytes | None]  # role, key, value
-
-
-@pytest.fixture(scope="module")
-def engine(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    running = Engine(kafka_bootstrap, redis_url, tmp_path_factory.mktemp("engine"))
-    running.start_flow()
-    running.start_api()
-    yield running
-    running.stop()
 
 
 def pairs_of(event: Event) -> Pairs:
