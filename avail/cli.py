@@ -8,10 +8,15 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
+if TYPE_CHECKING:
+    from engine_settings import CommonSettings
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+REDIS_HELP = "the engine's Redis URL (AVAIL_REDIS_URL; default: the running avail up's, from .avail/env)"
 
 
 def _flow(args: argparse.Namespace) -> int:
@@ -80,14 +85,17 @@ def _rules_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _common_settings(args: argparse.Namespace) -> CommonSettings:
+    from engine_settings import CommonSettings
+
+    return CommonSettings(**({"redis_url": args.redis} if args.redis else {}))
+
+
 def _rules_preview(args: argparse.Namespace) -> int:
     import json
 
-    import redis
-
+    from avail.reach import engine_redis
     from avail.rules_preview import preview
-    from engine_settings import CommonSettings
-    from projection import Keys
     from rulebook import check_rules
 
     checked = check_rules(args.directory)
@@ -95,10 +103,9 @@ def _rules_preview(args: argparse.Namespace) -> int:
         print(problem, file=sys.stderr)
     if checked.rules is None:
         return 1
-    settings = CommonSettings()
-    client = redis.Redis.from_url(settings.redis_url.get_secret_value(), socket_connect_timeout=5)
+    client, keys = engine_redis(_common_settings(args))
     try:
-        result = preview(client, Keys(settings.redis_prefix), checked.rules, top=args.top)
+        result = preview(client, keys, checked.rules, top=args.top)
     finally:
         client.close()
     if args.json:
@@ -118,17 +125,13 @@ def _rules_schema(args: argparse.Namespace) -> int:
 
 
 def _rebuild(args: argparse.Namespace) -> int:
-    import redis
-
+    from avail.reach import engine_redis
     from avail.rebuild import rebuild
-    from engine_settings import CommonSettings
-    from projection import Keys
 
-    settings = CommonSettings()
-    client = redis.Redis.from_url(settings.redis_url.get_secret_value(), socket_connect_timeout=5)
+    client, keys = engine_redis(_common_settings(args))
     out: list[str] = []
     try:
-        code = rebuild(client, Keys(settings.redis_prefix), None if args.no_wait else args.timeout, out)
+        code = rebuild(client, keys, None if args.no_wait else args.timeout, out)
     finally:
         client.close()
     print("\n".join(out))
@@ -136,13 +139,16 @@ def _rebuild(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
+    from avail.engine_home import home_folder
     from avail.up import up
 
-    return up(demo=args.demo, port=args.port, rate=args.rate, partitions=args.partitions, home=args.home)
+    return up(demo=args.demo, port=args.port, rate=args.rate, partitions=args.partitions,
+              home=args.home or home_folder())
 
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="avail", description="Real-time inventory availability engine.")
+    root.add_argument("--version", action="version", version=f"avail {_version()}")
     commands = root.add_subparsers(dest="command", required=True)
 
     up = commands.add_parser("up", help="broker, Redis, flow and API on this machine")
@@ -150,7 +156,8 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--port", type=int, default=8000, help="API port (default 8000, or a free one if taken)")
     up.add_argument("--rate", type=float, default=500.0, help="demo events per second (default 500)")
     up.add_argument("--partitions", type=int, default=2, help="partitions per inbound topic it creates")
-    up.add_argument("--home", type=Path, default=Path(".avail"), help="logs and recovery store (default .avail)")
+    up.add_argument("--home", type=Path, default=None,
+                    help="lock, addresses, logs and recovery store (AVAIL_HOME, default .avail); one engine per folder")
     up.set_defaults(handler=_up)
 
     flow = commands.add_parser("flow", help="the dataflow alone, against the configured Kafka and Redis")
@@ -179,6 +186,7 @@ def parser() -> argparse.ArgumentParser:
     rebuild.add_argument("--timeout", type=float, default=120.0,
                          help="seconds to wait for every live flow process to confirm (default 120)")
     rebuild.add_argument("--no-wait", action="store_true", help="ask and return at once")
+    rebuild.add_argument("--redis", help=REDIS_HELP)
     rebuild.set_defaults(handler=_rebuild)
 
     rules = commands.add_parser("rules", help="work with a rules directory")
@@ -191,6 +199,7 @@ def parser() -> argparse.ArgumentParser:
     proposed.add_argument("directory", type=Path)
     proposed.add_argument("--top", type=int, default=10, help="largest changes listed per channel (default 10)")
     proposed.add_argument("--json", action="store_true", help="machine-readable, with every change")
+    proposed.add_argument("--redis", help=REDIS_HELP)
     proposed.set_defaults(handler=_rules_preview)
     schema = rules_commands.add_parser("schema", help="print the JSON Schema of a rules file (for editors)")
     schema.set_defaults(handler=_rules_schema)
@@ -201,13 +210,32 @@ def parser() -> argparse.ArgumentParser:
     return root
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("avail")
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    from avail.engine_home import home_folder, use_addresses
+    from avail.reach import Unreachable
+
     logging.basicConfig(level=os.environ.get("AVAIL_LOG_LEVEL", "INFO"), format=LOG_FORMAT)
     args = parser().parse_args(argv)
+    if args.command != "up":
+        use_addresses(home_folder())  # a running `avail up` in this folder: its broker and Redis
     try:
         return int(args.handler(args))
     except ValidationError as exc:
         print(f"avail: invalid configuration:\n{exc}", file=sys.stderr)
         return 2
+    except Unreachable as exc:
+        command = " ".join(filter(None, (args.command, getattr(args, "rules_command", None),
+                                         getattr(args, "dlq_command", None))))
+        print(f"avail {command}: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130

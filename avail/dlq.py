@@ -39,6 +39,7 @@ import orjson
 from atp.decoding import decode_event
 from atp.events import TOPIC_TYPES, TYPE_NAMES, Event, Topic
 from atp.rejections import Rejection
+from avail.reach import BROKER_TIMEOUT_S, Unreachable, kafka_client_config
 from engine_settings import FlowSettings
 
 UNREADABLE = "(unreadable)"
@@ -211,14 +212,15 @@ def read_recent(bootstrap: str, topic: str, limit: int, idle_s: float = 1.5,
     """The newest ``limit`` records of ``topic``, oldest first."""
     from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "avail-dlq-cli", "enable.auto.commit": False,
+    consumer = Consumer({**kafka_client_config(bootstrap), "group.id": "avail-dlq-cli", "enable.auto.commit": False,
                          "enable.partition.eof": True, "fetch.wait.max.ms": 100})
     records: list[DeadLetterRecord] = []
     try:
         try:
-            described = consumer.list_topics(topic, timeout=10).topics.get(topic)
+            described = consumer.list_topics(topic, timeout=BROKER_TIMEOUT_S).topics.get(topic)
         except KafkaException as exc:
-            raise DlqError(f"cannot reach the broker at {bootstrap}: {exc}") from exc
+            raise Unreachable(f"the broker at {bootstrap} does not answer ({exc.args[0].str()}); set "
+                              "AVAIL_KAFKA_BOOTSTRAP or --bootstrap, or start the engine (avail up)") from exc
         if described is None or described.error is not None or not described.partitions:
             raise DlqError(f"topic {topic!r} not found at {bootstrap}")
         starts = []
@@ -259,7 +261,7 @@ def publish(bootstrap: str, items: Sequence[Republish], timeout_s: float = 30.0)
                 failures.append(f"line {item.line}: not delivered: {error}")
         return report
 
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+    producer = Producer({**kafka_client_config(bootstrap), "linger.ms": 5})
     for item in items:
         producer.produce(item.topic, item.value, item.event.sku.encode(), on_delivery=delivered(item))
         producer.poll(0)

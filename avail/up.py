@@ -21,6 +21,7 @@ from pathlib import Path
 
 import orjson
 
+from avail.engine_home import HeldHome, HomeInUse, hold
 from engine_settings import FlowSettings
 from local_servers import LOOPBACK, LocalServer, create_topics, free_port, start_redis, start_tansu
 from rulebook import RulesError, load_rules
@@ -38,11 +39,12 @@ def _port_is_free(port: int) -> bool:
     return True
 
 
-def _spawn(args: list[str], env: dict[str, str], log_path: Path) -> LocalServer:
+def _spawn(args: list[str], env: dict[str, str], log_path: Path, home: HeldHome) -> LocalServer:
     with log_path.open("ab") as log:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "avail", *args], env=env, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
+            pass_fds=(home.fd,),  # the home stays locked while a child lives, even if this process is killed
         )
     return LocalServer(args[0], 0, process, log_path, signal.SIGTERM)
 
@@ -62,7 +64,16 @@ def _wait_healthy(url: str, api: LocalServer, timeout: float = 30.0) -> None:
 
 def up(*, demo: bool, port: int, rate: float, partitions: int, home: Path) -> int:
     """Runs until interrupted; returns the exit code."""
-    home.mkdir(parents=True, exist_ok=True)
+    try:
+        with hold(home) as held:
+            return _up(held, demo=demo, port=port, rate=rate, partitions=partitions)
+    except HomeInUse as exc:
+        print(f"avail up: {exc}", file=sys.stderr)
+        return 1
+
+
+def _up(held: HeldHome, *, demo: bool, port: int, rate: float, partitions: int) -> int:
+    home = held.path
     logs = home / "logs"
     logs.mkdir(exist_ok=True)
     started: list[LocalServer] = []
@@ -107,12 +118,16 @@ def up(*, demo: bool, port: int, rate: float, partitions: int, home: Path) -> in
             "AVAIL_RECOVERY_DIR": str(recovery.resolve()), "AVAIL_API_KEYS": api_keys,
             "AVAIL_RULES_DIR": str(configured.rules_dir.resolve()),
         }
-        flow = _spawn(["flow"], env, logs / "flow.log")
+        flow = _spawn(["flow"], env, logs / "flow.log", held)
         started.append(flow)
-        api = _spawn(["api", "--host", LOOPBACK, "--port", str(port)], env, logs / "api.log")
+        api = _spawn(["api", "--host", LOOPBACK, "--port", str(port)], env, logs / "api.log", held)
         started.append(api)
         url = f"http://{LOOPBACK}:{port}"
         _wait_healthy(url, api)
+        addresses = {"AVAIL_KAFKA_BOOTSTRAP": bootstrap, "AVAIL_REDIS_URL": redis_url,
+                     "AVAIL_REDIS_PREFIX": configured.redis_prefix, "AVAIL_API_URL": url}
+        held.describe(api=url)
+        env_file = held.write_addresses(addresses)
         example_sku = "<sku>"
         if demo:
             from demo_retailer import DemoRetailer, run_demo
@@ -125,7 +140,7 @@ def up(*, demo: bool, port: int, rate: float, partitions: int, home: Path) -> in
                         "rate": rate, "stop": stop_demo, "retailer": retailer},
             )
             demo_thread.start()
-        _banner(url, key, bootstrap, redis_url, rules.version, demo, rate, logs, example_sku)
+        _banner(url, key, addresses, env_file, rules.version, demo, rate, logs, example_sku)
         return _supervise([flow, api])
     except KeyboardInterrupt:
         return 0
@@ -151,15 +166,18 @@ def _supervise(children: list[LocalServer]) -> int:
     return 0
 
 
-def _banner(url: str, key: str | None, bootstrap: str, redis_url: str, rules_version: str,
+def _banner(url: str, key: str | None, addresses: dict[str, str], env_file: Path, rules_version: str,
             demo: bool, rate: float, logs: Path, example_sku: str) -> None:
     shown_key = key if key is not None else "<a key from AVAIL_API_KEYS>"
     lines = [
         "",
         f"avail is up: API {url}  (docs {url}/docs)",
         f"  API key (admin, development only): {shown_key}",
-        f"  broker {bootstrap}   redis {redis_url}   rules {rules_version}",
+        f"  broker {addresses['AVAIL_KAFKA_BOOTSTRAP']}   redis {addresses['AVAIL_REDIS_URL']}   rules {rules_version}",
         f"  demo feed: {f'{rate:.0f} events/s' if demo else 'off (use --demo)'}   logs: {logs}/",
+        "",
+        f"Other avail commands run in this folder use these addresses ({env_file}); elsewhere:",
+        *(f"  export {name}={value}" for name, value in addresses.items()),
         "",
         "Try:",
         f"  curl -s -H 'X-API-Key: {shown_key}' '{url}/v1/channels/web/snapshot?limit=5'",
