@@ -19,6 +19,7 @@ from types import FrameType
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 from pydantic import ValidationError
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -162,8 +163,11 @@ def create_app(settings: ApiSettings) -> FastAPI:
             await blocking_redis.aclose()
             await redis.aclose()
 
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from this process (/static-offline-docs), never from a CDN.
+    # validatorUrl off: Swagger UI would otherwise ask validator.swagger.io about the spec.
+    app = FastAPIOffline(
         title="Availability API", version="1", description=_DESCRIPTION, openapi_tags=_TAGS, lifespan=lifespan,
+        swagger_ui_parameters={"validatorUrl": None},
     )
     install_error_handlers(app)
     app.include_router(router)

@@ -2,6 +2,8 @@
 
 import asyncio
 import logging
+import re
+from html.parser import HTMLParser
 from typing import Any
 
 import httpx
@@ -145,3 +147,32 @@ class TestOpenApi:
         for (method, path) in self.ROUTES:
             secured = "security" in spec["paths"][path][method]
             assert secured == (path not in ("/healthz", "/readyz")), path
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.urls += [value for name, value in attrs if name in ("src", "href") and value]
+
+
+class TestDocumentationPagesNeedNoNetwork:
+    @pytest.mark.parametrize("page", ["/docs", "/redoc"])
+    def test_every_asset_comes_from_the_api_itself(self, app: FastAPI, page: str) -> None:
+        html = call(app, "GET", page, key=None)
+        assert html.status_code == 200
+        links = _Links()
+        links.feed(html.text)
+        assert links.urls, html.text
+        scripts = re.findall(r"(?:https?:)?//[^\s'\"<>)]+", html.text)
+        assert not scripts, f"{page} loads from outside: {scripts}"
+        for url in links.urls:
+            assert url.startswith("/"), url
+            asset = call(app, "GET", url, key=None)
+            assert asset.status_code == 200 and len(asset.content) > 1000, url
+
+    def test_swagger_ui_asks_no_online_validator(self, app: FastAPI) -> None:
+        page = call(app, "GET", "/docs", key=None).text
+        assert re.search(r"\"?validatorUrl\"?: null", page), page
