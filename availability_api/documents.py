@@ -67,7 +67,7 @@ def batch_item(
 
 def snapshot_page(
     channel: str, rules_version: str, skus: list[str], values: list[str | None], next_cursor: str | None,
-    delta_cursor: str | None = None,
+    delta_cursor: str | None = None, pending_deltas: int = 0,
 ) -> Document:
     return {
         "channel": channel,
@@ -77,6 +77,7 @@ def snapshot_page(
         ],
         "next_cursor": next_cursor,
         "delta_cursor": delta_cursor,
+        "pending_deltas": pending_deltas,
     }
 
 

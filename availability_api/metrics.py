@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from availability_api.read_cache import ReadCache
+from projection import FEED_BACKLOG_PREFIX
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _EVENT_STATUSES = ("applied", "duplicate")
@@ -55,6 +56,14 @@ class FlowStatsCollector(Collector):
             if field.startswith(_REJECTED_PREFIX):
                 rejected.add_metric([field.removeprefix(_REJECTED_PREFIX)], _number(value))
         yield rejected
+        backlog = GaugeMetricFamily(
+            "avail_feed_backlog", "SKUs whose delta waits in the channel's throttle (the feed trails by these)",
+            labels=["channel"],
+        )
+        for field, value in sorted(stats.items()):
+            if field.startswith(FEED_BACKLOG_PREFIX):
+                backlog.add_metric([field.removeprefix(FEED_BACKLOG_PREFIX)], _number(value))
+        yield backlog
         yield CounterMetricFamily(
             "avail_flow_undeclared_node_events", "events about nodes the rules do not declare",
             value=_number(stats.get("undeclared_node_events")),

@@ -17,7 +17,7 @@ import orjson
 from redis import exceptions as redis_errors
 
 from availability_api.types import RedisClient
-from projection import Keys
+from projection import CHANNEL_PREFIX, Keys, backlog_field
 
 
 async def _wait(pending: Awaitable[Any] | Any) -> Any:
@@ -32,18 +32,23 @@ async def read_rules(redis: RedisClient, keys: Keys) -> str | None:
 class Page:
     skus: list[str]
     values: list[str | None]
+    """Each SKU's live shown quantity for the channel (None: never computed for it, 0)."""
     last: str | None
     """The SKU to continue after, or None when this page ends the channel."""
     feed_seq: int | None = None
     """On the first page only: the channel's last delta seq, read before any SKU value."""
+    backlog: int = 0
+    """SKUs waiting in the channel's throttle when the page was read: the feed trails the values by these."""
 
 
 async def read_channel_page(redis: RedisClient, keys: Keys, channel: str, after: str | None, limit: int) -> Page:
-    """Up to ``limit`` SKUs in byte order after ``after`` with their published quantity (two round trips).
+    """Up to ``limit`` SKUs in byte order after ``after`` with their live shown quantity (two round trips).
 
-    Values come from the feed's published hash, so they are exactly what the feed has sent.
-    On the first page (``after`` None) the feed's seq is read first, in the same round
-    trip as the SKUs: every value read after it already reflects every delta up to it.
+    On the first page (``after`` None) the feed's seq is read first, in the same round trip
+    as the SKUs, and every value after it: a value is never older than the feed up to that
+    seq, and the feed after it brings every later change (the throttle always publishes a
+    SKU's newest value in the end), so snapshot + feed from the seq ends at the current
+    numbers. A delta the snapshot already reflects sets the same number again.
     """
     start = "(" + after if after is not None else "-"
     pipe = redis.pipeline(transaction=False)
@@ -54,8 +59,14 @@ async def read_channel_page(redis: RedisClient, keys: Keys, channel: str, after:
     feed_seq = int(answers[0] or 0) if after is None else None
     found = cast(list[str], answers[-1])
     skus, more = found[:limit], len(found) > limit
-    values = cast(list[str | None], await _wait(redis.hmget(keys.published(channel), skus))) if skus else []
-    return Page(skus, values, skus[-1] if more else None, feed_seq)
+    pipe = redis.pipeline(transaction=False)
+    shown = CHANNEL_PREFIX + channel
+    for sku in skus:
+        pipe.hget(keys.sku(sku), shown)
+    pipe.hget(keys.stats, backlog_field(channel))
+    values = cast(list[str | None], await pipe.execute())
+    backlog = values.pop()
+    return Page(skus, values, skus[-1] if more else None, feed_seq, int(backlog or 0))
 
 
 FeedEntry = tuple[str, dict[str, str]]

@@ -133,7 +133,7 @@ async def get_availability(sku: SkuPath, call: Authenticated, channel: ChannelQu
 
 @router.get(
     "/v1/channels/{channel:path}/snapshot", tags=["channels"], response_model=ChannelSnapshot,
-    summary="Every SKU's published quantity for one channel, paged: the start of the delta feed",
+    summary="Every SKU's shown quantity for one channel, paged: the start of the delta feed",
     description=(
         "Pages through every known SKU in byte order. Pass `next_cursor` back as `cursor` until it is null; "
         "each SKU appears exactly once. SKUs added while paging show up if they sort after the cursor.\n\n"
@@ -141,8 +141,10 @@ async def get_availability(sku: SkuPath, call: Authenticated, channel: ChannelQu
         "`delta_cursor` (the same on every page). This snapshot plus the feed from there "
         "(`GET /v1/channels/{channel}/deltas?after=<delta_cursor>`) gives the current numbers, with no gap "
         "and no locks: a delta the snapshot already reflects is sent again and sets the same number. The "
-        "quantities are the feed's published ones, so they can lag the single-SKU route by the channel's "
-        "throttle (`publish` rules). Needs `read`, `admin` or `read:<channel>`." + _FRESHNESS_DOC
+        "quantities are the live ones, as the single-SKU route shows them, even for SKUs whose delta still "
+        "waits in the channel's throttle (`publish` rules): a bootstrap never shows less than there is. "
+        "`pending_deltas` counts those SKUs; the feed catches up at the channel's `max_per_second`. "
+        "Needs `read`, `admin` or `read:<channel>`." + _FRESHNESS_DOC
     ),
     responses=_FRESH_200 | error_responses(401, 403, 404, 422, 429, 503, overrides={404: NO_ROUTE_404}),
 )
@@ -159,7 +161,7 @@ async def get_snapshot(
     page = await queries.read_channel_page(ctx.redis, ctx.keys, channel, after, limit)
     delta_seq = continued.delta_seq if continued is not None else page.feed_seq or 0
     next_cursor = encode_snapshot_cursor(SnapshotCursor(delta_seq, page.last)) if page.last is not None else None
-    document = snapshot_page(channel, view.version, page.skus, page.values, next_cursor, str(delta_seq))
+    document = snapshot_page(channel, view.version, page.skus, page.values, next_cursor, str(delta_seq), page.backlog)
     return availability_response(document, ctx.freshness.current())
 
 

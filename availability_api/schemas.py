@@ -102,12 +102,13 @@ class SnapshotItem(BaseModel):
 
 
 class ChannelSnapshot(Staleness):
-    """One page of every SKU's published quantity for a channel, in SKU byte order."""
+    """One page of every SKU's shown quantity for a channel, in SKU byte order."""
 
     model_config = ConfigDict(json_schema_extra={"examples": [{
         "channel": "web", "rules_version": "3f9c2a1b",
         "items": [{"sku": "HDMI-2M", "available": 40}, {"sku": "TV-55", "available": 7}],
-        "next_cursor": "1042.VFYtNTU", "delta_cursor": "1042", "stale": True, "stale_reason": "lagging",
+        "next_cursor": "1042.VFYtNTU", "delta_cursor": "1042", "pending_deltas": 0, "stale": True,
+        "stale_reason": "lagging",
     }]})
 
     channel: str
@@ -117,6 +118,11 @@ class ChannelSnapshot(Staleness):
     delta_cursor: str = Field(
         description="the feed seq this snapshot starts from, the same on every page: follow the delta feed "
         "with GET /v1/channels/{channel}/deltas?after=<delta_cursor>",
+    )
+    pending_deltas: int = Field(
+        description="SKUs whose change still waits in the channel's throttle when this page was read: the feed "
+        "trails the live numbers by these (they are already in this snapshot); it drains at the channel's "
+        "publish.max_per_second",
     )
 
 

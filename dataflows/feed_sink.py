@@ -31,8 +31,8 @@ import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import KafkaError, Producer
 
-from dataflows.messages import Release
-from projection import Keys, format_as_of
+from dataflows.messages import Backlog, FeedItem, Release
+from projection import Keys, backlog_field, format_as_of
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class _Acks:
         return moved
 
 
-class _FeedPartition(StatelessSinkPartition[Release]):
+class _FeedPartition(StatelessSinkPartition[FeedItem]):
     def __init__(self, client: redis.Redis, producer: Producer, keys: Keys, topic_prefix: str, retention: int) -> None:
         self.client, self.producer, self.keys = client, producer, keys
         self.topic_prefix, self.retention = topic_prefix, retention
@@ -140,10 +140,14 @@ class _FeedPartition(StatelessSinkPartition[Release]):
         self.failed: list[KafkaError] = []  # deliveries of a catch-up, which waits for them
         self.caught_up: set[str] = set()
 
-    def write_batch(self, items: list[Release]) -> None:
+    def write_batch(self, items: list[FeedItem]) -> None:
         by_channel: dict[str, list[Release]] = {}
-        for release in items:
-            by_channel.setdefault(release.delta.channel, []).append(release)
+        backlogs: dict[str, int] = {}
+        for item in items:
+            if isinstance(item, Backlog):
+                backlogs[item.channel] = item.pending  # the latest wins
+            else:
+                by_channel.setdefault(item.delta.channel, []).append(item)
         self.producer.poll(0)  # delivery callbacks of earlier batches
         settled = self.acks.settled()
         backoff = 0.05
@@ -151,7 +155,7 @@ class _FeedPartition(StatelessSinkPartition[Release]):
             try:
                 for channel in by_channel.keys() - self.caught_up:
                     self._catch_up(channel)
-                accepted = self._publish(by_channel, settled)
+                accepted = self._publish(by_channel, settled, backlogs)
                 break
             except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
                 log.warning("feed publish failed (%s); retrying in %.2f s", exc, backoff)
@@ -211,15 +215,18 @@ class _FeedPartition(StatelessSinkPartition[Release]):
                     channel, repeated, int(delivered_raw))
         self.caught_up.add(channel)
 
-    def _publish(self, by_channel: dict[str, list[Release]], settled: dict[str, int]) -> dict[str, list[bytes]]:
+    def _publish(self, by_channel: dict[str, list[Release]], settled: dict[str, int],
+                 backlogs: dict[str, int]) -> dict[str, list[bytes]]:
         pipe = self.client.pipeline(transaction=False)
+        if backlogs:
+            pipe.hset(self.keys.stats, mapping={backlog_field(channel): n for channel, n in backlogs.items()})
         for channel, releases in by_channel.items():
             keys = [self.keys.feed(channel), self.keys.feed_seq(channel), self.keys.published(channel)]
             args = publish_arguments(self.retention, channel, releases, seq_origin())
             self.publish(keys=keys, args=args, client=pipe)
         for channel, seq in settled.items():  # recorded with this batch: no round trip of its own
             pipe.set(self.keys.feed_kafka(channel), seq)
-        results = pipe.execute()
+        results = pipe.execute()[1 if backlogs else 0:]
         return dict(zip(by_channel, cast(list[list[bytes]], results[:len(by_channel)]), strict=True))
 
     def _catch_up_delivered(self, error: KafkaError | None, _message: object) -> None:
@@ -235,7 +242,7 @@ class _FeedPartition(StatelessSinkPartition[Release]):
         self.client.close()
 
 
-class FeedSink(DynamicSink[Release]):
+class FeedSink(DynamicSink[FeedItem]):
     def __init__(self, redis_url: str, keys: Keys, bootstrap: str, topic_prefix: str, retention: int,
                  linger_ms: int = 5) -> None:
         self.redis_url, self.keys, self.bootstrap = redis_url, keys, bootstrap

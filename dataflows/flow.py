@@ -26,7 +26,7 @@ from dataflows import kafka_io
 from dataflows.feed_sink import FeedSink
 from dataflows.heartbeat import HeartbeatSource
 from dataflows.kafka_io import DecodedBatch
-from dataflows.messages import ChannelDelta, Counts, DeadLetter, Heartbeat, Release
+from dataflows.messages import ChannelDelta, Counts, DeadLetter, FeedItem, Heartbeat
 from dataflows.redis_sink import RedisSink, SinkItem
 from dataflows.rules_reload import ActiveRules, RulesChanged, RulesWatcher, startup_rules
 from dataflows.shard_key import RECOVERY_FORMAT
@@ -54,7 +54,7 @@ class FlowEdges:
     store_rebuilds: Source[tuple[str, Rebuild]]
     heartbeats: Source[Heartbeat]
     redis: Sink[SinkItem]
-    feed: Sink[Release]
+    feed: Sink[FeedItem]
     dead_letters: Sink[KafkaSinkMessage[bytes | None, bytes | None]]
 
 
@@ -97,7 +97,7 @@ def build_flow(
     # (channel, [ChannelDelta])
     released = op.key_rm("unkey_feed", op.stateful_batch(
         "throttle", by_channel, throttle_builder(active, settings.feed_window_margin_ms, state_log)))
-    # Release
+    # Release | Backlog
     op.output("feed", released, edges.feed)
     letters = op.merge("dead_letters", op.flat_map("invalid", polls, _invalid),
                        op.flat_map("late", applied, _late))

@@ -126,3 +126,14 @@ class Release:
 
     delta: ChannelDelta
     released_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """How many SKUs wait in a channel's throttle, after its latest release round."""
+
+    channel: str
+    pending: int
+
+
+FeedItem = Release | Backlog

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from bytewax.operators import StatefulBatchLogic
 
-from dataflows.messages import ChannelDelta, Release
+from dataflows.messages import Backlog, ChannelDelta, FeedItem, Release
 from dataflows.rules_reload import ActiveRules
 from dataflows.state_log import LogPosition, ShardLog, StateLog
 
@@ -123,8 +123,12 @@ def log_stem(channel: str) -> str:
     return "throttle-" + hashlib.sha256(channel.encode()).hexdigest()[:16]
 
 
-class ThrottleLogic(StatefulBatchLogic[list[ChannelDelta], Release, LogPosition | None]):
-    """One channel's throttle; each item is one shard activation's deltas for the channel."""
+class ThrottleLogic(StatefulBatchLogic[list[ChannelDelta], FeedItem, LogPosition | None]):
+    """One channel's throttle; each item is one shard activation's deltas for the channel.
+
+    Besides the releases it emits a ``Backlog`` whenever the number of waiting SKUs changed,
+    so operators and adapters can see how far the feed trails the live numbers.
+    """
 
     def __init__(self, active: ActiveRules, margin_us: int, resume: LogPosition | None,
                  log: StateLog | None = None) -> None:
@@ -134,6 +138,7 @@ class ThrottleLogic(StatefulBatchLogic[list[ChannelDelta], Release, LogPosition 
         self.channel_log: ShardLog | None = None
         self.throttle = Throttle()
         self.channel = ""
+        self.reported: int | None = None  # the backlog last emitted
         if resume is not None:
             if log is None:
                 raise ValueError("a snapshot names a state log, but the flow was given none")
@@ -142,16 +147,24 @@ class ThrottleLogic(StatefulBatchLogic[list[ChannelDelta], Release, LogPosition 
             self.throttle = Throttle.restore(records)
             self.channel = records[-1][0] if records else ""
 
-    def on_batch(self, values: list[list[ChannelDelta]]) -> tuple[Iterable[Release], bool]:
+    def on_batch(self, values: list[list[ChannelDelta]]) -> tuple[Iterable[FeedItem], bool]:
         offer = self.throttle.offer
         for deltas in values:
             for delta in deltas:
                 self.channel = delta.channel
                 offer(delta)
-        return self._release(), StatefulBatchLogic.RETAIN
+        return self._release_and_report(), StatefulBatchLogic.RETAIN
 
-    def on_notify(self) -> tuple[Iterable[Release], bool]:
-        return self._release(), StatefulBatchLogic.RETAIN
+    def on_notify(self) -> tuple[Iterable[FeedItem], bool]:
+        return self._release_and_report(), StatefulBatchLogic.RETAIN
+
+    def _release_and_report(self) -> list[FeedItem]:
+        out: list[FeedItem] = list(self._release())
+        pending = len(self.throttle.pending)
+        if pending != self.reported and self.channel:
+            self.reported = pending
+            out.append(Backlog(self.channel, pending))
+        return out
 
     def notify_at(self) -> datetime | None:
         at = self.throttle.next_at

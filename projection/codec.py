@@ -13,6 +13,11 @@ UNSOURCED_PREFIX = "u:"
 VERSION = "v"
 AS_OF = "a"
 RULES_VERSION = "r"
+FEED_BACKLOG_PREFIX = "feed_backlog:"  # a field of Keys.stats per channel
+
+
+def backlog_field(channel: str) -> str:
+    return FEED_BACKLOG_PREFIX + channel
 
 
 def encode_position(position: NodePosition) -> str:

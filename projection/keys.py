@@ -16,8 +16,9 @@ Per channel, the delta feed (contract section 5)::
                                 field t = µs when the throttle released it; trimmed to about
                                 AVAIL_FEED_RETENTION entries (oldest first)
     {prefix}:feedseq:{CHANNEL}  integer: the last seq given out (0 or absent: none yet)
-    {prefix}:pub:{CHANNEL}      hash sku -> the last published quantity (absent: 0); the channel
-                                snapshot reads this, so snapshot + feed from its cursor is exact
+    {prefix}:pub:{CHANNEL}      hash sku -> the last published quantity (absent: 0): a delta's
+                                ``previous``, and how the feed drops a repeat (the channel snapshot
+                                reads the live c:<channel> fields instead)
     {prefix}:feedkafka:{CHANNEL}  the last seq delivered to the channel's Kafka topic; on start the
                                 flow re-produces the stream entries after it (a crash between the
                                 Redis publish and the Kafka flush loses nothing from the topic)
@@ -30,7 +31,8 @@ Engine-wide::
     {prefix}:rules:source   JSON {"version", "sources": {file: text}}: what every flow process runs
     {prefix}:rules:error    JSON of the last refused change (absent when the newest change loaded)
     {prefix}:stats          hash of counters: applied, duplicate, rejected:<code>,
-                            undeclared_node_events, writes
+                            undeclared_node_events, writes; and feed_backlog:<channel>, the SKUs
+                            waiting in that channel's throttle after its latest release round
     {prefix}:heartbeat      hash worker -> µs of its last heartbeat (about once a second)
     {prefix}:progress       hash applied:<worker> -> µs when that worker last wrote applied events,
                             event:<worker> -> the newest as_of (µs) in that write (staleness)

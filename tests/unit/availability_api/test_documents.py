@@ -94,7 +94,7 @@ class TestSnapshotPage:
         page = snapshot_page("web", "v1", ["A", "B"], ["4", None], "Qg")
         assert page == {"channel": "web", "rules_version": "v1",
                         "items": [{"sku": "A", "available": 4}, {"sku": "B", "available": 0}],
-                        "next_cursor": "Qg", "delta_cursor": None}
+                        "next_cursor": "Qg", "delta_cursor": None, "pending_deltas": 0}
 
 
 class TestCursor:

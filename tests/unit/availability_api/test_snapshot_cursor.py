@@ -42,7 +42,7 @@ class TestSnapshotCursor:
 
 class TestSnapshotPage:
     def test_carries_the_delta_cursor(self) -> None:
-        page = snapshot_page("web", "v1", ["A", "B"], ["4", None], "7.Qg", "7")
+        page = snapshot_page("web", "v1", ["A", "B"], ["4", None], "7.Qg", "7", 12)
         assert page == {"channel": "web", "rules_version": "v1",
                         "items": [{"sku": "A", "available": 4}, {"sku": "B", "available": 0}],
-                        "next_cursor": "7.Qg", "delta_cursor": "7"}
+                        "next_cursor": "7.Qg", "delta_cursor": "7", "pending_deltas": 12}

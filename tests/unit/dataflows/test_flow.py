@@ -24,7 +24,7 @@ from atp.events import Event, Pick, Receipt, Reserve, Sale, Topic, TransferShipp
 from atp.rules import RuleSet
 from dataflows.flow import FlowEdges, build_flow
 from dataflows.kafka_io import Decoder
-from dataflows.messages import Counts, Release, SkuWrite
+from dataflows.messages import Backlog, Counts, FeedItem, Release, SkuWrite
 from dataflows.redis_sink import SinkItem
 from dataflows.rules_reload import ActiveRules
 from dataflows.shards import Applied
@@ -67,7 +67,7 @@ def event_message(event: Event, offset: int) -> Message:
 @dataclass
 class Outputs:
     redis: list[SinkItem] = field(default_factory=list)
-    feed: list[Release] = field(default_factory=list)
+    feed: list[FeedItem] = field(default_factory=list)
     dead_letters: list[KafkaSinkMessage[bytes | None, bytes | None]] = field(default_factory=list)
 
     def writes(self) -> list[SkuWrite]:
@@ -128,8 +128,10 @@ class TestFlowWiring:
                         [event_message(e, i + 2) for i, e in enumerate(events[2:])]])
         assert out.channels() == {"TV-55": {"web": 13, "amazon": 5}, "PHN-1": {"web": 5, "amazon": 2}}
         assert out.positions()["TV-55"] == {"dc-east": (10, 0, 0, 0, 0, 10), "store-001": (3, 0, 0, 0, 0, 3)}
-        published = {(r.delta.channel, r.delta.sku): r.delta.available for r in out.feed}
+        published = {(r.delta.channel, r.delta.sku): r.delta.available for r in out.feed if isinstance(r, Release)}
         assert published[("web", "PHN-1")] == 5
+        # no publish limits: nothing waits once each round is released
+        assert {item.pending for item in out.feed if isinstance(item, Backlog)} <= {0}
         assert out.dead_letters == []
 
     def test_bad_messages_become_dead_letters_with_a_reason_and_are_counted(self) -> None:

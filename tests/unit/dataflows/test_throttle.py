@@ -5,8 +5,10 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from dataflows.messages import ChannelDelta
-from dataflows.throttle import SECOND, Throttle
+from dataflows.messages import Backlog, ChannelDelta, Release
+from dataflows.rules_reload import ActiveRules
+from dataflows.throttle import SECOND, Throttle, ThrottleLogic
+from rulebook import check_sources
 
 MS = 1000
 
@@ -126,3 +128,31 @@ class TestThrottleLog:
         restored = Throttle.restore([throttle.take_record("amazon", SECOND + 100 * MS, 300 * MS)])
 
         assert restored.last_released == {"new": SECOND} and restored.pending == {}
+
+
+LIMITED = """\
+nodes:
+  - {id: dc-east, type: dc}
+channels:
+  amazon:
+    nodes: {types: [dc]}
+    publish: {max_per_second: 2}
+"""
+
+
+class TestBacklogReport:
+    def test_the_logic_reports_how_many_skus_wait_whenever_it_changes(self) -> None:
+        rules = check_sources({"rules.yaml": LIMITED}).rules
+        assert rules is not None
+        logic = ThrottleLogic(ActiveRules(rules), 0, None)
+        out, _ = logic.on_batch([[delta(f"s{i}", i) for i in range(5)]])
+        assert [item for item in out if isinstance(item, Backlog)] == [Backlog("amazon", 3)]
+        assert sum(isinstance(item, Release) for item in out) == 2
+        out, _ = logic.on_notify()  # within the same second: nothing released, nothing changed
+        assert list(out) == []
+        logic.throttle.window.clear()  # the second has passed
+        out, _ = logic.on_notify()
+        assert [item for item in out if isinstance(item, Backlog)] == [Backlog("amazon", 1)]
+        logic.throttle.window.clear()
+        out, _ = logic.on_notify()
+        assert [item for item in out if isinstance(item, Backlog)] == [Backlog("amazon", 0)]
