@@ -50,7 +50,8 @@ _DESCRIPTION = """\
 Channel and node availability (ATP) of every SKU, as computed by the availability engine.
 
 Every route but `/healthz`, `/readyz` and this documentation (`/docs`, `/redoc`,
-`/openapi.json`: no data in them) needs an API key in the `X-API-Key` header. A key
+`/openapi.json`: no data in them) needs an API key in the `X-API-Key` header (or as
+`Authorization: Bearer <key>`, e.g. for a Prometheus scrape). A key
 carries scopes: `read` (every channel), `read:<channel>` (that channel only: pass
 `channel=<channel>`), `admin` (everything). A missing or unknown key answers 401, a key
 without the scope 403. Each key may make AVAIL_RATE_LIMIT_PER_S requests a second per

@@ -7,7 +7,7 @@ from typing import Annotated, Any, cast
 
 import orjson
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Security
-from fastapi.security import APIKeyHeader
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response, StreamingResponse
 
 from availability_api import queries, reads, sse
@@ -30,6 +30,11 @@ _api_key_header = APIKeyHeader(
     name="X-API-Key", scheme_name="ApiKey", auto_error=False,
     description="An API key from AVAIL_API_KEYS. Scopes: read (every channel), read:<channel>, admin.",
 )
+_bearer = HTTPBearer(
+    scheme_name="BearerKey", auto_error=False,
+    description="The same API key as `Authorization: Bearer <key>`, for clients that can only send that "
+    "(a Prometheus scrape: `authorization: {type: Bearer, credentials: <key>}`).",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,10 +45,14 @@ class Call:
     ctx: Context
 
 
-async def authenticate(request: Request, key: Annotated[str | None, Security(_api_key_header)]) -> Call:
-    # One dependency (plus the header scheme, which documents X-API-Key) keeps per-request
+async def authenticate(
+    request: Request, key: Annotated[str | None, Security(_api_key_header)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> Call:
+    # One dependency (plus the header schemes, which document X-API-Key and Bearer) keeps per-request
     # dependency solving cheap: it is most of the framework's cost on the hot path.
     ctx = cast(Context, request.app.state.context)
+    key = key or (bearer.credentials if bearer is not None else None)
     if ctx.keyring is None:
         return Call(ANONYMOUS_ADMIN, ctx)
     if not key:

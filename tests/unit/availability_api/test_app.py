@@ -32,14 +32,16 @@ def app() -> FastAPI:
     return create_app(settings())
 
 
-def call(app: FastAPI, method: str, path: str, key: str | None = KEY) -> httpx.Response:
+def call(app: FastAPI, method: str, path: str, key: str | None = KEY,
+         headers: dict[str, str] | None = None) -> httpx.Response:
     """One request in process, with the app's lifespan around it (Starlette's TestClient wants httpx2)."""
 
     async def main() -> httpx.Response:
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://unit") as client:
-                return await client.request(method, path, headers={"X-API-Key": key} if key else {})
+                sent = ({"X-API-Key": key} if key else {}) | (headers or {})
+                return await client.request(method, path, headers=sent)
 
     return asyncio.run(main())
 
@@ -176,3 +178,12 @@ class TestDocumentationPagesNeedNoNetwork:
     def test_swagger_ui_asks_no_online_validator(self, app: FastAPI) -> None:
         page = call(app, "GET", "/docs", key=None).text
         assert re.search(r"\"?validatorUrl\"?: null", page), page
+
+
+class TestPrometheusScrapes:
+    def test_metrics_take_the_key_as_a_bearer_token(self, app: FastAPI) -> None:
+        scraped = call(app, "GET", "/metrics", key=None, headers={"Authorization": f"Bearer {KEY}"})
+        assert scraped.status_code == 200 and "avail_api_requests_total" in scraped.text
+        wrong = call(app, "GET", "/metrics", key=None, headers={"Authorization": "Bearer not-a-key-0123456789"})
+        assert wrong.status_code == 401
+        assert call(app, "GET", "/metrics", key=None).status_code == 401

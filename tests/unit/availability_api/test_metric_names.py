@@ -1,0 +1,30 @@
+"""Every metric the README and docs/ name is one /metrics exports, spelled as Prometheus sees it."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from availability_api.metrics import ApiMetrics
+
+ROOT = Path(__file__).resolve().parents[3]
+MENTION = re.compile(r"(?<![\w.])(avail_[a-z_]+)(?=[`{ ])")
+STATS = {"applied": "3", "duplicate": "1", "rejected:not_json": "2", "feed_backlog:web": "5", "writes": "4",
+         "undeclared_node_events": "0", "rules_reloaded": "1", "rules_reload_failed": "0", "rebuilds": "0",
+         "lost_sku_writes": "0"}
+
+
+def exported() -> set[str]:
+    metrics = ApiMetrics()
+    metrics.observe("/v1/availability/{sku:path}", "GET", 200, 0.01)
+    text = metrics.render(STATS).decode()
+    names = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line.startswith("avail_")}
+    return names | {re.sub(r"_(bucket|count|sum)$", "", name) for name in names}
+
+
+def test_every_metric_the_docs_name_is_exported_under_that_name() -> None:
+    documents = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    named = {(path.name, name) for path in documents for name in MENTION.findall(path.read_text())}
+    assert named, "the docs name metrics"
+    known = exported()
+    assert not sorted(f"{doc}: {name}" for doc, name in named if name not in known)
