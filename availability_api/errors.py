@@ -203,9 +203,22 @@ def _on_unknown_sku(_: Request, exc: UnknownSku) -> Response:
     return Response(body, status_code=status_code, media_type="application/json")
 
 
-def _on_validation_error(_: Request, exc: RequestValidationError) -> Response:
-    status_code, code, field, message = describe_validation_error(_first_error(exc.errors()))
+def _on_validation_error(request: Request, exc: RequestValidationError) -> Response:
+    errors = exc.errors()
+    content_type = request.headers.get("content-type", "")
+    if any(e.get("loc", ())[:1] == ("body",) for e in errors) and not _is_json(content_type):
+        # FastAPI reads a body as JSON only when it says so: curl -d sends a form's type.
+        return error_response(
+            415, "unsupported_media_type",
+            f"the request body must be sent with Content-Type: application/json (got {content_type or 'none'})",
+            "content-type")
+    status_code, code, field, message = describe_validation_error(_first_error(errors))
     return error_response(status_code, code, message, field)
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
 _HTTP_CODES = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}

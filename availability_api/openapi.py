@@ -18,6 +18,10 @@ _ERRORS: dict[int, tuple[str, str, str, str | None]] = {
           "read GET /v1/channels/web/snapshot and follow the feed from its delta_cursor", "after"),
     413: ("the request body is larger than AVAIL_MAX_BODY_BYTES", "body_too_large",
           "request body larger than 262144 bytes (AVAIL_MAX_BODY_BYTES)", "body"),
+    415: ("the body was not sent as JSON (a `Content-Type` other than application/json, e.g. curl -d without "
+          "-H 'Content-Type: application/json')", "unsupported_media_type",
+          "the request body must be sent with Content-Type: application/json (got "
+          "application/x-www-form-urlencoded)", "content-type"),
     422: ("a request field is invalid (codes: invalid_sku, too_many_skus, unknown_channel, invalid_cursor, "
           "invalid_position, feed_position_ahead, unknown_field, malformed_body, invalid_request)", "invalid_sku",
           "sku must be 1 to 64 characters of A-Z a-z 0-9 . _ - : /", "sku"),

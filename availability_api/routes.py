@@ -113,7 +113,7 @@ router = APIRouter()
         "`admin`, or `read:<channel>` together with `channel`. A body over AVAIL_MAX_BODY_BYTES answers 413."
         + _FRESHNESS_DOC
     ),
-    responses=_FRESH_200 | error_responses(400, 401, 403, 413, 422, 429, 503),
+    responses=_FRESH_200 | error_responses(400, 401, 403, 413, 415, 422, 429, 503),
 )
 async def post_batch(body: BatchRequest, call: Authenticated) -> Response:
     channel, ctx = body.channel, call.ctx

@@ -187,3 +187,20 @@ class TestPrometheusScrapes:
         wrong = call(app, "GET", "/metrics", key=None, headers={"Authorization": "Bearer not-a-key-0123456789"})
         assert wrong.status_code == 401
         assert call(app, "GET", "/metrics", key=None).status_code == 401
+
+
+class TestBodyWithoutJsonContentType:
+    @pytest.mark.parametrize("content_type", [None, "application/x-www-form-urlencoded", "text/plain"])
+    def test_a_body_not_sent_as_json_names_the_header(self, app: FastAPI, content_type: str | None) -> None:
+        async def main() -> httpx.Response:
+            async with app.router.lifespan_context(app):
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://unit") as client:
+                    headers = {"X-API-Key": KEY} | ({"Content-Type": content_type} if content_type else {})
+                    return await client.post("/v1/availability/batch", content=b'{"skus": ["TV-55"]}',
+                                             headers=headers)
+
+        answer = asyncio.run(main())
+        assert answer.status_code == 415
+        error = answer.json()["error"]
+        assert error["field"] == "content-type" and "Content-Type: application/json" in error["message"]
