@@ -1,8 +1,8 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
-LOCK := requirements-dev.lock
 PYTHON ?= python3
+RUNTIME := $(VENV)/.installed-runtime
+STAMP := $(VENV)/.installed
 # Installs take only what the lock names, each file checked against its hash.
 PIP_LOCKED := -m pip install -q --require-hashes --no-deps
 
@@ -10,17 +10,25 @@ PIP_LOCKED := -m pip install -q --require-hashes --no-deps
 	bench bench-flow bench-api bench-freshness bench-memory bench-catchup clean
 
 $(PY):
+	@echo "creating the virtual environment $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): $(LOCK) pyproject.toml | $(PY)
-	@echo "installing the locked dependencies ($(LOCK)) into $(VENV)"
-	$(PY) $(PIP_LOCKED) -r $(LOCK)
+# make up needs the engine only; tests, lint and benchmarks add the dev tools on top (same pins).
+$(RUNTIME): requirements.lock pyproject.toml | $(PY)
+	@echo "installing the engine's locked dependencies (requirements.lock) into $(VENV)"
+	$(PY) $(PIP_LOCKED) -r requirements.lock
+	@echo "installing avail itself (editable: the code runs from this folder)"
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
-	touch $(STAMP)
+	touch $@
+
+$(STAMP): requirements-dev.lock $(RUNTIME)
+	@echo "adding the test, lint and benchmark tools (requirements-dev.lock) into $(VENV)"
+	$(PY) $(PIP_LOCKED) -r requirements-dev.lock
+	touch $@
 
 install: $(STAMP)
 
-up: install
+up: $(RUNTIME)
 	$(VENV)/bin/avail up --demo
 
 test: install
