@@ -103,9 +103,12 @@ def _rules_preview(args: argparse.Namespace) -> int:
         print(problem, file=sys.stderr)
     if checked.rules is None:
         return 1
+    from avail.progress import progress_bar
+
     client, keys = engine_redis(_common_settings(args))
     try:
-        result = preview(client, keys, checked.rules, top=args.top)
+        with progress_bar("comparing", "SKU", int(client.zcard(keys.skus))) as bar:
+            result = preview(client, keys, checked.rules, top=args.top, progress=bar.update)
     finally:
         client.close()
     if args.json:
@@ -125,13 +128,15 @@ def _rules_schema(args: argparse.Namespace) -> int:
 
 
 def _rebuild(args: argparse.Namespace) -> int:
+    from avail.progress import progress_bar
     from avail.reach import engine_redis
     from avail.rebuild import rebuild
 
     client, keys = engine_redis(_common_settings(args))
     out: list[str] = []
     try:
-        code = rebuild(client, keys, None if args.no_wait else args.timeout, out)
+        with progress_bar("flow processes confirmed", "process") as bar:
+            code = rebuild(client, keys, None if args.no_wait else args.timeout, out, progress=bar)
     finally:
         client.close()
     print("\n".join(out))

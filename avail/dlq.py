@@ -39,6 +39,7 @@ import orjson
 from atp.decoding import decode_event
 from atp.events import TOPIC_TYPES, TYPE_NAMES, Event, Topic
 from atp.rejections import Rejection
+from avail.progress import Progress, progress_bar
 from avail.reach import BROKER_TIMEOUT_S, Unreachable, kafka_client_config
 from engine_settings import FlowSettings
 
@@ -208,8 +209,8 @@ def check_file(lines: Sequence[str], topics: Mapping[str, Topic]) -> tuple[list[
 
 
 def read_recent(bootstrap: str, topic: str, limit: int, idle_s: float = 1.5,
-                timeout_s: float = 60.0) -> list[DeadLetterRecord]:
-    """The newest ``limit`` records of ``topic``, oldest first."""
+                timeout_s: float = 60.0, progress: Progress | None = None) -> list[DeadLetterRecord]:
+    """The newest ``limit`` records of ``topic``, oldest first; ``progress`` counts the records read."""
     from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
     consumer = Consumer({**kafka_client_config(bootstrap), "group.id": "avail-dlq-cli", "enable.auto.commit": False,
@@ -223,10 +224,14 @@ def read_recent(bootstrap: str, topic: str, limit: int, idle_s: float = 1.5,
                               "AVAIL_KAFKA_BOOTSTRAP or --bootstrap, or start the engine (avail up)") from exc
         if described is None or described.error is not None or not described.partitions:
             raise DlqError(f"topic {topic!r} not found at {bootstrap}")
-        starts = []
+        starts, expected = [], 0
         for partition in sorted(described.partitions):
             low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=10)
             starts.append(TopicPartition(topic, partition, max(low, high - limit)))  # at or before; see docstring
+            expected += high - max(low, high - limit)
+        if progress is not None:
+            progress.total = expected  # about: the broker's watermark may lag the log end
+            progress.refresh()
         consumer.assign(starts)
         heard: set[int] = set()  # the idle clock runs once every partition answered (connecting is slow)
         deadline, last = time.monotonic() + timeout_s, time.monotonic()
@@ -243,6 +248,8 @@ def read_recent(bootstrap: str, topic: str, limit: int, idle_s: float = 1.5,
                 last = time.monotonic()
                 records.append(parse_dead_letter(message.value(), partition, message.offset() or 0,
                                                  message.timestamp()[1]))
+                if progress is not None:
+                    progress.update(1)
     finally:
         consumer.close()
     records.sort(key=lambda r: (r.timestamp_ms or 0, r.dlq_partition, r.dlq_offset))
@@ -279,9 +286,14 @@ def _settings(args: argparse.Namespace) -> FlowSettings:
     return FlowSettings(**overrides)
 
 
+def _read(args: argparse.Namespace, settings: FlowSettings) -> list[DeadLetterRecord]:
+    with progress_bar(f"reading {settings.topic_dlq}", "letter") as bar:
+        return read_recent(settings.kafka_bootstrap, settings.topic_dlq, args.limit, args.idle, progress=bar)
+
+
 def _list(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    records = read_recent(settings.kafka_bootstrap, settings.topic_dlq, args.limit, args.idle)
+    records = _read(args, settings)
     print(f"{settings.topic_dlq} at {settings.kafka_bootstrap}: {len(records)} dead letter(s) read "
           f"(the newest {args.limit} at most)")
     print("\n".join(list_lines(records, args.code, args.show)))
@@ -290,8 +302,7 @@ def _list(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     settings = _settings(args)
-    records = [r for r in read_recent(settings.kafka_bootstrap, settings.topic_dlq, args.limit, args.idle)
-               if args.code is None or r.error == args.code]
+    records = [r for r in _read(args, settings) if args.code is None or r.error == args.code]
     data = b"".join(export_line(r) + b"\n" for r in records)
     if str(args.output) == "-":
         sys.stdout.buffer.write(data)

@@ -6,11 +6,16 @@ import time
 
 import redis
 
+from avail.progress import Progress
 from projection import Keys, live_processes, rebuilt_by, request_rebuild
 
 
-def rebuild(client: redis.Redis, keys: Keys, wait_s: float | None, out: list[str]) -> int:
-    """Asks for a rebuild; with ``wait_s``, waits until every live flow process has sent it."""
+def rebuild(client: redis.Redis, keys: Keys, wait_s: float | None, out: list[str],
+            progress: Progress | None = None) -> int:
+    """Asks for a rebuild; with ``wait_s``, waits until every live flow process has done it.
+
+    ``progress`` (a tqdm bar, say) shows how many of the live processes confirmed.
+    """
     token = request_rebuild(client, keys)
     out.append(f"rebuild asked: generation {token}; every flow process rewrites its SKUs from its state")
     if wait_s is None:
@@ -18,6 +23,9 @@ def rebuild(client: redis.Redis, keys: Keys, wait_s: float | None, out: list[str
     deadline = time.monotonic() + wait_s
     while True:
         live, done = live_processes(client, keys), rebuilt_by(client, keys, token)
+        if progress is not None:
+            progress.total, progress.n = len(live), len(done & live)
+            progress.refresh()
         if live and live <= done:
             out.append(f"rebuilt by {len(done)} flow process(es): {', '.join(sorted(done))}")
             return 0

@@ -8,7 +8,7 @@ compares it with the number shown now. Nothing is written.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -78,8 +78,12 @@ class Preview:
                 yield f"    {sku}: {before} -> {after} ({after - before:+})"
 
 
-def preview(client: redis.Redis, keys: Keys, proposed: RuleSet, top: int = 10, chunk: int = 1000) -> Preview:
-    """Compares the shown numbers in Redis with what ``proposed`` would show, SKU by SKU."""
+def preview(client: redis.Redis, keys: Keys, proposed: RuleSet, top: int = 10, chunk: int = 1000,
+            progress: Callable[[int], object] | None = None) -> Preview:
+    """Compares the shown numbers in Redis with what ``proposed`` would show, SKU by SKU.
+
+    ``progress`` is called with the number of SKUs done after each chunk.
+    """
     current = client.get(keys.rules_version)
     current_version = current.decode() if isinstance(current, bytes) else None
     channels: dict[str, ChannelPreview] = {}
@@ -93,6 +97,8 @@ def preview(client: redis.Redis, keys: Keys, proposed: RuleSet, top: int = 10, c
         pipe = client.pipeline(transaction=False)
         for sku in skus:
             pipe.hgetall(keys.sku(sku))
+        if progress is not None:
+            progress(len(skus))
         for sku, raw in zip(skus, pipe.execute(), strict=True):
             fields = {k.decode(): v.decode() for k, v in raw.items()}
             holdings = []

@@ -6,11 +6,14 @@ import argparse
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from tqdm import tqdm
 
 from atp.events import Topic
 from demo_retailer.retailer import DemoRetailer
@@ -68,6 +71,9 @@ def run_demo(bootstrap: str, topics: Mapping[str, str] | None = None, rate: floa
     interval = 1.0 / rate
     due = started
     sent = 0
+    # The opening counts are the long part of a start; a bar shows them on a terminal only.
+    opening = tqdm(desc="demo: opening stock counts", unit="count", total=burst, disable=None, file=sys.stderr,
+                   leave=False)
     while not stop.is_set() and (max_events is None or sent < max_events):
         now = time.monotonic()
         if now >= deadline:
@@ -88,6 +94,11 @@ def run_demo(bootstrap: str, topics: Mapping[str, str] | None = None, rate: floa
         sent += 1
         if sent % 500 == 0:
             producer.poll(0)
+            if sent <= burst:
+                opening.update(500)
+        if sent == burst:
+            opening.close()
+    opening.close()
     left = producer.flush(30)
     elapsed = time.monotonic() - started
     steady = sent - min(sent, burst)

@@ -18,12 +18,14 @@ Benchmarks import ``produce_backlog(...)`` and get a ``Produced`` back.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Literal
 
 from confluent_kafka import KafkaError, Message, Producer
+from tqdm import tqdm
 
 from atp.events import Topic
 from load_tests.generator import LoadGenerator, Scenario
@@ -81,6 +83,7 @@ def produce_backlog(bootstrap: str, scenario: Scenario, events: int, *, topic_pr
     generating = 0.0
     made = openings = 0
     batches = LoadGenerator(scenario).batches(events)
+    bar = tqdm(desc="producing the backlog", unit="event", total=events, disable=None, file=sys.stderr, leave=False)
     while True:
         cpu = time.process_time()
         batch = next(batches, None)
@@ -97,6 +100,8 @@ def produce_backlog(bootstrap: str, scenario: Scenario, events: int, *, topic_pr
         producer.poll(0)
         made += len(batch)
         openings += batch.openings
+        bar.update(len(batch))
+    bar.close()
     left = producer.flush(120)
     if left:
         raise RuntimeError(f"{left} messages still undelivered after 120 s")

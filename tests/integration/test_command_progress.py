@@ -1,0 +1,74 @@
+"""Long commands show a progress bar on a terminal, and print nothing of it into a pipe."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import struct
+import subprocess
+import sys
+import termios
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+
+from projection import Keys
+
+pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
+SKUS = 3000
+
+
+@pytest.fixture
+def engine_redis(redis_url: str) -> tuple[str, str]:
+    """A Redis holding an engine's projection of ``SKUS`` SKUs under a prefix of its own."""
+    prefix = f"progress-{uuid.uuid4().hex[:8]}"
+    keys, store = Keys(prefix), redis.Redis.from_url(redis_url)
+    pipe = store.pipeline(transaction=False)
+    pipe.set(keys.generation, "g1")
+    pipe.set(keys.rules_version, "v0")
+    for i in range(SKUS):
+        sku = f"TV-{i:05d}"
+        pipe.zadd(keys.skus, {sku: 0})
+        pipe.hset(keys.sku(sku), mapping={"n:dc-east": "5,0,0,0,0,5", "c:web": 5})
+    pipe.execute()
+    store.close()
+    return redis_url, prefix
+
+
+def preview(engine_redis: tuple[str, str], stderr: int) -> subprocess.Popen[bytes]:
+    url, prefix = engine_redis
+    env = {**os.environ, "AVAIL_REDIS_URL": url, "AVAIL_REDIS_PREFIX": prefix}
+    return subprocess.Popen([sys.executable, "-m", "avail", "rules", "preview", str(REPO / "rules")],  # noqa: S603
+                            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=stderr)
+
+
+def test_rules_preview_shows_a_bar_on_a_terminal(engine_redis: tuple[str, str]) -> None:
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))  # a terminal has a size
+    process = preview(engine_redis, follower)
+    os.close(follower)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:  # the terminal closed with the process
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(leader)
+    stdout, _ = process.communicate(timeout=60)
+    assert process.returncode == 0
+    assert b"comparing" in shown and f"/{SKUS}".encode() in shown, shown[-500:]
+    assert b"comparing" not in stdout and b"channel web" in stdout
+
+
+def test_rules_preview_prints_no_bar_into_a_pipe(engine_redis: tuple[str, str]) -> None:
+    process = preview(engine_redis, subprocess.PIPE)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0 and b"channel web" in stdout
+    assert b"comparing" not in stderr
