@@ -72,7 +72,8 @@ def store(redis_url: str) -> Iterator[redis.Redis]:
     for i, sku in enumerate(SNAPSHOT_SKUS):
         pipe.zadd(KEYS.skus, {sku: 0})
         if i % 3:
-            pipe.hset(KEYS.published("web"), sku, i)  # what the feed published: the snapshot's values
+            pipe.hset(KEYS.sku(sku), "c:web", i)  # the live number: what the snapshot shows
+            pipe.hset(KEYS.published("web"), sku, i - 1)  # trailing behind in the throttle: not shown
     pipe.hset(KEYS.stats, mapping={
         "applied": 1200, "duplicate": 7, "rejected:not_json": 3, "rejected:bad_qty": 2,
         "undeclared_node_events": 5, "writes": 900,
@@ -242,8 +243,8 @@ class TestSnapshot:
         assert seen == sorted(store.zrange(KEYS.skus, 0, -1))
         assert len(seen) == len(set(seen)) == len(SNAPSHOT_SKUS) + 2
         assert pages == 13
-        # TV-55 shows 9 in the live channel hash but was never published to the feed
-        assert values["SNAP-0000"] == 0 and values["SNAP-0004"] == 4 and values["TV-55"] == 0
+        # the live numbers, not the feed's trailing ones; TV-55's delta never went out, it shows all the same
+        assert values["SNAP-0000"] == 0 and values["SNAP-0004"] == 4 and values["TV-55"] == 9
 
     def test_malformed_cursor_answers_422_naming_cursor(self, http: httpx.Client) -> None:
         not_a_sku = base64.urlsafe_b64encode(b"bad sku").rstrip(b"=").decode()
