@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ class Progress(Protocol):
 @contextmanager
 def progress_bar(what: str, unit: str, total: int | None = None) -> Iterator[tqdm[Never]]:
     """A bar that draws only when stderr is a terminal (tqdm's ``disable=None``), and is gone when done."""
+    size = shutil.get_terminal_size()  # a terminal that does not tell its size: 80x24 (tqdm would draw nothing)
     with tqdm(desc=what, unit=unit, total=total, disable=None, file=sys.stderr, leave=False,
-              dynamic_ncols=True) as bar:
+              ncols=size.columns, nrows=size.lines) as bar:
         yield bar

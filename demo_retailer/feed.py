@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -72,8 +73,9 @@ def run_demo(bootstrap: str, topics: Mapping[str, str] | None = None, rate: floa
     due = started
     sent = 0
     # The opening counts are the long part of a start; a bar shows them on a terminal only.
+    size = shutil.get_terminal_size()
     opening = tqdm(desc="demo: opening stock counts", unit="count", total=burst, disable=None, file=sys.stderr,
-                   leave=False)
+                   leave=False, ncols=size.columns, nrows=size.lines)
     while not stop.is_set() and (max_events is None or sent < max_events):
         now = time.monotonic()
         if now >= deadline:

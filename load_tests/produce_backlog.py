@@ -18,6 +18,7 @@ Benchmarks import ``produce_backlog(...)`` and get a ``Produced`` back.
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -83,7 +84,9 @@ def produce_backlog(bootstrap: str, scenario: Scenario, events: int, *, topic_pr
     generating = 0.0
     made = openings = 0
     batches = LoadGenerator(scenario).batches(events)
-    bar = tqdm(desc="producing the backlog", unit="event", total=events, disable=None, file=sys.stderr, leave=False)
+    size = shutil.get_terminal_size()
+    bar = tqdm(desc="producing the backlog", unit="event", total=events, disable=None, file=sys.stderr, leave=False,
+               ncols=size.columns, nrows=size.lines)
     while True:
         cpu = time.process_time()
         batch = next(batches, None)
