@@ -5,7 +5,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.support import servers
-from tests.support.engine import Engine
+from tests.support.engine import Engine, running_engine
 
 settings.register_profile("dev", max_examples=150, deadline=None)
 settings.register_profile(
@@ -31,8 +31,5 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def engine(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """A running flow and API with this module's own topics and key prefix."""
-    running = Engine(kafka_bootstrap, redis_url, tmp_path_factory.mktemp("engine"))
-    running.start_flow()
-    running.start_api()
-    yield running
-    running.stop()
+    with running_engine(kafka_bootstrap, redis_url, tmp_path_factory.mktemp("engine")) as engine:
+        yield engine

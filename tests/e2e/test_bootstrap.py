@@ -10,7 +10,7 @@ import pytest
 from atp.events import Receipt
 from tests.e2e.test_feed import Follower, live, stop_followers
 from tests.integration.test_flow import HOUR, now_us
-from tests.support.engine import ADMIN_KEY, RULES_YAML, Engine, flow_log, wait_for
+from tests.support.engine import ADMIN_KEY, RULES_YAML, Engine, flow_log, running_engine, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -22,11 +22,8 @@ SKUS = 300
 
 @pytest.fixture(scope="module")
 def engine(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    running = Engine(kafka_bootstrap, redis_url, tmp_path_factory.mktemp("bootstrap"), rules_yaml=SLOW_AMAZON)
-    running.start_flow()
-    running.start_api()
-    yield running
-    running.stop()
+    with running_engine(kafka_bootstrap, redis_url, tmp_path_factory.mktemp("bootstrap"), SLOW_AMAZON) as engine:
+        yield engine
 
 
 def snapshot(engine: Engine, channel: str) -> tuple[dict[str, int], list[int]]:

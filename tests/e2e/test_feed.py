@@ -13,7 +13,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from atp.events import Receipt, Sale
 from tests.integration.test_flow import HOUR, now_us
-from tests.support.engine import READ_KEY, RULES_YAML, Engine, flow_log, wait_for
+from tests.support.engine import READ_KEY, RULES_YAML, Engine, flow_log, running_engine, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -27,11 +27,8 @@ THROTTLED = RULES_YAML.replace(
 
 @pytest.fixture(scope="module")
 def engine(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    running = Engine(kafka_bootstrap, redis_url, tmp_path_factory.mktemp("feed"), rules_yaml=THROTTLED)
-    running.start_flow()
-    running.start_api()
-    yield running
-    running.stop()
+    with running_engine(kafka_bootstrap, redis_url, tmp_path_factory.mktemp("feed"), THROTTLED) as engine:
+        yield engine
 
 
 def stream(engine: Engine, channel: str) -> list[tuple[int, dict[str, object], int]]:

@@ -16,7 +16,7 @@ from atp.events import Receipt, Sale
 from local_servers import LOOPBACK, free_port, stop_process
 from tests.e2e.test_feed import THROTTLED
 from tests.integration.test_flow import HOUR, now_us
-from tests.support.engine import AMAZON_KEY, Engine, flow_log, wait_for
+from tests.support.engine import AMAZON_KEY, Engine, flow_log, running_engine, wait_for
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[2]
@@ -24,11 +24,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def engine(kafka_bootstrap: str, redis_url: str, tmp_path: Path) -> Iterator[Engine]:
-    running = Engine(kafka_bootstrap, redis_url, tmp_path, rules_yaml=THROTTLED)
-    running.start_flow()
-    running.start_api()
-    yield running
-    running.stop()
+    with running_engine(kafka_bootstrap, redis_url, tmp_path, THROTTLED) as engine:
+        yield engine
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -9,7 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -220,3 +221,15 @@ def flow_log(engine: Engine) -> str:
     flow = "".join(path.read_text(errors="replace")[-3000:] for path in sorted(engine.home.glob("flow-*.log")))
     api = engine.api.log()[-2000:] if engine.api is not None else ""
     return f"--- flow log ---\n{flow}\n--- api log ---\n{api}"
+
+
+@contextlib.contextmanager
+def running_engine(bootstrap: str, redis_url: str, home: Path, rules_yaml: str = RULES_YAML) -> Iterator[Engine]:
+    """A flow and an API on their own topics and key prefix, stopped afterwards."""
+    engine = Engine(bootstrap, redis_url, home, rules_yaml=rules_yaml)
+    try:
+        engine.start_flow()
+        engine.start_api()
+        yield engine
+    finally:
+        engine.stop()
