@@ -109,7 +109,9 @@ class _Guard(StatelessSourcePartition[tuple[str, Rebuild]]):
 
     def next_batch(self) -> list[tuple[str, Rebuild]]:
         if not self.active_guard:
-            self.awake = datetime.now(UTC) + timedelta(days=1)
+            # Polled like the active guard, though it has nothing to say: an input that sleeps holds back
+            # its worker's epoch, and with it every stateful step of the cluster (nothing would be applied).
+            self.awake = datetime.now(UTC) + self.interval
             return []
         if self.pending is not None:
             chunk = next(self.pending, None)

@@ -31,5 +31,6 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def engine(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     """A running flow and API with this module's own topics and key prefix."""
-    with running_engine(kafka_bootstrap, redis_url, tmp_path_factory.mktemp("engine")) as engine:
+    workers = int(os.environ.get("AVAIL_TEST_WORKERS", "1"))
+    with running_engine(kafka_bootstrap, redis_url, tmp_path_factory.mktemp("engine"), workers=workers) as engine:
         yield engine

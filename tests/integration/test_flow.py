@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -28,10 +29,18 @@ from atp.events import (
     TransferShipped,
 )
 from rulebook import load_rules
-from tests.support.engine import AMAZON_KEY, Engine, flow_log, wait_for
+from tests.support.engine import AMAZON_KEY, Engine, flow_log, running_engine, wait_for
 from tests.support.reference import Expected, expected
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module", params=[1, 2], ids=["1-worker", "2-workers"])
+def engine(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory,
+           request: pytest.FixtureRequest) -> Iterator[Engine]:
+    """Every scenario on one worker and on two in one process: the numbers must not depend on it."""
+    with running_engine(kafka_bootstrap, redis_url, tmp_path_factory.mktemp("engine"), workers=request.param) as ran:
+        yield ran
 
 SECOND = 1_000_000
 HOUR = 3600 * SECOND

@@ -99,11 +99,12 @@ class Engine:
             del env["AVAIL_RECOVERY_DIR"]
         return env
 
-    def start_flow(self, processes: int = 1) -> None:
-        """One flow process, or a Bytewax cluster of several (one worker each)."""
+    def start_flow(self, processes: int = 1, workers: int = 1) -> None:
+        """One flow process, or a Bytewax cluster of several; ``workers`` per process."""
         addresses = ";".join(f"127.0.0.1:{free_port()}" for _ in range(processes))
         for index in range(processes):
             cluster = ["-i", str(index), "-a", addresses] if processes > 1 else []
+            cluster += ["-w", str(workers)] if workers > 1 else []
             with (self.home / f"flow-{index}.log").open("ab") as log:
                 self.flows.append(subprocess.Popen(  # noqa: S603
                     [sys.executable, "-m", "avail", "flow", *cluster], env=self.env(), stdout=log,
@@ -224,11 +225,12 @@ def flow_log(engine: Engine) -> str:
 
 
 @contextlib.contextmanager
-def running_engine(bootstrap: str, redis_url: str, home: Path, rules_yaml: str = RULES_YAML) -> Iterator[Engine]:
-    """A flow and an API on their own topics and key prefix, stopped afterwards."""
+def running_engine(bootstrap: str, redis_url: str, home: Path, rules_yaml: str = RULES_YAML,
+                   workers: int = 1) -> Iterator[Engine]:
+    """A flow (``workers`` worker threads) and an API on their own topics and key prefix, stopped afterwards."""
     engine = Engine(bootstrap, redis_url, home, rules_yaml=rules_yaml)
     try:
-        engine.start_flow()
+        engine.start_flow(workers=workers)
         engine.start_api()
         yield engine
     finally:

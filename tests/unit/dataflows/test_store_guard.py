@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from atp.events import Receipt
 from dataflows.logic import SkuLogic
 from dataflows.messages import Inbound, RawMessage, SkuWrite
 from dataflows.rules_reload import ActiveRules
-from dataflows.store_guard import REBUILD, Registry
+from dataflows.store_guard import REBUILD, Registry, _Guard
+from projection import Keys
 from rulebook import check_sources
 
 RULES = """\
@@ -92,3 +95,14 @@ class TestRebuild:
         logic = SkuLogic(active(), None, Registry())
         emitted, _ = logic.on_batch([REBUILD])
         assert list(emitted) == []
+
+
+class TestGuardPartitions:
+    def test_the_idle_guard_of_a_second_worker_is_polled_every_interval(self) -> None:
+        # An input that sleeps holds back its worker's epoch, and every stateful step waits for it.
+        guard = _Guard(Registry("g1"), active(), None, Keys("t"), timedelta(seconds=1), 100,  # type: ignore[arg-type]
+                       active_guard=False)
+        before = datetime.now(UTC)
+        assert guard.next_batch() == []
+        awake = guard.next_awake()
+        assert awake is not None and awake - before <= timedelta(seconds=1.5)
