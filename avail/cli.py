@@ -30,8 +30,16 @@ def _flow(args: argparse.Namespace) -> int:
         overrides["snapshot_interval_s"] = args.snapshot_interval
     settings = FlowSettings(**overrides)  # type: ignore[arg-type]
     addresses = args.addresses.split(";") if args.addresses else None
-    run(settings, workers=args.workers, process_id=args.process_id, addresses=addresses,
-        recovery_partitions=args.recovery_partitions)
+    try:
+        run(settings, workers=args.workers, process_id=args.process_id, addresses=addresses,
+            recovery_partitions=args.recovery_partitions)
+    except BaseException as exc:  # Bytewax reports a lost peer as a Rust panic, outside Exception
+        if type(exc).__name__ != "PanicException" or addresses is None:
+            raise
+        logging.getLogger("avail").error(
+            "flow process %s: the cluster lost a peer (%s); exiting so that the cluster restarts as a unit from "
+            "its recovery store", args.process_id, exc)
+        return 1
     return 0
 
 
