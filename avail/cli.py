@@ -181,7 +181,7 @@ def parser() -> argparse.ArgumentParser:
     flow.add_argument("-s", "--snapshot-interval", type=float, default=None,
                       help="seconds between state snapshots (AVAIL_SNAPSHOT_INTERVAL_S, default 1)")
     flow.add_argument("--recovery-partitions", type=int, default=4,
-                      help="partitions of a new recovery store: the most workers it can serve (default 4)")
+                      help="partitions of a new recovery store, fixed once created (default 4)")
     flow.set_defaults(handler=_flow)
 
     api = commands.add_parser("api", help="the query API alone")
