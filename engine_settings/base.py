@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from redis.connection import parse_url
+
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 
 
 class CommonSettings(BaseSettings):
     """What both the flow and the API need: where Redis is and how keys are named."""
 
-    model_config = SettingsConfigDict(env_prefix="AVAIL_", extra="ignore")
+    # A refused Redis URL may hold a password: messages name the setting, never echo the value.
+    model_config = SettingsConfigDict(env_prefix="AVAIL_", extra="ignore", hide_input_in_errors=True)
 
     redis_url: SecretStr = SecretStr("redis://localhost:6379/0")
     redis_prefix: str = Field(
         "avail", pattern=r"^[A-Za-z0-9_.-]{1,32}$",
         description="first part of every Redis key; lets several engines share one Redis",
     )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_parses(cls, url: SecretStr) -> SecretStr:
+        value = url.get_secret_value()
+        if value.partition("://")[0] in CLUSTER_SCHEMES:
+            raise ValueError("AVAIL_REDIS_URL: Redis Cluster URLs (redis+cluster://) are not supported by this "
+                             "version yet; give one node as redis://host:port/0")
+        try:
+            parse_url(value)  # type: ignore[no-untyped-call]
+        except ValueError as exc:
+            raise ValueError(f"AVAIL_REDIS_URL must look like redis://[:password@]host:port/db, rediss://... or "
+                             f"unix:///path/to/socket ({exc})") from None
+        return url
