@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 PIP_LOCKED := -m pip install -q --require-hashes --no-deps
 
 .PHONY: install up test unit integration e2e reliability lint lock test-latest \
-	bench bench-flow bench-api bench-freshness bench-memory bench-catchup clean
+	bench bench-flow bench-api bench-freshness bench-memory bench-catchup bench-scaling clean
 
 $(PY):
 	@echo "creating the virtual environment $(VENV)"
@@ -83,6 +83,9 @@ bench-freshness: install  # BENCH_ARGS="--rates 10000 --seconds 30" for one poin
 
 bench-memory: install
 	$(PY) -m load_tests.bench_memory $(BENCH_ARGS)
+
+bench-scaling: install  # BENCH_ARGS="--rounds 3"
+	$(PY) -m load_tests.bench_scaling $(BENCH_ARGS)
 
 bench-catchup: install  # BENCH_ARGS="--events 500000" for the run in docs/performance.md
 	$(PY) -m load_tests.bench_catchup $(BENCH_ARGS)
