@@ -26,6 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -56,8 +57,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def timed(client: redis.Redis, prefix: str, total: int, process: subprocess.Popen[bytes], timeout: float) -> Run:
-    """Events/s and CPU per event between 10 % and 95 % of ``total`` handled, polling the stats hash."""
+def timed(client: redis.Redis, prefix: str, total: int, processes: Sequence[subprocess.Popen[bytes]],
+          timeout: float) -> Run:
+    """Events/s and CPU per event (of all ``processes``) between 10 % and 95 % of ``total`` handled."""
     marks: dict[float, tuple[float, float]] = {}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -65,14 +67,24 @@ def timed(client: redis.Redis, prefix: str, total: int, process: subprocess.Pope
         now = time.monotonic()
         for share in (0.10, 0.95):
             if share not in marks and done >= share * total:
-                marks[share] = (now, cpu_seconds(process.pid))
+                marks[share] = (now, sum(cpu_seconds(process.pid) for process in processes))
         if 0.95 in marks:
             (start, cpu_start), (end, cpu_end) = marks[0.10], marks[0.95]
             return Run(0.85 * total / (end - start), (cpu_end - cpu_start) * 1e6 / (0.85 * total))
-        if process.poll() is not None:
-            raise RuntimeError(f"process exited with {process.returncode}")
+        exited = [process.returncode for process in processes if process.poll() is not None]
+        if exited:
+            raise RuntimeError(f"process exited with {exited[0]}")
         time.sleep(0.02)
     raise TimeoutError(f"only {handled(client, prefix)} of {total} handled in {timeout:.0f} s")
+
+
+def engine_env(bootstrap: str, url: str, prefix: str, topics: dict[str, str], rules: Path,
+               recovery: Path) -> dict[str, str]:
+    """The environment of ``avail flow`` reading the backlog's topics into its own key prefix."""
+    env = {**os.environ, "AVAIL_KAFKA_BOOTSTRAP": bootstrap, "AVAIL_REDIS_URL": url, "AVAIL_REDIS_PREFIX": prefix,
+           "AVAIL_RULES_DIR": str(rules), "AVAIL_RECOVERY_DIR": str(recovery), "AVAIL_LOG_LEVEL": "WARNING"}
+    env.update({f"AVAIL_TOPIC_{Topic(role).name}": name for role, name in topics.items()})
+    return env
 
 
 BASELINE = r"""
@@ -108,9 +120,7 @@ while True:
 def run_engine(bootstrap: str, url: str, prefix: str, topics: dict[str, str], total: int, work: Path,
                rules: Path, profile: Path | None = None) -> Run:
     recovery = work / f"recovery-{prefix}"
-    env = {**os.environ, "AVAIL_KAFKA_BOOTSTRAP": bootstrap, "AVAIL_REDIS_URL": url, "AVAIL_REDIS_PREFIX": prefix,
-           "AVAIL_RULES_DIR": str(rules), "AVAIL_RECOVERY_DIR": str(recovery), "AVAIL_LOG_LEVEL": "WARNING"}
-    env.update({f"AVAIL_TOPIC_{Topic(role).name}": name for role, name in topics.items()})
+    env = engine_env(bootstrap, url, prefix, topics, rules, recovery)
     with (work / f"{prefix}.log").open("wb") as log:
         command = [sys.executable, "-m", "avail", "flow"]
         if profile is not None:  # py-spy's collapsed stacks, summarised by load_tests.profile_summary
@@ -118,7 +128,7 @@ def run_engine(bootstrap: str, url: str, prefix: str, topics: dict[str, str], to
                        "--output", str(profile), "--", *command]
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
     try:
-        return timed(redis.Redis.from_url(url), prefix, total, process, timeout=600)
+        return timed(redis.Redis.from_url(url), prefix, total, [process], timeout=600)
     finally:
         if profile is not None:
             process.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
@@ -135,7 +145,7 @@ def run_baseline(bootstrap: str, url: str, prefix: str, topics: dict[str, str], 
     process = subprocess.Popen([sys.executable, "-c", BASELINE, bootstrap, url, prefix,  # noqa: S603
                                 ",".join(topics.values()), str(partitions)])
     try:
-        return timed(redis.Redis.from_url(url), prefix, total, process, timeout=600)
+        return timed(redis.Redis.from_url(url), prefix, total, [process], timeout=600)
     finally:
         process.kill()
         process.wait()

@@ -12,63 +12,42 @@ absolute rates. ``python -m load_tests.bench_scaling [--scale small] [--events 2
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 from typing import Literal
 
-import redis
-
-from atp.events import Topic
 from load_tests import report
-from load_tests.bench_flow import RULES, handled
+from load_tests.bench_flow import RULES, Run, engine_env, timed
 from load_tests.generator import Scenario
+from load_tests.harness import Servers, local_servers
 from load_tests.produce_backlog import produce_backlog, topic_names
-from local_servers import LOOPBACK, free_port, start_redis, start_tansu
+from local_servers import LOOPBACK, free_port
 
 TOPOLOGIES = [(1, 1), (1, 2), (2, 1)]  # (processes, workers per process)
 
 
-def run_topology(bootstrap: str, url: str, prefix: str, topics: dict[str, str], total: int, work: Path,
-                 rules: Path, processes: int, workers: int) -> float:
-    """Events/s of one engine of ``processes`` x ``workers`` over the whole backlog."""
-    recovery = work / f"recovery-{prefix}"
-    env = {**os.environ, "AVAIL_KAFKA_BOOTSTRAP": bootstrap, "AVAIL_REDIS_URL": url, "AVAIL_REDIS_PREFIX": prefix,
-           "AVAIL_RULES_DIR": str(rules), "AVAIL_RECOVERY_DIR": str(recovery), "AVAIL_LOG_LEVEL": "WARNING"}
-    env.update({f"AVAIL_TOPIC_{Topic(role).name}": name for role, name in topics.items()})
+def run_topology(servers: Servers, prefix: str, topics: dict[str, str], total: int, rules: Path,
+                 processes: int, workers: int) -> Run:
+    """Events/s and CPU per event of one engine of ``processes`` x ``workers`` over the whole backlog."""
+    recovery = servers.work / f"recovery-{prefix}"
+    env = engine_env(servers.bootstrap, servers.url, prefix, topics, rules, recovery)
     addresses = ";".join(f"{LOOPBACK}:{free_port()}" for _ in range(processes))
     children = []
-    with (work / f"{prefix}.log").open("wb") as log:
+    with (servers.work / f"{prefix}.log").open("wb") as log:
         for index in range(processes):
             command = [sys.executable, "-m", "avail", "flow", "-w", str(workers)]
             if processes > 1:
                 command += ["-i", str(index), "-a", addresses]
             children.append(subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT))  # noqa: S603
-    client = redis.Redis.from_url(url)
     try:
-        marks: dict[float, float] = {}
-        deadline = time.monotonic() + 600
-        while 0.95 not in marks:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{prefix}: only {handled(client, prefix)} of {total} handled")
-            if any(child.poll() is not None for child in children):
-                raise RuntimeError(f"{prefix}: a flow process exited; see {work / f'{prefix}.log'}")
-            done, now = handled(client, prefix), time.monotonic()
-            for share in (0.10, 0.95):
-                if share not in marks and done >= share * total:
-                    marks[share] = now
-            time.sleep(0.02)
-        return 0.85 * total / (marks[0.95] - marks[0.10])
+        return timed(servers.client, prefix, total, children, timeout=600)
     finally:
         for child in children:
             child.kill()
             child.wait()
-        client.close()
         shutil.rmtree(recovery, ignore_errors=True)
 
 
@@ -80,24 +59,21 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--partitions", type=int, default=4, help="partitions per inbound topic")
     args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="bench-scaling-"))
-    broker, redis_server = start_tansu(log_dir=work), start_redis(log_dir=work)
-    try:
-        bootstrap, url = f"{LOOPBACK}:{broker.port}", f"redis://{LOOPBACK}:{redis_server.port}/0"
+    with local_servers("bench-scaling-") as servers:
         topics = topic_names()
         scale: Literal["small", "full"] = args.scale
         scenario = Scenario.at_scale(scale, seed=args.seed, day_events=args.events)
-        produced = produce_backlog(bootstrap, scenario, args.events, partitions=args.partitions)
+        produced = produce_backlog(servers.bootstrap, scenario, args.events, partitions=args.partitions)
         if produced.failed:
             raise RuntimeError(f"{produced.failed} messages failed to produce")
         rates: dict[tuple[int, int], list[float]] = {topology: [] for topology in TOPOLOGIES}
         for round_ in range(args.rounds):
             for processes, workers in TOPOLOGIES:
-                prefix = f"p{processes}w{workers}r{round_}"
-                rate = run_topology(bootstrap, url, prefix, topics, args.events, work, RULES[scale], processes,
-                                    workers)
-                rates[processes, workers].append(rate)
-                print(f"round {round_ + 1}: {processes} process(es) x {workers} worker(s): {rate:,.0f} events/s")
+                run = run_topology(servers, f"p{processes}w{workers}r{round_}", topics, args.events, RULES[scale],
+                                   processes, workers)
+                rates[processes, workers].append(run.events_per_s)
+                print(f"round {round_ + 1}: {processes} process(es) x {workers} worker(s): "
+                      f"{run.events_per_s:,.0f} events/s ({run.cpu_us_per_event:.1f} µs CPU/event)")
         one = statistics.median(rates[1, 1])
         rows: list[list[object]] = []
         for (processes, workers), runs in rates.items():
@@ -107,10 +83,6 @@ def main() -> None:
                   "events_per_s": {f"{p}x{w}": runs for (p, w), runs in rates.items()}}
         report.save("flow_scaling", result, ["processes x workers", "events/s (median)", "speed-up",
                                              "efficiency per worker"], rows)
-    finally:
-        broker.stop()
-        redis_server.stop()
-        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
