@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit, urlunsplit
+import re
 
 import redis
 
 from engine_settings import CommonSettings
 from projection import Keys
+from projection.connect import SyncClient, WrongRedisMode, check_mode, sync_client
 
+_PASSWORD = re.compile(r"^([a-z+]+://[^:@/]*:)[^@/]*@")
 BROKER_TIMEOUT_S = 5.0
 _librdkafka = logging.getLogger("avail.librdkafka")
 _librdkafka.addHandler(logging.NullHandler())
@@ -21,13 +23,8 @@ class Unreachable(RuntimeError):
 
 
 def shown(url: str) -> str:
-    """``url`` without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+    """``url`` without its password, for messages (cluster URLs list several hosts)."""
+    return _PASSWORD.sub(r"\1***@", url, count=1)
 
 
 def kafka_client_config(bootstrap: str) -> dict[str, object]:
@@ -35,14 +32,21 @@ def kafka_client_config(bootstrap: str) -> dict[str, object]:
     return {"bootstrap.servers": bootstrap, "logger": _librdkafka}
 
 
-def engine_redis(settings: CommonSettings) -> tuple[redis.Redis, Keys]:
+def engine_redis(settings: CommonSettings) -> tuple[SyncClient, Keys]:
     """A client of the engine's Redis; ``Unreachable`` when it does not answer or no engine ever wrote to it."""
     url = settings.redis_url.get_secret_value()
-    client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=30)
     keys = Keys(settings.redis_prefix)
     try:
+        client = sync_client(url, socket_connect_timeout=3, socket_timeout=30)
+    except (redis.RedisError, WrongRedisMode) as exc:
+        raise Unreachable(f"Redis at {shown(url)}: {exc}") from exc
+    try:
         client.ping()
+        check_mode(client)
         found = client.exists(keys.generation, keys.rules_version)
+    except WrongRedisMode as exc:
+        client.close()
+        raise Unreachable(str(exc)) from exc
     except redis.RedisError as exc:
         client.close()
         raise Unreachable(f"Redis at {shown(url)} does not answer ({exc}); set AVAIL_REDIS_URL or --redis, or "

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import time
 
-import redis
-
 from avail.progress import Progress
 from projection import Keys, live_processes, rebuilt_by, request_rebuild
+from projection.connect import SyncClient
 
 
-def rebuild(client: redis.Redis, keys: Keys, wait_s: float | None, out: list[str],
+def rebuild(client: SyncClient, keys: Keys, wait_s: float | None, out: list[str],
             progress: Progress | None = None) -> int:
     """Asks for a rebuild; with ``wait_s``, waits until every live flow process has done it.
 

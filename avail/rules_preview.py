@@ -12,11 +12,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-import redis
-
 from atp.allocation import channel_numbers
 from atp.rules import RuleSet
 from projection import CHANNEL_PREFIX, NODE_PREFIX, UNSOURCED_PREFIX, Keys, decode_position
+from projection.connect import SyncClient
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +77,7 @@ class Preview:
                 yield f"    {sku}: {before} -> {after} ({after - before:+})"
 
 
-def preview(client: redis.Redis, keys: Keys, proposed: RuleSet, top: int = 10, chunk: int = 1000,
+def preview(client: SyncClient, keys: Keys, proposed: RuleSet, top: int = 10, chunk: int = 1000,
             progress: Callable[[int], object] | None = None) -> Preview:
     """Compares the shown numbers in Redis with what ``proposed`` would show, SKU by SKU.
 

@@ -25,6 +25,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ConstantBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
 
 from availability_api import log_redaction, operations, queries
 from availability_api.auth import AuthConfigError, KeyRing
@@ -43,6 +44,7 @@ from availability_api.rules_cache import RulesCache
 from availability_api.types import RedisClient
 from engine_settings import ApiSettings
 from projection import Keys
+from projection.connect import async_client, check_mode_async, is_cluster_url
 
 log = logging.getLogger("availability_api")
 
@@ -89,19 +91,20 @@ def connect(settings: ApiSettings, blocking_reads_ms: int = 0) -> RedisClient:
     """A Redis client over a bounded connection pool (hiredis parser when installed).
 
     ``blocking_reads_ms``: the longest a command may block in Redis (``XREAD BLOCK``),
-    added to the socket timeout.
+    added to the socket timeout. On a Redis Cluster the bound is per node.
     """
     timeout = settings.redis_timeout_s
+    url = settings.redis_url.get_secret_value()
+    options = {"decode_responses": True, "socket_timeout": timeout + blocking_reads_ms / 1000,
+               "socket_connect_timeout": timeout}
+    if is_cluster_url(url):
+        # redis-py's cluster client retries on its own: a dropped connection or a moved slot refreshes the topology.
+        return async_client(url, max_connections=settings.redis_max_connections, **options)
     pool = BlockingConnectionPool.from_url(
-        settings.redis_url.get_secret_value(),
-        decode_responses=True,
-        max_connections=settings.redis_max_connections,
-        timeout=timeout,
-        socket_timeout=timeout + blocking_reads_ms / 1000,
-        socket_connect_timeout=timeout,
+        url, max_connections=settings.redis_max_connections, timeout=timeout,
         # One quick retry rides over a dropped connection. A timeout is not retried: Redis is
         # there but not answering, and a retry (with its reconnect handshake) only delays the 503.
-        retry=Retry(ConstantBackoff(0.01), retries=1, supported_errors=(RedisConnectionError,)),
+        retry=Retry(ConstantBackoff(0.01), retries=1, supported_errors=(RedisConnectionError,)), **options,
     )
     return Redis.from_pool(pool)
 
@@ -119,6 +122,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         redis = connect(settings)
+        with contextlib.suppress(RedisError):  # Redis may be down at start; a wrong form of URL is refused
+            await check_mode_async(redis)
         blocking_redis = connect(settings, blocking_reads_ms=READ_BLOCK_MS)
         hub = FeedHub(redis, blocking_redis, keys, client_buffer=settings.sse_client_buffer)
 

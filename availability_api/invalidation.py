@@ -13,6 +13,12 @@ within another interval counts as lost. When it is lost (closed, killed, timed o
 Redis down) the cache is emptied and bypassed at once, and the listener reconnects
 every ``retry_s``; the cache comes back, empty, only once tracking is re-established.
 Tracking lives and dies with this connection, so no redirect can outlive it.
+
+On a Redis Cluster each master reports only its own keys: the listener holds one such
+connection per master and goes live once all of them are. It asks the cluster for its
+masters every ``topology_check_s``; when they change (a failover, a master added) or any
+connection is lost, the cache goes dark and every connection is made again on the new
+masters. Between a slot moving and the next check, entries stay at most the cache TTL.
 """
 
 from __future__ import annotations
@@ -20,14 +26,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, cast
 
 from redis import exceptions as redis_errors
-from redis.asyncio import ConnectionPool
+from redis.asyncio import Connection, ConnectionPool, SSLConnection
 from redis.asyncio.connection import AbstractConnection
 
 from availability_api.read_cache import ReadCache
+from projection.connect import async_client, is_cluster_url, parse_cluster_url
 
 log = logging.getLogger(__name__)
 
@@ -41,12 +48,15 @@ class InvalidationListener:
 
     def __init__(
         self, redis_url: str, key_prefix: str, cache: ReadCache, *, connect_timeout_s: float,
-        ping_interval_s: float = 0.5, retry_s: float = 0.2,
+        ping_interval_s: float = 0.5, retry_s: float = 0.2, topology_check_s: float = 2.0,
     ) -> None:
-        self._pool = ConnectionPool.from_url(
-            redis_url, protocol=2, decode_responses=True, client_name=CLIENT_NAME,
-            socket_connect_timeout=connect_timeout_s, socket_timeout=connect_timeout_s,
-        )
+        self._url = redis_url
+        self._options: dict[str, Any] = {
+            "protocol": 2, "decode_responses": True, "client_name": CLIENT_NAME,
+            "socket_connect_timeout": connect_timeout_s, "socket_timeout": connect_timeout_s,
+        }
+        self._pool = None if is_cluster_url(redis_url) else ConnectionPool.from_url(redis_url, **self._options)
+        self._topology_check_s = topology_check_s
         self._prefix = key_prefix
         self._cache = cache
         self._ping_interval_s = ping_interval_s
@@ -84,31 +94,75 @@ class InvalidationListener:
         finally:
             self._cache.go_dark()
             self.connected.clear()
-            await self._pool.aclose()
+            if self._pool is not None:
+                await self._pool.aclose()
 
     async def _listen_once(self) -> None:
-        make: Callable[[], AbstractConnection] = self._pool.make_connection  # untyped in redis-py
-        connection = make()
+        if self._pool is not None:
+            make: Callable[[], AbstractConnection] = self._pool.make_connection  # untyped in redis-py
+            await self._listen_on([make()])
+            return
+        cluster = async_client(self._url, socket_connect_timeout=self._options["socket_connect_timeout"],
+                               socket_timeout=self._options["socket_timeout"])
         try:
-            await cast(Callable[[], Awaitable[None]], connection.connect)()
-            own_id = await _command(connection, "CLIENT", "ID")
-            await _command(connection, "CLIENT", "TRACKING", "ON", "REDIRECT", own_id, "BCAST", "PREFIX",
-                           f"{self._prefix}:sku:")
-            confirmed = await _command(connection, "SUBSCRIBE", CHANNEL)
-            if not (isinstance(confirmed, list) and confirmed[:2] == ["subscribe", CHANNEL]):
-                raise redis_errors.ConnectionError(f"unexpected answer to SUBSCRIBE: {confirmed!r}")
+            masters = await _masters(cluster)
+            await self._listen_on([self._node_connection(host, port) for host, port in sorted(masters)],
+                                  self._watch_topology(cluster, masters))
+        finally:
+            await cluster.aclose()
+
+    def _node_connection(self, host: str, port: int) -> AbstractConnection:
+        address = parse_cluster_url(self._url)
+        kind = SSLConnection if address.tls else Connection
+        return kind(host=host, port=port, username=address.username, password=address.password, **self._options)
+
+    async def _listen_on(self, connections: list[AbstractConnection],
+                         topology: Coroutine[Any, Any, None] | None = None) -> None:
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            ids = [await self._track(connection) for connection in connections]
             self._cache.go_live()
             self.connected.set()
             self.tried.set()
             if self._failing:
-                log.info("read cache on again: tracking %s:sku:* (client id %s)", self._prefix, own_id)
+                log.info("read cache on again: tracking %s:sku:* (client ids %s)", self._prefix, ", ".join(ids))
             self._failing = False
-            await self._dispatch(connection)
+            tasks = [asyncio.create_task(self._dispatch(connection)) for connection in connections]
+            if topology is not None:
+                tasks.append(asyncio.create_task(topology))
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                task.result()  # raises why it ended
         finally:
+            if topology is not None and not tasks:
+                topology.close()  # never started: no "never awaited" warning
             self._cache.go_dark()
             self.connected.clear()
-            with contextlib.suppress(Exception):
-                await connection.disconnect()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(BaseException):
+                    await task
+            for connection in connections:
+                with contextlib.suppress(Exception):
+                    await connection.disconnect()
+
+    async def _track(self, connection: AbstractConnection) -> str:
+        await cast(Callable[[], Awaitable[None]], connection.connect)()
+        own_id = await _command(connection, "CLIENT", "ID")
+        await _command(connection, "CLIENT", "TRACKING", "ON", "REDIRECT", own_id, "BCAST", "PREFIX",
+                       f"{self._prefix}:sku:")
+        confirmed = await _command(connection, "SUBSCRIBE", CHANNEL)
+        if not (isinstance(confirmed, list) and confirmed[:2] == ["subscribe", CHANNEL]):
+            raise redis_errors.ConnectionError(f"unexpected answer to SUBSCRIBE: {confirmed!r}")
+        return str(own_id)
+
+    async def _watch_topology(self, cluster: Any, masters: set[tuple[str, int]]) -> None:
+        while True:
+            await asyncio.sleep(self._topology_check_s)
+            now = await _masters(cluster)
+            if now != masters:
+                raise redis_errors.ConnectionError(f"the cluster's masters changed ({len(masters)} -> {len(now)})")
 
     async def _dispatch(self, connection: AbstractConnection) -> None:
         pinged = False
@@ -134,6 +188,11 @@ def _keys(data: Any) -> list[str] | None:
     if isinstance(data, list):
         return [str(key) for key in data]
     return [str(data)]
+
+
+async def _masters(cluster: Any) -> set[tuple[str, int]]:
+    slots: dict[Any, dict[str, Any]] = await cluster.cluster_slots()
+    return {(str(owner["primary"][0]), int(owner["primary"][1])) for owner in slots.values()}
 
 
 async def _command(connection: AbstractConnection, *args: Any) -> Any:

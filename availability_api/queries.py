@@ -145,19 +145,18 @@ class Readiness:
 
 
 async def read_readiness(redis: RedisClient, keys: Keys) -> Readiness:
-    """PING, rules document present, heartbeats, progress: one pipelined round trip; never raises."""
+    """Rules document present, heartbeats, progress: one pipelined round trip (all in one slot); never raises."""
     pipe = redis.pipeline(transaction=False)
-    pipe.ping()
     pipe.exists(keys.rules)
     pipe.hvals(keys.heartbeat)
     pipe.get(keys.rules_version)
     pipe.get(keys.rules_error)
     pipe.hgetall(keys.progress)
     try:
-        _, rules_count, beats, version, refused, progress = await pipe.execute()
+        rules_count, beats, version, refused, progress = await pipe.execute()
     except (redis_errors.ConnectionError, redis_errors.TimeoutError) as exc:
         return Readiness(f"not answering ({type(exc).__name__})", False, None)
-    except redis_errors.RedisError as exc:
+    except (redis_errors.RedisError, redis_errors.RedisClusterException) as exc:
         return Readiness(f"error: {exc}", False, None)
     newest = max((int(b) for b in beats if b.lstrip("-").isdigit()), default=None)
     age = None if newest is None else (time.time_ns() // 1000 - newest) / 1e6

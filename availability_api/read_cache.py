@@ -26,9 +26,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
+from redis.asyncio.cluster import RedisCluster
+
 from atp.exceptions import UnknownSku
 from availability_api.types import RedisClient, SkuFields
 from projection import Keys
+from projection.connect import slot_of
 
 Clock = Callable[[], float]
 Memo = dict[Any, bytes]
@@ -194,6 +197,7 @@ class _Coalescer:
     def __init__(self, redis: RedisClient) -> None:
         self._redis = redis
         self._hgetall_script = redis.register_script(HGETALL_MANY)
+        self._by_slot = isinstance(redis, RedisCluster)
         self._pending: list[tuple[list[str], asyncio.Future[list[SkuFields]]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -219,9 +223,11 @@ class _Coalescer:
             if len(keys) == 1:
                 answers = [await _await(self._redis.hgetall(keys[0]))]
             else:
+                if self._by_slot:  # a script may touch one slot only: keys sorted by slot, cut where it changes
+                    keys.sort(key=slot_of)
+                chunks = _chunks(keys, slot_of if self._by_slot else None)
                 answers = [fields for chunk in await asyncio.gather(*(
-                    self._hgetall_script(keys=keys[start:start + READ_CHUNK])
-                    for start in range(0, len(keys), READ_CHUNK)
+                    self._hgetall_script(keys=chunk) for chunk in chunks
                 )) for fields in _hashes(chunk)]
         except BaseException as exc:  # every waiter gets the failure (503), even a cancellation
             for _, answer in batch:
@@ -241,6 +247,23 @@ HGETALL_MANY = ("local hashes = {} for i, key in ipairs(KEYS) do hashes[i] = red
 """Every key's hash in one command: a pipeline of HGETALLs costs the client ~20 µs of Python per key, this ~1."""
 READ_CHUNK = 1000
 """Keys per script call, so one call holds Redis for a millisecond at most."""
+
+
+def _chunks(keys: list[str], slot: Callable[[str], int] | None) -> list[list[str]]:
+    """Runs of at most ``READ_CHUNK`` keys, each within one slot when ``slot`` is given."""
+    chunks: list[list[str]] = []
+    current: list[str] = []
+    at = -1
+    for key in keys:
+        here = slot(key) if slot is not None else at
+        if current and (len(current) == READ_CHUNK or here != at):
+            chunks.append(current)
+            current = []
+        current.append(key)
+        at = here
+    if current:
+        chunks.append(current)
+    return chunks
 
 
 def _hashes(replies: list[list[str]]) -> list[SkuFields]:

@@ -9,6 +9,7 @@ from pydantic import StringConstraints
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
+    from redis.asyncio.cluster import RedisCluster
 
 ID_PATTERN = r"^[A-Za-z0-9._:/-]{1,64}$"
 """The contract's charset for SKUs, nodes and channels (section 1)."""
@@ -28,4 +29,4 @@ SkuFields: TypeAlias = Mapping[str, str]
 Document: TypeAlias = dict[str, object]
 """A JSON object about to be serialised with orjson."""
 
-RedisClient: TypeAlias = "Redis"
+RedisClient: TypeAlias = "Redis | RedisCluster"

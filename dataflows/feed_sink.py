@@ -32,7 +32,9 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import KafkaError, Producer
 
 from dataflows.messages import Backlog, FeedItem, Release
+from dataflows.replica_acks import ReplicaAcks
 from projection import Keys, backlog_field, format_as_of
+from projection.connect import TRANSIENT_ERRORS, SyncClient, sync_client
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,7 @@ def seq_origin() -> int:
     return time.time_ns() // 1_000_000 * 1000
 
 
-def start_feeds(client: redis.Redis, keys: Keys, channels: Iterable[str]) -> None:
+def start_feeds(client: SyncClient, keys: Keys, channels: Iterable[str]) -> None:
     """Gives every channel without a feed its seq origin.
 
     A snapshot taken before a channel's first delta then already carries a cursor the feed continues from.
@@ -132,10 +134,11 @@ class _Acks:
 
 
 class _FeedPartition(StatelessSinkPartition[FeedItem]):
-    def __init__(self, client: redis.Redis, producer: Producer, keys: Keys, topic_prefix: str, retention: int) -> None:
+    def __init__(self, client: SyncClient, producer: Producer, keys: Keys, topic_prefix: str, retention: int) -> None:
         self.client, self.producer, self.keys = client, producer, keys
         self.topic_prefix, self.retention = topic_prefix, retention
         self.publish = client.register_script(PUBLISH_SCRIPT)
+        self.replica_acks = ReplicaAcks(client)
         self.acks = _Acks()
         self.failed: list[KafkaError] = []  # deliveries of a catch-up, which waits for them
         self.caught_up: set[str] = set()
@@ -157,7 +160,9 @@ class _FeedPartition(StatelessSinkPartition[FeedItem]):
                     self._catch_up(channel)
                 accepted = self._publish(by_channel, settled, backlogs)
                 break
-            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
+            except redis.exceptions.NoScriptError:  # a replica promoted to master has no scripts loaded
+                self.client.script_load(PUBLISH_SCRIPT)
+            except TRANSIENT_ERRORS as exc:
                 log.warning("feed publish failed (%s); retrying in %.2f s", exc, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
@@ -226,7 +231,11 @@ class _FeedPartition(StatelessSinkPartition[FeedItem]):
             self.publish(keys=keys, args=args, client=pipe)
         for channel, seq in settled.items():  # recorded with this batch: no round trip of its own
             pipe.set(self.keys.feed_kafka(channel), seq)
-        results = pipe.execute()[1 if backlogs else 0:]
+        waits = self.replica_acks.append(pipe)
+        results = pipe.execute()
+        if waits:
+            self.replica_acks.check(results[-waits:])
+        results = results[1 if backlogs else 0:]
         return dict(zip(by_channel, cast(list[list[bytes]], results[:len(by_channel)]), strict=True))
 
     def _catch_up_delivered(self, error: KafkaError | None, _message: object) -> None:
@@ -238,7 +247,10 @@ class _FeedPartition(StatelessSinkPartition[FeedItem]):
         settled = self.acks.settled()
         if settled:
             with contextlib.suppress(redis.RedisError):  # a restart repeats what is not recorded
-                self.client.mset({self.keys.feed_kafka(channel): seq for channel, seq in settled.items()})
+                pipe = self.client.pipeline(transaction=False)  # one key per channel, each in its own slot
+                for channel, seq in settled.items():
+                    pipe.set(self.keys.feed_kafka(channel), seq)
+                pipe.execute()
         self.client.close()
 
 
@@ -249,7 +261,7 @@ class FeedSink(DynamicSink[FeedItem]):
         self.topic_prefix, self.retention, self.linger_ms = topic_prefix, retention, linger_ms
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _FeedPartition:
-        client = redis.Redis.from_url(self.redis_url, socket_timeout=10, socket_connect_timeout=5)
+        client = sync_client(self.redis_url, socket_timeout=10, socket_connect_timeout=5)
         producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": self.linger_ms,
                              "enable.idempotence": True,
                              "message.timeout.ms": 0})  # never expire a delta while the broker is away

@@ -14,7 +14,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import bytewax.operators as op
-import redis
 from bytewax.connectors.kafka import KafkaSinkMessage
 from bytewax.dataflow import Dataflow, Stream
 from bytewax.inputs import Source
@@ -36,6 +35,7 @@ from dataflows.store_guard import Rebuild, Registry, StoreGuard
 from dataflows.throttle import throttle_builder
 from engine_settings import FlowSettings
 from projection import Keys, ensure_generation
+from projection.connect import TRANSIENT_ERRORS, SyncClient, check_mode, sync_client
 
 log = logging.getLogger(__name__)
 
@@ -238,18 +238,23 @@ def run(
 
 
 def _wait_for_redis(url: str, keys: Keys) -> str:
-    """The Redis data generation, waiting with capped backoff while Redis does not answer."""
-    client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    """The Redis data generation, waiting with capped backoff while Redis does not answer.
+
+    ``WrongRedisMode`` (before anything is written) when the URL's form does not match the server.
+    """
     backoff, waited = 0.2, 0.0
-    try:
-        while True:
-            try:
-                return ensure_generation(client, keys)
-            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError) as exc:
-                if waited == 0:
-                    log.warning("Redis does not answer (%s); waiting for it", exc)
-                time.sleep(backoff)
-                waited += backoff
-                backoff = min(backoff * 2, 5.0)
-    finally:
-        client.close()
+    while True:
+        client: SyncClient | None = None
+        try:
+            client = sync_client(url, socket_timeout=5, socket_connect_timeout=5)
+            check_mode(client)
+            return ensure_generation(client, keys)
+        except TRANSIENT_ERRORS as exc:
+            if waited == 0:
+                log.warning("Redis does not answer (%s); waiting for it", exc)
+            time.sleep(backoff)
+            waited += backoff
+            backoff = min(backoff * 2, 5.0)
+        finally:
+            if client is not None:
+                client.close()

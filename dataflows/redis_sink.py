@@ -2,7 +2,10 @@
 
 A worker's batch becomes one pipeline: a Lua call per chunk of SKUs (each SKU a
 compare-and-set on its hash's version), the index of known SKUs, counters, the worker's
-heartbeat and progress.
+heartbeat and progress. On a Redis Cluster a chunk holds the SKUs of one slot group
+(projection/keys.py): a script touches one slot, and a batch stays at most 64 calls,
+sent as one round trip per master, each ended by a replica acknowledgement
+(dataflows/replica_acks.py).
 Writes are absolute values, never increments, so the replay after a crash is harmless.
 On a Redis error the whole batch is retried with capped backoff; the flow waits
 meanwhile (backpressure, nothing skipped). A partial write to a SKU hash that is not
@@ -21,11 +24,15 @@ from typing import Any
 
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
+from redis.cluster import RedisCluster
 
 from dataflows.messages import Counts, Heartbeat, SkuWrite
+from dataflows.replica_acks import ReplicaAcks
 from dataflows.shards import Applied
 from dataflows.store_guard import Registry
 from projection import AS_OF, CHANNEL_PREFIX, NODE_PREFIX, RULES_VERSION, UNSOURCED_PREFIX, Keys
+from projection.connect import TRANSIENT_ERRORS, SyncClient, sync_client
+from projection.keys import slot_group
 
 log = logging.getLogger(__name__)
 
@@ -133,7 +140,7 @@ def sku_arguments(write: SkuWrite) -> list[Any]:
 
 
 class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
-    def __init__(self, client: redis.Redis, keys: Keys, max_backoff_s: float, registry: Registry,
+    def __init__(self, client: SyncClient, keys: Keys, max_backoff_s: float, registry: Registry,
                  worker: str) -> None:
         self.client = client
         self.keys = keys
@@ -141,6 +148,8 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
         self.registry = registry
         self.worker = worker
         self.write_skus = client.register_script(_WRITE_SKUS)
+        self.by_slot_group = isinstance(client, RedisCluster)
+        self.replica_acks = ReplicaAcks(client)
 
     def write_batch(self, items: list[SinkItem]) -> None:
         writes, counts, heartbeat = coalesce(items)
@@ -152,7 +161,9 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
             try:
                 self._write(writes, counts, heartbeat)
                 break
-            except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.ReadOnlyError) as exc:
+            except redis.exceptions.NoScriptError:  # a replica promoted to master has no scripts loaded
+                self.client.script_load(_WRITE_SKUS)
+            except TRANSIENT_ERRORS as exc:
                 log.warning("redis write failed (%s); retrying %d SKUs in %.2f s", exc, len(writes), backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
@@ -162,11 +173,16 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
     def _write(self, writes: dict[str, SkuWrite], counts: dict[str, int], heartbeat: Heartbeat | None) -> None:
         keys = self.keys
         pipe = self.client.pipeline(transaction=False)
-        order = list(writes)
+        order = sorted(writes, key=slot_group) if self.by_slot_group else list(writes)
         calls = 0
         chunk: list[str] = []
         args: list[Any] = []
+        group = -1
         for sku in order:
+            if self.by_slot_group and chunk and slot_group(sku) != group:
+                self.write_skus(keys=chunk, args=args, client=pipe)
+                calls, chunk, args = calls + 1, [], []
+            group = slot_group(sku) if self.by_slot_group else group
             sku_args = sku_arguments(writes[sku])
             chunk.append(keys.sku(sku))
             args.append(len(sku_args))
@@ -191,7 +207,10 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
             newest = max((w.as_of for w in writes.values() if w.as_of is not None), default=None)
             if newest is not None:
                 pipe.hset(keys.progress, f"event:{self.worker}", newest)
+        waits = self.replica_acks.append(pipe)
         results = pipe.execute()
+        if waits:
+            self.replica_acks.check(results[-waits:])
         written = [verdict for verdicts in results[:calls] for verdict in verdicts]
         lost = [sku for sku, result in zip(order, written, strict=True) if result == LOST]
         if lost:
@@ -213,7 +232,7 @@ class RedisSink(DynamicSink[SinkItem]):
         self.max_backoff_s = max_backoff_s
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _RedisSinkPartition:
-        client = redis.Redis.from_url(self.url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
+        client = sync_client(self.url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
         log.info("redis sink on worker %d/%d (pid %d)", worker_index, worker_count, os.getpid())
         worker = f"{socket.gethostname()}:{os.getpid()}:{worker_index}"
         return _RedisSinkPartition(client, self.keys, self.max_backoff_s, self.registry, worker)

@@ -29,6 +29,7 @@ from atp.rules import RuleSet
 from dataflows.feed_sink import start_feeds
 from dataflows.shard_key import shard_of
 from projection import Keys, rules_document
+from projection.connect import SyncClient, sync_client
 from rulebook import RulesError, check_sources, read_sources, rule_files
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,7 @@ class RulesChanged:
     skus: tuple[str, ...] = ()
 
 
-def publish(client: redis.Redis, keys: Keys, sources: dict[str, str], rules: RuleSet) -> None:
+def publish(client: SyncClient, keys: Keys, sources: dict[str, str], rules: RuleSet) -> None:
     pipe = client.pipeline(transaction=True)
     pipe.set(keys.rules_source, orjson.dumps({"version": rules.version, "sources": sources}))
     pipe.set(keys.rules, orjson.dumps(rules_document(rules)))
@@ -55,7 +56,7 @@ def publish(client: redis.Redis, keys: Keys, sources: dict[str, str], rules: Rul
     start_feeds(client, keys, rules.channels)
 
 
-def report_refused(client: redis.Redis, keys: Keys, problems: list[str], kept: str) -> None:
+def report_refused(client: SyncClient, keys: Keys, problems: list[str], kept: str) -> None:
     document = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "kept_version": kept, "problems": problems}
     pipe = client.pipeline(transaction=False)
     pipe.set(keys.rules_error, orjson.dumps(document))
@@ -75,7 +76,7 @@ class ActiveRules:
         self._keys = keys
         self._poll_s = poll_s
         self._checked = time.monotonic()
-        self._client: redis.Redis | None = None
+        self._client: SyncClient | None = None
 
     def current(self) -> RuleSet:
         """The rules, after checking the published version at most every ``poll_s``."""
@@ -112,10 +113,10 @@ class ActiveRules:
         self.rules, self.sources = checked.rules, published["sources"]
         return self.rules
 
-    def _redis(self) -> redis.Redis:
+    def _redis(self) -> SyncClient:
         if self._client is None:
             assert self._redis_url is not None  # noqa: S101 - keys set implies url set
-            self._client = redis.Redis.from_url(self._redis_url, socket_timeout=5, socket_connect_timeout=5)
+            self._client = sync_client(self._redis_url, socket_timeout=5, socket_connect_timeout=5)
         return self._client
 
 
@@ -130,7 +131,7 @@ class _Watcher(StatefulSourcePartition[tuple[str, RulesChanged], str]):
     def __init__(self, directory: Path, active: ActiveRules, url: str, keys: Keys, interval: timedelta,
                  chunk: int) -> None:
         self.directory, self.active, self.keys, self.interval, self.chunk = directory, active, keys, interval, chunk
-        self.client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
+        self.client = sync_client(url, socket_timeout=10, socket_connect_timeout=5)
         self.seen = fingerprint(directory)
         self.pending: Iterator[list[bytes]] | None = None
         self.pending_version = ""
@@ -219,7 +220,7 @@ class RulesWatcher(FixedPartitionedSource[tuple[str, RulesChanged], str]):
 
 def startup_rules(directory: Path, url: str, keys: Keys) -> ActiveRules:
     """The rules to start with: the directory if valid (published), else the last published set."""
-    client = redis.Redis.from_url(url, socket_connect_timeout=5)
+    client = sync_client(url, socket_connect_timeout=5)
     try:
         sources, errors = read_sources(directory)
         if not errors:

@@ -30,6 +30,7 @@ from bytewax.inputs import DynamicSource, StatelessSourcePartition
 from dataflows.rules_reload import ActiveRules, publish
 from dataflows.shard_key import shard_of
 from projection import Keys, ensure_generation
+from projection.connect import SyncClient, sync_client
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +99,7 @@ class Registry:
 
 
 class _Guard(StatelessSourcePartition[tuple[str, Rebuild]]):
-    def __init__(self, registry: Registry, active: ActiveRules, client: redis.Redis, keys: Keys,
+    def __init__(self, registry: Registry, active: ActiveRules, client: SyncClient, keys: Keys,
                  interval: timedelta, chunk: int, active_guard: bool) -> None:
         self.registry, self.active, self.client, self.keys = registry, active, client, keys
         self.interval, self.chunk, self.active_guard = interval, chunk, active_guard
@@ -171,6 +172,6 @@ class StoreGuard(DynamicSource[tuple[str, Rebuild]]):
         self.chunk = chunk
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _Guard:
-        client = redis.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
+        client = sync_client(self.url, socket_timeout=5, socket_connect_timeout=5)
         return _Guard(self.registry, self.active, client, self.keys, self.interval, self.chunk,
                       self.registry.claim_guard())

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from redis.connection import parse_url
 
-CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+from projection.connect import check_url
 
 
 class CommonSettings(BaseSettings):
@@ -24,13 +23,8 @@ class CommonSettings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_url_parses(cls, url: SecretStr) -> SecretStr:
-        value = url.get_secret_value()
-        if value.partition("://")[0] in CLUSTER_SCHEMES:
-            raise ValueError("AVAIL_REDIS_URL: Redis Cluster URLs (redis+cluster://) are not supported by this "
-                             "version yet; give one node as redis://host:port/0")
         try:
-            parse_url(value)  # type: ignore[no-untyped-call]
+            check_url(url.get_secret_value())
         except ValueError as exc:
-            raise ValueError(f"AVAIL_REDIS_URL must look like redis://[:password@]host:port/db, rediss://... or "
-                             f"unix:///path/to/socket ({exc})") from None
+            raise ValueError(f"AVAIL_REDIS_URL {exc}") from None
         return url

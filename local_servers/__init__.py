@@ -2,22 +2,26 @@
 
 from local_servers.processes import (
     LOOPBACK,
+    LocalRedisCluster,
     LocalServer,
     ServerError,
     create_topics,
     free_port,
     start_redis,
+    start_redis_cluster,
     start_tansu,
     stop_process,
 )
 
 __all__ = [
     "LOOPBACK",
+    "LocalRedisCluster",
     "LocalServer",
     "ServerError",
     "create_topics",
     "free_port",
     "start_redis",
+    "start_redis_cluster",
     "start_tansu",
     "stop_process",
 ]

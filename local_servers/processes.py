@@ -15,8 +15,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 LOOPBACK = "127.0.0.1"
 
@@ -29,6 +31,20 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((LOOPBACK, 0))
         return int(s.getsockname()[1])
+
+
+def _free_cluster_port() -> int:
+    """A free port whose cluster bus port (10,000 higher, as Redis 6 fixes it) is free too."""
+    while True:
+        port = free_port()
+        if port > 55535:  # noqa: PLR2004 - the bus port must fit below 65536
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((LOOPBACK, port + 10000))
+            except OSError:
+                continue
+        return port
 
 
 def _package_binary(package: str, relative: str) -> Path | None:
@@ -162,6 +178,99 @@ def start_redis(
         server.stop()
         raise
     return server
+
+
+CLUSTER_NODE_TIMEOUT_MS = 1000
+"""How long a master may be silent before its replica takes over: short, so failovers in tests take seconds."""
+
+
+@dataclass
+class LocalRedisCluster:
+    """Redis Cluster nodes we started: ``masters`` first, then their replicas in the same order."""
+
+    masters: list[LocalServer]
+    replicas: list[LocalServer]
+
+    @property
+    def url(self) -> str:
+        return "redis+cluster://" + ",".join(f"{LOOPBACK}:{node.port}" for node in self.masters)
+
+    @property
+    def nodes(self) -> list[LocalServer]:
+        return [*self.masters, *self.replicas]
+
+    def stop(self, timeout: float = 5.0) -> None:
+        for node in self.nodes:
+            node.stop(timeout)
+
+
+def start_redis_cluster(
+    masters: int = 3, replicas_per_master: int = 1, work_dir: Path | None = None, timeout: float = 30.0,
+) -> LocalRedisCluster:
+    """A Redis Cluster on loopback: equal slot ranges over ``masters``, each with its replicas.
+
+    Joined with CLUSTER MEET, ADDSLOTS and REPLICATE (what ``redis-cli --cluster create``
+    does), so it needs only ``redis-server``. Nothing is kept on disk but the nodes files.
+    """
+    import tempfile
+
+    import redis
+
+    base = work_dir or Path(tempfile.mkdtemp(prefix="avail-redis-cluster-"))
+    started: list[LocalServer] = []
+    try:
+        for _ in range(masters * (1 + replicas_per_master)):
+            port = _free_cluster_port()
+            node_dir = base / str(port)
+            node_dir.mkdir(parents=True, exist_ok=True)
+            log_path, out = _log_file(node_dir, "redis")
+            process = subprocess.Popen(  # noqa: S603 - our own binary and arguments
+                [str(redis_binary()), "--bind", LOOPBACK, "--port", str(port), "--save", "", "--appendonly", "no",
+                 "--dir", str(node_dir), "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                 "--cluster-node-timeout", str(CLUSTER_NODE_TIMEOUT_MS), "--cluster-replica-validity-factor", "0",
+                 "--protected-mode", "yes"],
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+            if isinstance(out, int) and out != subprocess.DEVNULL:
+                os.close(out)
+            started.append(LocalServer("redis-cluster-node", port, process, log_path))
+            wait_for_port(port, process, "redis-server (cluster node)")
+        clients = [redis.Redis(host=LOOPBACK, port=node.port, decode_responses=True) for node in started]
+        first = started[0].port
+        for client in clients[1:]:
+            _cluster(client, "MEET", LOOPBACK, first)
+        span = 16384 // masters
+        for index, client in enumerate(clients[:masters]):
+            last = 16383 if index == masters - 1 else (index + 1) * span - 1
+            _cluster(client, "ADDSLOTS", *range(index * span, last + 1))
+        _wait(lambda: all(len(_cluster(c, "NODES").splitlines()) == len(clients) for c in clients),
+              timeout, "the cluster nodes to meet")
+        ids = [_cluster(c, "MYID") for c in clients[:masters]]
+        for n, client in enumerate(clients[masters:]):
+            _cluster(client, "REPLICATE", ids[n % masters])
+        _wait(lambda: all("cluster_state:ok" in str(_cluster(c, "INFO")) for c in clients)
+              and all(c.info("replication").get("master_link_status") == "up" for c in clients[masters:])
+              and all(_cluster(c, "NODES").count("slave") == len(clients) - masters for c in clients),
+              timeout, "the cluster to cover every slot with replicas in sync")
+        for client in clients:
+            client.close()
+    except BaseException:
+        for node in started:
+            node.stop()
+        raise
+    return LocalRedisCluster(started[:masters], started[masters:])
+
+
+def _cluster(client: Any, *args: Any) -> Any:
+    return client.execute_command("CLUSTER", *args)
+
+
+def _wait(done: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise ServerError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.1)
 
 
 def create_topics(bootstrap: str, topics: dict[str, int], timeout: float = 20.0) -> None:

@@ -12,35 +12,34 @@ from __future__ import annotations
 import secrets
 import time
 
-import redis
-
+from projection.connect import SyncClient
 from projection.keys import Keys
 
 LIVE_WITHIN_US = 10_000_000
 
 
-def ensure_generation(client: redis.Redis, keys: Keys) -> str:
+def ensure_generation(client: SyncClient, keys: Keys) -> str:
     """The current generation token, creating one if Redis has none."""
     client.set(keys.generation, secrets.token_hex(8), nx=True)
     token = client.get(keys.generation)
     return token.decode() if isinstance(token, bytes) else str(token)
 
 
-def request_rebuild(client: redis.Redis, keys: Keys) -> str:
+def request_rebuild(client: SyncClient, keys: Keys) -> str:
     """A new generation: every flow process rewrites all of its SKUs."""
     token = secrets.token_hex(8)
     client.set(keys.generation, token)
     return token
 
 
-def live_processes(client: redis.Redis, keys: Keys) -> set[str]:
+def live_processes(client: SyncClient, keys: Keys) -> set[str]:
     """``host:pid`` of every flow process with a heartbeat in the last 10 s."""
     now = time.time_ns() // 1000
     beats: dict[bytes, bytes] = client.hgetall(keys.heartbeat)  # type: ignore[assignment]
     return {worker.decode().rsplit(":", 1)[0] for worker, at in beats.items() if now - int(at) < LIVE_WITHIN_US}
 
 
-def rebuilt_by(client: redis.Redis, keys: Keys, token: str) -> set[str]:
+def rebuilt_by(client: SyncClient, keys: Keys, token: str) -> set[str]:
     """``host:pid`` of every flow process that finished rewriting its SKUs for generation ``token``."""
     done: dict[bytes, bytes] = client.hgetall(keys.rebuilt)  # type: ignore[assignment]
     return {process.decode() for process, generation in done.items() if generation.decode() == token}

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import HealthCheck, settings
 
+from local_servers import LocalRedisCluster
 from tests.support import servers
 from tests.support.engine import Engine, running_engine
 
@@ -22,10 +23,34 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def single_redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real Redis for the whole session; tests keep apart by key prefix."""
     with servers.redis_url(tmp_path_factory.mktemp("redis-logs")) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url(single_redis_url: str) -> str:
+    """The Redis a test runs on; a module that runs in both modes overrides it with ``any_redis_url``."""
+    return single_redis_url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster | str]:
+    """A real Redis Cluster (3 masters, 3 replicas) for the whole session, started when a test first asks."""
+    with servers.redis_cluster(tmp_path_factory.mktemp("redis-cluster")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(redis_cluster: LocalRedisCluster | str) -> str:
+    return redis_cluster if isinstance(redis_cluster, str) else redis_cluster.url
+
+
+@pytest.fixture(scope="module", params=["single", "cluster"], ids=["redis", "redis-cluster"])
+def any_redis_url(request: pytest.FixtureRequest) -> str:
+    """Runs a module's tests on one Redis and again on a Redis Cluster: every answer must be the same."""
+    return str(request.getfixturevalue("single_redis_url" if request.param == "single" else "redis_cluster_url"))
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,20 @@ from collections.abc import Iterator
 import httpx
 import orjson
 import pytest
-import redis
 
 from atp.positions import NodePosition
 from local_servers import LOOPBACK, start_redis
 from projection import Keys, encode_position
+from projection.connect import SyncClient, sync_client
 from tests.support.api import ApiStartError, RunningApi, delete_prefix, serving_api, start_api, write_heartbeat
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def redis_url(any_redis_url: str) -> str:
+    """This module runs on one Redis and again on a Redis Cluster."""
+    return any_redis_url
 
 PREFIX = f"apitest-{uuid.uuid4().hex[:8]}"
 KEYS = Keys(PREFIX)
@@ -45,21 +51,21 @@ def position(node: str, on_hand: int, reserved: int, in_transit: int, unsellable
     )
 
 
-def write_sku(store: redis.Redis, sku: str, fields: dict[str, str | int]) -> None:
+def write_sku(store: SyncClient, sku: str, fields: dict[str, str | int]) -> None:
     pipe = store.pipeline(transaction=False)
     pipe.hset(KEYS.sku(sku), mapping=fields)
     pipe.zadd(KEYS.skus, {sku: 0})
     pipe.execute()
 
 
-def fresh_heartbeat(store: redis.Redis, age_s: float = 0.0) -> None:
+def fresh_heartbeat(store: SyncClient, age_s: float = 0.0) -> None:
     write_heartbeat(store, KEYS, age_s)
     store.hset(KEYS.heartbeat, "1", 1)  # a long-gone worker: readiness goes by the newest
 
 
 @pytest.fixture(scope="module")
-def store(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+def store(redis_url: str) -> Iterator[SyncClient]:
+    client = sync_client(redis_url, decode_responses=True)
     client.set(KEYS.rules, orjson.dumps(RULES))
     write_sku(client, "TV-55", {
         "v": 7, "a": AS_OF_US, "r": "3f9c2a1b", "c:web": 9, "c:amazon": 3, "c:store_pickup": 2,
@@ -86,7 +92,7 @@ def store(redis_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture(scope="module")
-def api(redis_url: str, store: redis.Redis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]:
+def api(redis_url: str, store: SyncClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]:
     with serving_api(redis_url, PREFIX, API_KEYS, tmp_path_factory.mktemp("api")) as running:
         yield running
 
@@ -153,7 +159,7 @@ class TestSingleSku:
         assert error_of(response)["field"] == "channel"
 
     def test_channel_added_to_the_rules_is_seen_without_restart(
-        self, http: httpx.Client, store: redis.Redis,
+        self, http: httpx.Client, store: SyncClient,
     ) -> None:
         rules = {**RULES, "channels": {**RULES["channels"], "ebay": {"nodes": ["dc-east"]}}}
         store.set(KEYS.rules, orjson.dumps(rules))
@@ -222,7 +228,7 @@ class TestBatch:
 
 
 class TestSnapshot:
-    def test_paging_returns_every_sku_exactly_once(self, http: httpx.Client, store: redis.Redis) -> None:
+    def test_paging_returns_every_sku_exactly_once(self, http: httpx.Client, store: SyncClient) -> None:
         seen: list[str] = []
         values: dict[str, int] = {}
         cursor: str | None = None
@@ -300,7 +306,7 @@ class TestAuth:
 
 
 class TestOperations:
-    def test_readyz_fails_once_the_heartbeat_is_old(self, api: RunningApi, store: redis.Redis) -> None:
+    def test_readyz_fails_once_the_heartbeat_is_old(self, api: RunningApi, store: SyncClient) -> None:
         fresh_heartbeat(store)
         response = httpx.get(f"{api.base_url}/readyz")
         assert response.status_code == 200, response.text
@@ -348,7 +354,7 @@ def test_redis_down_answers_503_json(tmp_path_factory: pytest.TempPathFactory) -
     url = f"redis://{LOOPBACK}:{server.port}/0"
     running: RunningApi | None = None
     try:
-        seed = redis.Redis.from_url(url, decode_responses=True)
+        seed = sync_client(url, decode_responses=True)
         seed.hset(KEYS.sku("TV-55"), mapping={"v": 1, "a": AS_OF_US, "r": "x"})
         seed.close()
         running = start_api(url, PREFIX, API_KEYS, log_dir=tmp_path_factory.mktemp("api-down"))
@@ -381,7 +387,7 @@ def test_refuses_to_start_without_keys(redis_url: str, tmp_path_factory: pytest.
 
 
 def test_insecure_no_auth_serves_without_a_key_and_warns(
-    redis_url: str, store: redis.Redis, tmp_path_factory: pytest.TempPathFactory,
+    redis_url: str, store: SyncClient, tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     running = start_api(redis_url, PREFIX, None, extra_env={"AVAIL_INSECURE_NO_AUTH": "true"},
                         log_dir=tmp_path_factory.mktemp("api-insecure"))

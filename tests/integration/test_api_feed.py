@@ -23,13 +23,21 @@ import httpx
 import orjson
 import pytest
 import redis
+from redis.cluster import RedisCluster
 
 from dataflows.feed_sink import PUBLISH_SCRIPT
 from local_servers import LOOPBACK, start_redis
 from projection import Keys
+from projection.connect import SyncClient, sync_client
 from tests.support.api import RunningApi, delete_prefix, serving_api, start_api, write_heartbeat
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def redis_url(any_redis_url: str) -> str:
+    """This module runs on one Redis and again on a Redis Cluster."""
+    return any_redis_url
 
 PREFIX = f"feedtest-{uuid.uuid4().hex[:8]}"
 KEYS = Keys(PREFIX)
@@ -46,7 +54,7 @@ AS_OF = '"2026-11-23T10:15:00.123Z"'
 class Feed:
     """One channel's feed, written as the flow writes it."""
 
-    def __init__(self, store: redis.Redis, channel: str, keys: Keys = KEYS) -> None:
+    def __init__(self, store: SyncClient, channel: str, keys: Keys = KEYS) -> None:
         self.store, self.channel, self.keys = store, channel, keys
         self.script = store.register_script(PUBLISH_SCRIPT)  # the flow's own publish script
 
@@ -76,7 +84,7 @@ class Feed:
         return {sku: int(v) for sku, v in self.store.hgetall(self.keys.published(self.channel)).items()}
 
 
-def fresh_heartbeat(store: redis.Redis, keys: Keys = KEYS) -> None:
+def fresh_heartbeat(store: SyncClient, keys: Keys = KEYS) -> None:
     write_heartbeat(store, keys)
 
 
@@ -164,13 +172,21 @@ def metric(api: RunningApi, line_start: str) -> float | None:
     return float(found[0].split()[-1]) if found else None
 
 
-def xread_connections(store: redis.Redis) -> int:
+def nodes(store: SyncClient) -> list[redis.Redis]:
+    """Each Redis holding the data: the one, or every cluster master."""
+    if isinstance(store, RedisCluster):
+        return [node.redis_connection for node in store.get_primaries()]  # type: ignore[misc]
+    return [store]
+
+
+def xread_connections(store: SyncClient) -> int:
     """Connections blocked in XREAD now: the feed readers running (idle pooled connections not counted)."""
-    return sum(1 for client in store.client_list() if client.get("cmd") == "xread" and "b" in client.get("flags", ""))
+    return sum(1 for node in nodes(store) for client in node.client_list()
+               if client.get("cmd") == "xread" and "b" in client.get("flags", ""))
 
 
-def xrange_calls(store: redis.Redis) -> int:
-    return int(store.info("commandstats").get("cmdstat_xrange", {}).get("calls", 0))
+def xrange_calls(store: SyncClient) -> int:
+    return sum(int(node.info("commandstats").get("cmdstat_xrange", {}).get("calls", 0)) for node in nodes(store))
 
 
 def wait_until(condition: object, timeout: float = 5.0) -> bool:
@@ -183,8 +199,8 @@ def wait_until(condition: object, timeout: float = 5.0) -> bool:
 
 
 @pytest.fixture(scope="module")
-def store(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+def store(redis_url: str) -> Iterator[SyncClient]:
+    client = sync_client(redis_url, decode_responses=True)
     client.set(KEYS.rules, orjson.dumps(RULES))
     fresh_heartbeat(client)
     yield client
@@ -193,13 +209,13 @@ def store(redis_url: str) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture(scope="module")
-def api(redis_url: str, store: redis.Redis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]:
+def api(redis_url: str, store: SyncClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]:
     with serving_api(redis_url, PREFIX, API_KEYS, tmp_path_factory.mktemp("api-feed")) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def tuned_api(redis_url: str, store: redis.Redis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]:
+def tuned_api(redis_url: str, store: SyncClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]:
     """Heartbeats every 0.5 s and at most 200 deltas buffered per client."""
     tuning = {"AVAIL_SSE_HEARTBEAT_S": "0.5", "AVAIL_SSE_CLIENT_BUFFER": "200"}
     with serving_api(redis_url, PREFIX, API_KEYS, tmp_path_factory.mktemp("api-feed-tuned"), tuning) as running:
@@ -208,7 +224,7 @@ def tuned_api(redis_url: str, store: redis.Redis, tmp_path_factory: pytest.TempP
 
 class TestStream:
     def test_from_now_sends_each_new_delta_once_in_order_with_its_seq_as_id(
-        self, api: RunningApi, store: redis.Redis,
+        self, api: RunningApi, store: SyncClient,
     ) -> None:
         feed = Feed(store, "live")
         feed.publish(("OLD-1", 1), ("OLD-2", 2))
@@ -227,7 +243,7 @@ class TestStream:
         assert first == {"channel": "live", "sku": "LIVE-0", "available": 10, "previous": 0,
                          "as_of": "2026-11-23T10:15:00.123Z", "rules_version": "feedv1", "seq": 3}
 
-    def test_raw_frames_are_id_event_data(self, api: RunningApi, store: redis.Redis) -> None:
+    def test_raw_frames_are_id_event_data(self, api: RunningApi, store: SyncClient) -> None:
         feed = Feed(store, "web")
         feed.publish(("RAW-1", 5))
         url = f"{api.base_url}/v1/channels/web/deltas"
@@ -242,7 +258,7 @@ class TestStream:
 
     @pytest.mark.parametrize("how", ["last_event_id", "after"])
     def test_resuming_sends_what_followed_then_new_deltas(
-        self, api: RunningApi, store: redis.Redis, how: str,
+        self, api: RunningApi, store: SyncClient, how: str,
     ) -> None:
         channel = "resume"
         feed = Feed(store, channel)
@@ -255,7 +271,7 @@ class TestStream:
             feed.publish((f"RES-{how}-new", 99), (f"RES-{how}-new2", 98))
             assert [item.id for item in deltas(stream.items, 2)] == [str(start + 6), str(start + 7)]
 
-    def test_last_event_id_wins_over_after(self, api: RunningApi, store: redis.Redis) -> None:
+    def test_last_event_id_wins_over_after(self, api: RunningApi, store: SyncClient) -> None:
         feed = Feed(store, "resume")
         feed.publish(("WIN-1", 1), ("WIN-2", 2), ("WIN-3", 3))
         top = feed.seq()
@@ -265,7 +281,7 @@ class TestStream:
 
     @pytest.mark.parametrize("reader_kept", [False, True], ids=["reader-restarts", "reader-kept-running"])
     def test_reconnecting_while_2000_deltas_are_written_loses_and_repeats_nothing(
-        self, api: RunningApi, store: redis.Redis, reader_kept: bool,
+        self, api: RunningApi, store: SyncClient, reader_kept: bool,
     ) -> None:
         # Alone, each reconnect starts a new reader and reads what it missed from Redis; with
         # another client keeping the reader running, reconnects are served from its memory.
@@ -322,7 +338,7 @@ class TestStream:
         assert (response.status_code, error_of(response)["code"], error_of(response)["field"]) == (
             422, "unknown_channel", "channel")
 
-    def test_disconnected_clients_are_let_go_and_the_reader_stops(self, api: RunningApi, store: redis.Redis) -> None:
+    def test_disconnected_clients_are_let_go_and_the_reader_stops(self, api: RunningApi, store: SyncClient) -> None:
         gauge = 'avail_api_sse_clients{channel="gone"}'
         with contextlib.ExitStack() as streams:
             for _ in range(3):
@@ -347,7 +363,7 @@ class TestPositions:
         assert response.status_code == 422
         assert (error_of(response)["code"], error_of(response)["field"]) == ("invalid_position", field)
 
-    def test_a_position_not_given_out_yet_answers_422(self, api: RunningApi, store: redis.Redis) -> None:
+    def test_a_position_not_given_out_yet_answers_422(self, api: RunningApi, store: SyncClient) -> None:
         top = Feed(store, "web").seq()
         response = get_deltas(api, "web", after=str(top + 1))
         assert (response.status_code, error_of(response)["code"]) == (422, "feed_position_ahead")
@@ -356,7 +372,7 @@ class TestPositions:
             assert stream.connected == f"connected, from seq {top}"
 
     def test_a_trimmed_position_answers_410_and_the_oldest_retained_still_streams(
-        self, api: RunningApi, store: redis.Redis,
+        self, api: RunningApi, store: SyncClient,
     ) -> None:
         feed = Feed(store, "trim")
         feed.publish(*[(f"TRIM-{i}", i + 1) for i in range(150)])
@@ -372,7 +388,7 @@ class TestPositions:
         with open_stream(api, "trim", after="100") as stream:
             assert [item.id for item in deltas(stream.items, 50)] == [str(s) for s in range(101, 151)]
 
-    def test_an_emptied_stream_serves_only_from_its_seq(self, api: RunningApi, store: redis.Redis) -> None:
+    def test_an_emptied_stream_serves_only_from_its_seq(self, api: RunningApi, store: SyncClient) -> None:
         feed = Feed(store, "trim")
         top = feed.seq()
         store.xtrim(KEYS.feed("trim"), maxlen=0, approximate=False)
@@ -395,7 +411,7 @@ class TestTunedStreams:
         assert 0.8 < took < 3, took
 
     def test_a_client_too_far_behind_is_ended_and_resumes_with_last_event_id(
-        self, tuned_api: RunningApi, store: redis.Redis,
+        self, tuned_api: RunningApi, store: SyncClient,
     ) -> None:
         feed, total = Feed(store, "slow"), 60_000
         sku = "S" * 60
@@ -422,7 +438,7 @@ class TestTunedStreams:
 
 
 class TestManyClients:
-    def test_one_process_fans_out_to_300_streams(self, api: RunningApi, store: redis.Redis) -> None:
+    def test_one_process_fans_out_to_300_streams(self, api: RunningApi, store: SyncClient) -> None:
         clients, count = 300, 5
         feed = Feed(store, "many")
         start = feed.seq()
@@ -476,7 +492,7 @@ class TestManyClients:
 
 class TestSnapshotBootstrap:
     def test_delta_cursor_is_the_feed_seq_of_the_first_page_on_every_page(
-        self, api: RunningApi, store: redis.Redis,
+        self, api: RunningApi, store: SyncClient,
     ) -> None:
         feed = Feed(store, "snap")
         skus = [f"SNAPF-{i:02d}" for i in range(30)]
@@ -505,7 +521,7 @@ class TestSnapshotBootstrap:
         http.close()
 
     def test_snapshot_plus_the_feed_from_its_cursor_ends_at_the_current_numbers(
-        self, api: RunningApi, store: redis.Redis,
+        self, api: RunningApi, store: SyncClient,
     ) -> None:
         feed, rng = Feed(store, "boot"), random.Random(6)
         skus = [f"BOOT-{i:04d}" for i in range(1000)]
@@ -568,7 +584,7 @@ def test_redis_down_ends_streams_and_refuses_new_ones_with_503(tmp_path: Path) -
     url = f"redis://{LOOPBACK}:{server.port}/0"
     running: RunningApi | None = None
     try:
-        seed = redis.Redis.from_url(url, decode_responses=True)
+        seed = sync_client(url, decode_responses=True)
         seed.set(KEYS.rules, orjson.dumps(RULES))
         Feed(seed, "web").publish(("DOWN-1", 1))
         seed.close()
@@ -591,7 +607,7 @@ def test_redis_down_ends_streams_and_refuses_new_ones_with_503(tmp_path: Path) -
 
 
 def test_shutdown_ends_open_streams_so_the_server_can_stop(
-    redis_url: str, store: redis.Redis, tmp_path: Path,
+    redis_url: str, store: SyncClient, tmp_path: Path,
 ) -> None:
     running = start_api(redis_url, PREFIX, API_KEYS, log_dir=tmp_path)
     try:

@@ -35,6 +35,12 @@ from tests.support.reference import Expected, expected
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(scope="module")
+def redis_url(any_redis_url: str) -> str:
+    """This module runs on one Redis and again on a Redis Cluster."""
+    return any_redis_url
+
+
 @pytest.fixture(scope="module", params=[1, 2], ids=["1-worker", "2-workers"])
 def engine(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory,
            request: pytest.FixtureRequest) -> Iterator[Engine]:

@@ -19,6 +19,12 @@ from tests.support.reference import Expected, expected
 
 pytestmark = pytest.mark.integration
 
+
+@pytest.fixture(scope="module")
+def redis_url(any_redis_url: str) -> str:
+    """This module runs on one Redis and again on a Redis Cluster."""
+    return any_redis_url
+
 # amazon shows half instead of 80 %; store_pickup is gone; ebay is new
 RULES_V2 = (
     RULES_YAML.replace("    percent: 80", "    percent: 50")

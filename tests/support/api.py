@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-import redis
 
 from local_servers import LOOPBACK, free_port, stop_process
 from projection import Keys
+from projection.connect import SyncClient
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -119,11 +119,12 @@ def serving_api(
     assert "Traceback" not in running.log(), running.log()
 
 
-def write_heartbeat(store: redis.Redis, keys: Keys, age_s: float = 0.0) -> None:
+def write_heartbeat(store: SyncClient, keys: Keys, age_s: float = 0.0) -> None:
     """A flow worker's heartbeat, as the flow writes it, ``age_s`` seconds old."""
     store.hset(keys.heartbeat, "0", time.time_ns() // 1000 - int(age_s * 1e6))
 
 
-def delete_prefix(store: redis.Redis, prefix: str) -> None:
-    for key in store.scan_iter(match=f"{prefix}:*", count=1000):
-        store.delete(key)
+def delete_prefix(store: SyncClient, prefix: str) -> None:
+    for pattern in Keys(prefix).patterns:
+        for key in store.scan_iter(match=pattern, count=1000):
+            store.delete(key)

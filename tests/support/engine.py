@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import httpx
-import redis
 from bytewax.recovery import init_db_dir
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
@@ -25,6 +24,7 @@ from atp.events import Event, Topic
 from atp.positions import NodePosition
 from local_servers import create_topics, free_port
 from projection import Keys, decode_position
+from projection.connect import sync_client
 from tests.support.api import RunningApi, start_api
 from tests.support.events import TOPIC_OF
 
@@ -82,7 +82,7 @@ class Engine:
         (self.rules_dir / "rules.yaml").write_text(self.rules_yaml)
         self.recovery_dir = self.home / "recovery"
         self.keys = Keys(self.prefix)
-        self.redis = redis.Redis.from_url(self.redis_url, decode_responses=True)
+        self.redis = sync_client(self.redis_url, decode_responses=True)
         create_topics(self.bootstrap, {**dict.fromkeys(self.topics.values(), self.partitions), self.dlq: 1})
 
     def env(self) -> dict[str, str]:
@@ -122,9 +122,11 @@ class Engine:
 
     def flush_keys(self) -> int:
         """Deletes every Redis key under this engine's prefix (a Redis rebuilt empty); returns how many."""
-        doomed = list(self.redis.scan_iter(f"{self.prefix}:*", count=1000))
-        for start in range(0, len(doomed), 500):
-            self.redis.delete(*doomed[start:start + 500])
+        doomed = [key for pattern in self.keys.patterns for key in self.redis.scan_iter(pattern, count=1000)]
+        pipe = self.redis.pipeline(transaction=False)  # one key per command: a cluster spreads them over slots
+        for key in doomed:
+            pipe.delete(key)
+        pipe.execute()
         return len(doomed)
 
     def new_deployment(self, home: Path, prefix: str | None = None) -> Engine:

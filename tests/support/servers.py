@@ -14,7 +14,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
-from local_servers import LOOPBACK, start_redis, start_tansu
+from local_servers import LOOPBACK, LocalRedisCluster, start_redis, start_redis_cluster, start_tansu
 
 
 def docker_daemon_answers() -> bool:
@@ -65,3 +65,20 @@ def redis_url(log_dir: Path) -> Iterator[str]:
         yield f"redis://{LOOPBACK}:{server.port}/0"
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def redis_cluster(work_dir: Path) -> Iterator[LocalRedisCluster | str]:
+    """A Redis Cluster of 3 masters and 3 replicas: ``AVAIL_TEST_REDIS_CLUSTER_URL`` when set, else local processes.
+
+    Yields the URL of a configured cluster, or the local cluster (its nodes can be killed).
+    """
+    configured = os.environ.get("AVAIL_TEST_REDIS_CLUSTER_URL")
+    if configured:
+        yield configured
+        return
+    cluster = start_redis_cluster(masters=3, replicas_per_master=1, work_dir=work_dir)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

@@ -15,7 +15,7 @@ CLI = "avail"
 ALLOWED: dict[str, set[str]] = {
     "atp": {"atp"},
     "projection": {"atp", "projection"},
-    "engine_settings": {"atp", "engine_settings"},
+    "engine_settings": {"atp", "projection", "engine_settings"},  # a Redis URL is checked by the client factory
     "rulebook": {"atp", "rulebook"},
     "local_servers": {"local_servers"},
     "demo_retailer": {"atp", "demo_retailer"},

@@ -13,7 +13,8 @@ from atp.exceptions import UnknownSku
 from availability_api.read_cache import ReadCache, SkuReader
 from projection import Keys
 
-KEY = "p:sku:{A}"
+KEY = Keys("p").sku("A")
+KEY_B = Keys("p").sku("B")
 OLD = {"v": "1", "c:web": "4"}
 NEW = {"v": "2", "c:web": "9"}
 
@@ -229,7 +230,7 @@ class TestSkuReader:
 
     @in_loop
     async def test_concurrent_misses_share_one_read(self) -> None:
-        redis, cache = SlowRedis({KEY: OLD, "p:sku:{B}": NEW}), live_cache()
+        redis, cache = SlowRedis({KEY: OLD, KEY_B: NEW}), live_cache()
         redis.release.set()
         skus = reader(redis, cache)
         assert await asyncio.gather(skus.one("A"), skus.one("B")) == [OLD, NEW]
@@ -250,7 +251,7 @@ class TestSkuReader:
 
     @in_loop
     async def test_a_batch_mixes_hits_and_misses_in_request_order(self) -> None:
-        redis, cache = SlowRedis({KEY: OLD, "p:sku:{B}": NEW}), live_cache()
+        redis, cache = SlowRedis({KEY: OLD, KEY_B: NEW}), live_cache()
         redis.release.set()
         skus = reader(redis, cache)
         await skus.one("B")
