@@ -10,11 +10,17 @@ import uuid
 from pathlib import Path
 
 import pytest
-import redis
 
 from projection import Keys
+from projection.connect import sync_client
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def redis_url(any_redis_url: str) -> str:
+    """This module runs on one Redis and again on a Redis Cluster."""
+    return any_redis_url
 REPO = Path(__file__).resolve().parents[2]
 SKUS = 3000
 
@@ -23,7 +29,7 @@ SKUS = 3000
 def engine_redis(redis_url: str) -> tuple[str, str]:
     """A Redis holding an engine's projection of ``SKUS`` SKUs under a prefix of its own."""
     prefix = f"progress-{uuid.uuid4().hex[:8]}"
-    keys, store = Keys(prefix), redis.Redis.from_url(redis_url)
+    keys, store = Keys(prefix), sync_client(redis_url)
     pipe = store.pipeline(transaction=False)
     pipe.set(keys.generation, "g1")
     pipe.set(keys.rules_version, "v0")

@@ -18,6 +18,12 @@ from tests.support.engine import Engine, flow_log, wait_for
 pytestmark = pytest.mark.integration
 
 
+@pytest.fixture(scope="module")
+def redis_url(any_redis_url: str) -> str:
+    """This module runs on one Redis and again on a Redis Cluster."""
+    return any_redis_url
+
+
 def avail(engine: Engine, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(  # noqa: S603 - our own interpreter and arguments
         [sys.executable, "-m", "avail", "dlq", *args], env=engine.env(), capture_output=True, text=True, timeout=90,

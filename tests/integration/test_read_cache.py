@@ -2,12 +2,14 @@
 
 The API runs with a 60 s cache TTL, so only invalidation (or its loss being noticed)
 can explain a fresh answer. Its own redis-server, so killing the API's tracking
-connection touches nothing else.
+connection touches nothing else; and again on the session's Redis Cluster, where the
+API tracks every master.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from collections.abc import Iterator
@@ -16,13 +18,14 @@ import httpx
 import orjson
 import pytest
 import redis
-from redis.asyncio import Redis as AsyncRedis
+from redis.cluster import RedisCluster
 
 from availability_api.invalidation import CLIENT_NAME
 from availability_api.read_cache import READ_CHUNK, ReadCache, SkuReader
 from local_servers import LOOPBACK, start_redis
 from projection import Keys
-from tests.support.api import RunningApi, serving_api, write_heartbeat
+from projection.connect import SyncClient, async_client, sync_client
+from tests.support.api import RunningApi, delete_prefix, serving_api, write_heartbeat
 
 pytestmark = pytest.mark.integration
 
@@ -33,10 +36,24 @@ RULES = {"version": "c1", "channels": {"web": {"nodes": ["dc-east"]}, "amazon": 
 PROMPTLY_S = 1.0
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.Redis]:
+@pytest.fixture(scope="module", params=["single", "cluster"], ids=["redis", "redis-cluster"])
+def redis_url(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[str]:
+    if request.param == "cluster":
+        url = str(request.getfixturevalue("redis_cluster_url"))
+        yield url
+        with contextlib.closing(sync_client(url)) as client:
+            delete_prefix(client, PREFIX)
+        return
     server = start_redis(log_dir=tmp_path_factory.mktemp("cache-redis"))
-    client = redis.Redis.from_url(f"redis://{LOOPBACK}:{server.port}/0", decode_responses=True)
+    try:
+        yield f"redis://{LOOPBACK}:{server.port}/0"
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def store(redis_url: str) -> Iterator[SyncClient]:
+    client = sync_client(redis_url, decode_responses=True)
     now = time.time_ns() // 1000
     client.set(KEYS.rules, orjson.dumps(RULES))
     client.hset(KEYS.progress, mapping={"applied:0": now, "event:0": now})
@@ -45,13 +62,11 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[redis.Redis]:
         yield client
     finally:
         client.close()
-        server.stop()
 
 
 @pytest.fixture(scope="module")
-def api(store: redis.Redis, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]:
-    url = f"redis://{LOOPBACK}:{store.connection_pool.connection_kwargs['port']}/0"
-    with serving_api(url, PREFIX, {READ_KEY: ["read"]}, tmp_path_factory.mktemp("cache-api"),
+def api(redis_url: str, store: SyncClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]:
+    with serving_api(redis_url, PREFIX, {READ_KEY: ["read"]}, tmp_path_factory.mktemp("cache-api"),
                      extra_env={"AVAIL_READ_CACHE_TTL_S": "60"}) as running:
         yield running
 
@@ -62,7 +77,7 @@ def http(api: RunningApi) -> Iterator[httpx.Client]:
         yield client
 
 
-def write(store: redis.Redis, sku: str, web: int) -> None:
+def write(store: SyncClient, sku: str, web: int) -> None:
     """A flow write of the SKU's numbers (one hash, as projection lays it out)."""
     store.hset(KEYS.sku(sku), mapping={
         "v": time.time_ns() // 1000, "a": time.time_ns() // 1000, "r": "c1", "c:web": web, "c:amazon": web // 2,
@@ -96,11 +111,18 @@ def wait_until_live(http: httpx.Client, timeout: float = 5.0) -> None:
         time.sleep(0.02)
 
 
-def tracking_clients(store: redis.Redis) -> list[dict[str, str]]:
-    return [c for c in store.client_list() if c.get("name") == CLIENT_NAME]
+def node_of(store: SyncClient, sku: str) -> redis.Redis:
+    """The Redis holding the SKU's hash: the one, or the cluster master of its slot."""
+    if isinstance(store, RedisCluster):
+        return store.get_node_from_key(KEYS.sku(sku)).redis_connection  # type: ignore[no-any-return]
+    return store
 
 
-def cache_a_value(http: httpx.Client, store: redis.Redis, sku: str, value: int) -> None:
+def tracking_clients(node: redis.Redis) -> list[dict[str, str]]:
+    return [c for c in node.client_list() if c.get("name") == CLIENT_NAME]
+
+
+def cache_a_value(http: httpx.Client, store: SyncClient, sku: str, value: int) -> None:
     write(store, sku, value)
     wait_until_live(http)
     assert web(http, sku) == value
@@ -111,7 +133,7 @@ def cache_a_value(http: httpx.Client, store: redis.Redis, sku: str, value: int) 
 
 class TestReadCache:
     def test_a_write_is_served_promptly_after_the_value_was_cached(
-        self, http: httpx.Client, store: redis.Redis,
+        self, http: httpx.Client, store: SyncClient,
     ) -> None:
         cache_a_value(http, store, "TV-1", 4)
         write(store, "TV-1", 9)
@@ -120,7 +142,7 @@ class TestReadCache:
             assert time.monotonic() - written < PROMPTLY_S, "a cached value outlived its invalidation"
             time.sleep(0.005)
 
-    def test_a_batch_sees_a_write_promptly(self, http: httpx.Client, store: redis.Redis) -> None:
+    def test_a_batch_sees_a_write_promptly(self, http: httpx.Client, store: SyncClient) -> None:
         cache_a_value(http, store, "TV-2", 5)
         body = {"skus": ["TV-2", "NEVER-SEEN"], "channel": "web"}
 
@@ -137,15 +159,16 @@ class TestReadCache:
             time.sleep(0.005)
 
     def test_no_stale_value_after_the_invalidation_connection_is_killed(
-        self, http: httpx.Client, store: redis.Redis,
+        self, http: httpx.Client, store: SyncClient,
     ) -> None:
         cache_a_value(http, store, "TV-3", 7)
-        [tracker] = tracking_clients(store)
-        store.execute_command("CLIENT", "KILL", "ID", tracker["id"])
+        node = node_of(store, "TV-3")  # on a cluster, the API tracks each master: this one reports TV-3
+        [tracker] = tracking_clients(node)
+        node.execute_command("CLIENT", "KILL", "ID", tracker["id"])
         write(store, "TV-3", 8)  # its invalidation went nowhere: the API must stop trusting the cache
         assert web(http, "TV-3") == 8
         wait_until_live(http)
-        [again] = tracking_clients(store)
+        [again] = tracking_clients(node)
         assert again["id"] != tracker["id"]
         cache_a_value(http, store, "TV-3", 10)
         write(store, "TV-3", 11)
@@ -154,7 +177,7 @@ class TestReadCache:
             assert time.monotonic() - written < PROMPTLY_S, "tracking was not re-established"
             time.sleep(0.005)
 
-    def test_the_fast_path_answers_exactly_as_the_routes_do(self, http: httpx.Client, store: redis.Redis) -> None:
+    def test_the_fast_path_answers_exactly_as_the_routes_do(self, http: httpx.Client, store: SyncClient) -> None:
         write(store, "TV-4", 12)
         # A trailing "&" or a charset parameter is valid but unusual: the FastAPI routes answer those.
         for fast, routed in [("/v1/availability/TV-4", "/v1/availability/TV-4?"),
@@ -174,7 +197,7 @@ class TestReadCache:
         assert unknown.json()["error"]["code"] == "unknown_sku"
 
 
-def test_misses_beyond_one_script_call_come_back_whole_and_in_order(store: redis.Redis) -> None:
+def test_misses_beyond_one_script_call_come_back_whole_and_in_order(redis_url: str, store: SyncClient) -> None:
     skus = [f"MANY-{i:05d}" for i in range(READ_CHUNK * 2 + 500)]
     pipe = store.pipeline(transaction=False)
     for i, sku in enumerate(skus):
@@ -183,8 +206,7 @@ def test_misses_beyond_one_script_call_come_back_whole_and_in_order(store: redis
     pipe.execute()
 
     async def read_twice() -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-        client = AsyncRedis.from_url(f"redis://{LOOPBACK}:{store.connection_pool.connection_kwargs['port']}/0",
-                                     decode_responses=True)
+        client = async_client(redis_url, decode_responses=True)
         cache = ReadCache(len(skus), 60.0)
         cache.go_live()
         reader = SkuReader(client, KEYS, cache)

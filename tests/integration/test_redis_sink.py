@@ -2,29 +2,45 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import pytest
-import redis
+from redis.cluster import RedisCluster
 
 from dataflows.messages import SkuWrite
 from dataflows.redis_sink import ARGUMENTS_PER_CALL, SKUS_PER_CALL, RedisSink, _RedisSinkPartition
 from dataflows.store_guard import Registry
 from local_servers import LOOPBACK, start_redis
 from projection import Keys
+from projection.connect import SyncClient, sync_client
+from projection.keys import SLOT_GROUPS
+from tests.support.api import delete_prefix
 
 pytestmark = pytest.mark.integration
 
 KEYS = Keys("sinktest")
 
 
-@pytest.fixture
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@pytest.fixture(params=["single", "cluster"], ids=["redis", "redis-cluster"])
+def redis_url(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[str]:
+    if request.param == "cluster":
+        url = str(request.getfixturevalue("redis_cluster_url"))
+        yield url
+        with contextlib.closing(sync_client(url)) as client:
+            delete_prefix(client, KEYS.prefix)
+        return
     server = start_redis(log_dir=tmp_path_factory.mktemp("sink-redis"))
     try:
         yield f"redis://{LOOPBACK}:{server.port}/0"
     finally:
         server.stop()
+
+
+def script_calls(client: SyncClient) -> int:
+    """EVALSHA calls so far, summed over every master."""
+    nodes = [n.redis_connection for n in client.get_primaries()] if isinstance(client, RedisCluster) else [client]
+    return sum(int(node.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)) for node in nodes)
 
 
 def partition(url: str, registry: Registry) -> _RedisSinkPartition:
@@ -39,7 +55,7 @@ def write(sku: str, version: int, *, full: bool, on_hand: int) -> SkuWrite:
 def test_a_batch_over_several_script_calls_writes_refuses_and_reports_each_sku(redis_url: str) -> None:
     registry = Registry("g1")
     sink = partition(redis_url, registry)
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client = sync_client(redis_url, decode_responses=True)
     try:
         skus = [f"SKU-{i:05d}" for i in range(SKUS_PER_CALL * 2 + 7)]
         sink.write_batch([write(sku, 100, full=True, on_hand=i) for i, sku in enumerate(skus)])
@@ -69,7 +85,7 @@ def test_a_batch_over_several_script_calls_writes_refuses_and_reports_each_sku(r
 def test_wide_skus_end_a_call_early_and_keep_their_verdicts(redis_url: str) -> None:
     registry = Registry("g1")
     sink = partition(redis_url, registry)
-    client = redis.Redis.from_url(redis_url, decode_responses=True)
+    client = sync_client(redis_url, decode_responses=True)
     nodes = [f"store-{n:03d}" for n in range(300)]
 
     def wide(sku: str, version: int, *, full: bool) -> SkuWrite:
@@ -90,6 +106,22 @@ def test_wide_skus_end_a_call_early_and_keep_their_verdicts(redis_url: str) -> N
             else:
                 assert (fields["v"], fields["n:store-299"], len(fields)) == ("20", "20,0,0,0,0,20", 304)
         assert registry.take_lost() == [lost]
+    finally:
+        client.close()
+        sink.close()
+
+
+def test_a_batch_is_at_most_one_script_call_per_slot_group(redis_url: str) -> None:
+    """On a cluster a script touches one slot: 500 SKUs are still a few calls (one per group), not 500."""
+    sink = partition(redis_url, Registry("g1"))
+    client = sync_client(redis_url, decode_responses=True)
+    try:
+        skus = [f"GROUPED-{i:05d}" for i in range(SKUS_PER_CALL)]
+        before = script_calls(client)
+        sink.write_batch([write(sku, 100, full=True, on_hand=i) for i, sku in enumerate(skus)])
+        calls = script_calls(client) - before
+        assert calls == (SLOT_GROUPS if isinstance(client, RedisCluster) else 1)
+        assert [client.hget(KEYS.sku(sku), "c:web") for sku in skus] == [str(i) for i in range(len(skus))]
     finally:
         client.close()
         sink.close()
