@@ -37,7 +37,7 @@ from availability_api.feed import READ_BLOCK_MS, SHUTDOWN, FeedHub
 from availability_api.freshness import FreshnessMonitor, Limits, Progress
 from availability_api.invalidation import InvalidationListener
 from availability_api.metrics import ApiMetrics, MetricsMiddleware
-from availability_api.rate_limit import RateLimiter
+from availability_api.rate_limit import SharedRateLimits
 from availability_api.read_cache import ReadCache, SkuReader
 from availability_api.routes import router
 from availability_api.rules_cache import RulesCache
@@ -56,8 +56,9 @@ Every route but `/healthz`, `/readyz` and this documentation (`/docs`, `/redoc`,
 `Authorization: Bearer <key>`, e.g. for a Prometheus scrape). A key
 carries scopes: `read` (every channel), `read:<channel>` (that channel only: pass
 `channel=<channel>`), `admin` (everything). A missing or unknown key answers 401, a key
-without the scope 403. Each key may make AVAIL_RATE_LIMIT_PER_S requests a second per
-API process (429 with `Retry-After` past that); a request body may hold
+without the scope 403. A key given a `rate_per_s` in AVAIL_API_KEYS may make that many
+requests a second, counted across every API process (429 with `Retry-After` past that);
+a key without one is not limited. A request body may hold
 AVAIL_MAX_BODY_BYTES (413 past that).
 
 Availability answers say whether the engine keeps their numbers current: `stale` (with
@@ -149,7 +150,8 @@ def create_app(settings: ApiSettings) -> FastAPI:
         app.state.context = Context(
             keys=keys, redis=redis, rules=RulesCache(load_rules), keyring=keyring, metrics=metrics,
             hub=hub, sse_heartbeat_s=settings.sse_heartbeat_s,
-            limiter=RateLimiter(settings.rate_limit_per_s, settings.rate_limit_burst), freshness=freshness,
+            limiter=SharedRateLimits.over(settings.redis_url.get_secret_value(), redis, settings.redis_prefix,
+                                          settings.redis_timeout_s), freshness=freshness,
             skus=SkuReader(redis, keys, cache),
         )
         # Everything built so far lives as long as the process: keep it out of every future garbage

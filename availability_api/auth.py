@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pydantic import SecretStr
 
 from availability_api.errors import Forbidden
+from engine_settings import KeyGrant
 
 READ = "read"
 ADMIN = "admin"
@@ -35,11 +36,13 @@ NO_KEYS_MESSAGE = (
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """The scopes of the key that made a request, and the key's digest (per-key rate limit)."""
+    """The scopes of the key that made a request, its digest and its request limit."""
 
     scopes: frozenset[str]
     key_id: bytes = field(default=b"", compare=False, repr=False)
     """SHA-256 digest of the key; empty when authentication is off. Identifies the key, never reveals it."""
+    rate_per_s: int | None = field(default=None, compare=False)
+    """Requests a second this key may make across every API process; None: no limit."""
 
     @property
     def is_admin(self) -> bool:
@@ -79,27 +82,29 @@ def _digest(key: bytes) -> bytes:
 
 
 class KeyRing:
-    """Configured keys (as digests) and their scopes."""
+    """Configured keys (as digests), their scopes and request limits."""
 
-    def __init__(self, keys: Iterable[tuple[str, Iterable[str]]]) -> None:
-        self._entries = tuple((_digest(key.encode()), frozenset(scopes)) for key, scopes in keys)
-        if not self._entries:
+    def __init__(self, keys: Iterable[tuple[str, Iterable[str]] | tuple[str, Iterable[str], int | None]]) -> None:
+        self._principals = tuple(
+            Principal(frozenset(entry[1]), digest, entry[2] if len(entry) > 2 else None)  # noqa: PLR2004
+            for entry in keys for digest in (_digest(entry[0].encode()),)
+        )
+        if not self._principals:
             raise AuthConfigError(NO_KEYS_MESSAGE)
 
     @classmethod
-    def from_settings(cls, keys: Mapping[SecretStr, list[str]]) -> KeyRing:
-        return cls((key.get_secret_value(), scopes) for key, scopes in keys.items())
+    def from_settings(cls, keys: Mapping[SecretStr, KeyGrant]) -> KeyRing:
+        return cls((key.get_secret_value(), grant.scopes, grant.rate_per_s) for key, grant in keys.items())
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._principals)
 
     def lookup(self, presented: str) -> Principal | None:
         """The principal of a presented key, or None; compares against every key, always."""
         # Header values reach us decoded as latin-1; this gives back the raw bytes sent.
         digest = _digest(presented.encode("latin-1", errors="replace"))
-        found: tuple[bytes, frozenset[str]] | None = None
-        for entry in self._entries:
-            if hmac.compare_digest(digest, entry[0]) and found is None:
-                found = entry
-        # the stored digest, not the presented one: one bytes object per key, its hash cached
-        return None if found is None else Principal(found[1], found[0])
+        found: Principal | None = None
+        for principal in self._principals:
+            if hmac.compare_digest(digest, principal.key_id) and found is None:
+                found = principal
+        return found

@@ -8,7 +8,7 @@ from availability_api.auth import KeyRing
 from availability_api.feed import FeedHub
 from availability_api.freshness import FreshnessMonitor
 from availability_api.metrics import ApiMetrics
-from availability_api.rate_limit import RateLimiter
+from availability_api.rate_limit import SharedRateLimits
 from availability_api.read_cache import SkuReader
 from availability_api.rules_cache import RulesCache
 from availability_api.types import RedisClient
@@ -27,7 +27,7 @@ class Context:
     metrics: ApiMetrics
     hub: FeedHub
     sse_heartbeat_s: float
-    limiter: RateLimiter
+    limiter: SharedRateLimits
     freshness: FreshnessMonitor
     skus: SkuReader
     """SKU hashes, through the read cache when it is live."""

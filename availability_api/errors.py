@@ -112,7 +112,7 @@ class RateLimited(ApiError):
 
     def __init__(self, retry_after_s: int) -> None:
         super().__init__(
-            f"this API key is over its request rate (AVAIL_RATE_LIMIT_PER_S); retry in {retry_after_s} s",
+            f"this API key is over its request rate (its rate_per_s in AVAIL_API_KEYS); retry in {retry_after_s} s",
             headers={"Retry-After": str(retry_after_s)},
         )
 

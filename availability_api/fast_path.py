@@ -87,7 +87,7 @@ class FastReads:
                 _, feeding = await reads.channel_view(ctx, channel)
             except (ApiError, redis_errors.RedisError):
                 return False
-        if not _take_token(ctx, principal):
+        if not await _within_limit(ctx, principal):
             return False
         scope["route"] = self.single_route
         try:
@@ -121,7 +121,7 @@ class FastReads:
             view, feeding = await reads.channel_view(ctx, channel)
         except (ApiError, redis_errors.RedisError):
             return replay
-        if not _take_token(ctx, principal):
+        if not await _within_limit(ctx, principal):
             return replay
         scope["route"] = self.batch_route
         try:
@@ -154,9 +154,17 @@ def _principal(ctx: Context, scope: Scope) -> Principal | None:
     return ctx.keyring.lookup(key.decode("latin-1"))
 
 
-def _take_token(ctx: Context, principal: Principal) -> bool:
-    # As ``routes.authenticate``: no key, no limit (authentication switched off).
-    return ctx.keyring is None or not ctx.limiter.enabled or ctx.limiter.take(principal.key_id) == 0
+async def _within_limit(ctx: Context, principal: Principal) -> bool:
+    """As ``routes.authenticate``: a key without a rate (or no auth) is not limited; else one Redis call.
+
+    Over the limit (or Redis failing), the request goes on to the routes, which answer 429 (or 503).
+    """
+    if principal.rate_per_s is None:
+        return True
+    try:
+        return await ctx.limiter.take(principal) == 0
+    except redis_errors.RedisError:
+        return False
 
 
 def _batch_request(body: bytes) -> tuple[list[str], str | None] | None:

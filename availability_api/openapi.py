@@ -25,9 +25,9 @@ _ERRORS: dict[int, tuple[str, str, str, str | None]] = {
     422: ("a request field is invalid (codes: invalid_sku, too_many_skus, unknown_channel, invalid_cursor, "
           "invalid_position, feed_position_ahead, unknown_field, malformed_body, invalid_request)", "invalid_sku",
           "sku must be 1 to 64 characters of A-Z a-z 0-9 . _ - : /", "sku"),
-    429: ("this API key made more requests than AVAIL_RATE_LIMIT_PER_S allows (per API process); retry after "
-          "`Retry-After` seconds", "rate_limited",
-          "this API key is over its request rate (AVAIL_RATE_LIMIT_PER_S); retry in 1 s", None),
+    429: ("this API key made more requests than its rate_per_s (AVAIL_API_KEYS) allows, counted across every API "
+          "process; retry after `Retry-After` seconds", "rate_limited",
+          "this API key is over its request rate (its rate_per_s in AVAIL_API_KEYS); retry in 1 s", None),
     503: ("Redis is not answering (redis_unavailable), or no rule set is published yet (rules_unavailable)",
           "redis_unavailable", "the availability store (Redis) is not answering; retry", None),
 }

@@ -60,10 +60,11 @@ async def authenticate(
     principal = ctx.keyring.lookup(key)
     if principal is None:
         raise Unauthorized("unknown API key")
-    retry_after_s = ctx.limiter.take(principal.key_id)
-    if retry_after_s:
-        ctx.metrics.rate_limited.inc()
-        raise RateLimited(retry_after_s)
+    if principal.rate_per_s is not None:
+        retry_after_s = await ctx.limiter.take(principal)
+        if retry_after_s:
+            ctx.metrics.rate_limited.inc()
+            raise RateLimited(retry_after_s)
     return Call(principal, ctx)
 
 

@@ -1,7 +1,7 @@
 """Typed configuration from ``AVAIL_*`` environment variables: one settings class per deployable."""
 
-from engine_settings.api import ApiSettings
+from engine_settings.api import ApiSettings, KeyGrant
 from engine_settings.base import CommonSettings
 from engine_settings.flow import FlowSettings
 
-__all__ = ["ApiSettings", "CommonSettings", "FlowSettings"]
+__all__ = ["ApiSettings", "CommonSettings", "FlowSettings", "KeyGrant"]

@@ -58,8 +58,12 @@ class RunningApi:
         stop_process(self.process, timeout=timeout)
 
 
+Grant = Sequence[str] | Mapping[str, object]
+"""An AVAIL_API_KEYS value: scopes, or {"scopes": [...], "rate_per_s": N}."""
+
+
 def api_env(
-    redis_url: str, prefix: str, api_keys: Mapping[str, Sequence[str]] | None,
+    redis_url: str, prefix: str, api_keys: Mapping[str, Grant] | None,
     extra_env: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """The child's environment: ours without AVAIL_* (so the test alone decides), plus the API's."""
@@ -68,7 +72,8 @@ def api_env(
     env["AVAIL_REDIS_URL"] = redis_url
     env["AVAIL_REDIS_PREFIX"] = prefix
     if api_keys is not None:
-        env["AVAIL_API_KEYS"] = json.dumps({key: list(scopes) for key, scopes in api_keys.items()})
+        env["AVAIL_API_KEYS"] = json.dumps(
+            {key: grant if isinstance(grant, Mapping) else list(grant) for key, grant in api_keys.items()})
     env.update(extra_env or {})
     return env
 
@@ -82,7 +87,7 @@ def api_command(port: int) -> list[str]:
 
 
 def start_api(
-    redis_url: str, prefix: str, api_keys: Mapping[str, Sequence[str]] | None,
+    redis_url: str, prefix: str, api_keys: Mapping[str, Grant] | None,
     extra_env: Mapping[str, str] | None = None, log_dir: Path | None = None, timeout: float = 20.0,
 ) -> RunningApi:
     """Starts the API and waits until /healthz answers; raises ``ApiStartError`` with its log otherwise."""
@@ -109,7 +114,7 @@ def start_api(
 
 @contextlib.contextmanager
 def serving_api(
-    redis_url: str, prefix: str, api_keys: Mapping[str, Sequence[str]] | None, log_dir: Path,
+    redis_url: str, prefix: str, api_keys: Mapping[str, Grant] | None, log_dir: Path,
     extra_env: Mapping[str, str] | None = None,
 ) -> Iterator[RunningApi]:
     """``start_api`` for a fixture: stopped afterwards, and its log must hold no traceback."""

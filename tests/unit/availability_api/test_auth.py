@@ -7,6 +7,7 @@ from pydantic import SecretStr
 from availability_api import auth
 from availability_api.auth import ANONYMOUS_ADMIN, AuthConfigError, KeyRing, Principal
 from availability_api.errors import Forbidden
+from engine_settings import KeyGrant
 
 KEY_A = "a-key-of-sixteen-chars"
 KEY_B = "b-key-of-sixteen-chars"
@@ -90,17 +91,19 @@ class TestKeyRing:
 
     def test_keeps_no_raw_key(self) -> None:
         ring = KeyRing([(KEY_A, ["read"])])
-        assert KEY_A not in repr(vars(ring) if hasattr(ring, "__dict__") else ring._entries)
-        assert KEY_A.encode() not in b"".join(digest for digest, _ in ring._entries)
+        assert KEY_A not in repr(vars(ring) if hasattr(ring, "__dict__") else ring._principals)
+        assert KEY_A.encode() not in b"".join(principal.key_id for principal in ring._principals)
 
     def test_non_ascii_key_matches_its_utf8_bytes_as_a_header_carries_them(self) -> None:
         ring = KeyRing([("clé-secrète-assez-longue", ["read"])])
         as_header = "clé-secrète-assez-longue".encode().decode("latin-1")
         assert ring.lookup(as_header) == principal("read")
 
-    def test_from_settings_unwraps_secrets(self) -> None:
-        ring = KeyRing.from_settings({SecretStr(KEY_A): ["read"]})
-        assert len(ring) == 1 and ring.lookup(KEY_A) == principal("read")
+    def test_from_settings_unwraps_secrets_and_keeps_each_keys_rate(self) -> None:
+        ring = KeyRing.from_settings({SecretStr(KEY_A): KeyGrant(("read",)), SecretStr(KEY_B): KeyGrant(("read",), 50)})
+        a, b = ring.lookup(KEY_A), ring.lookup(KEY_B)
+        assert len(ring) == 2 and a == b == principal("read")  # noqa: PLR2004
+        assert a is not None and b is not None and (a.rate_per_s, b.rate_per_s) == (None, 50)
 
     def test_no_keys_refuses_with_the_way_out(self) -> None:
         with pytest.raises(AuthConfigError, match="AVAIL_API_KEYS") as refused:

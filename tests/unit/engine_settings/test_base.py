@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from engine_settings import ApiSettings, CommonSettings, FlowSettings
+from engine_settings import ApiSettings, CommonSettings, FlowSettings, KeyGrant
 
 
 class TestRedisUrl:
@@ -38,3 +38,41 @@ class TestRedisUrl:
             CommonSettings(redis_url=url)  # type: ignore[arg-type]
         message = str(refused.value)
         assert "AVAIL_REDIS_URL" in message and problem in message and "hunter2" not in message
+
+
+class TestApiKeys:
+    KEY = "partner-key-0123456789"
+
+    def test_scopes_alone_or_with_a_rate(self) -> None:
+        keys = ApiSettings(api_keys={"storefront-key-0123456789": ["read"],  # type: ignore[arg-type]
+                                     self.KEY: {"scopes": ["read:amazon"], "rate_per_s": 50}}).api_keys
+        assert keys is not None
+        grants = {key.get_secret_value(): grant for key, grant in keys.items()}
+        assert grants == {"storefront-key-0123456789": KeyGrant(("read",), None),
+                          self.KEY: KeyGrant(("read:amazon",), 50)}
+
+    def test_the_json_form_of_the_environment_is_read(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setenv("AVAIL_API_KEYS", f'{{"{self.KEY}": {{"scopes": ["admin"], "rate_per_s": 5}}}}')
+        keys = ApiSettings().api_keys
+        assert keys is not None and list(keys.values()) == [KeyGrant(("admin",), 5)]
+
+    @pytest.mark.parametrize(("grant", "problem"), [
+        ({"scopes": ["read"], "rate_per_s": 0}, "key #1: rate_per_s must be a whole number"),
+        ({"scopes": ["read"], "rate_per_s": 2.5}, "key #1: rate_per_s must be a whole number"),
+        ({"scopes": ["read"], "rate": 5}, "key #1: unknown field 'rate'"),
+        ({"rate_per_s": 5}, "key #1: scopes is missing"),
+        (["write"], "key #1: unknown scope 'write'"),
+        ("read", "key #1: scopes must be a list"),
+    ])
+    def test_a_bad_grant_is_refused_by_its_place_never_by_the_key(self, grant: object, problem: str) -> None:
+        with pytest.raises(ValidationError) as refused:
+            ApiSettings(api_keys={self.KEY: grant})  # type: ignore[dict-item]
+        assert problem in str(refused.value) and self.KEY not in str(refused.value)
+
+    @pytest.mark.parametrize("name", ["AVAIL_RATE_LIMIT_PER_S", "AVAIL_RATE_LIMIT_BURST"])
+    def test_the_old_per_process_limit_settings_are_refused_with_what_replaces_them(
+        self, monkeypatch: pytest.MonkeyPatch, name: str,
+    ) -> None:
+        monkeypatch.setenv(name, "2000")
+        with pytest.raises(ValidationError, match='set "rate_per_s" on the key in AVAIL_API_KEYS'):
+            ApiSettings()
