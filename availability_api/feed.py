@@ -288,8 +288,7 @@ class FeedHub:
     async def _read(self, reader: _Reader) -> None:
         channel = reader.channel
         try:
-            last_id = await queries.read_feed_newest_id(self._redis, self._keys, channel)
-            reader.last_seq = queries.entry_seq(last_id)
+            last_id, reader.last_seq = await queries.read_feed_newest(self._redis, self._keys, channel)
             for sub in reader.subscribers:
                 sub.live_after = reader.last_seq
             reader.started.set()

@@ -90,10 +90,18 @@ async def read_feed(
     return cast(list[FeedEntry], await _wait(redis.xrange(keys.feed(channel), start, end, count=count)))
 
 
-async def read_feed_newest_id(redis: RedisClient, keys: Keys, channel: str) -> str:
-    """The id of the feed's newest entry, or ``"0-0"`` when it holds none."""
-    newest = cast(list[FeedEntry], await _wait(redis.xrevrange(keys.feed(channel), "+", "-", count=1)))
-    return newest[0][0] if newest else "0-0"
+async def read_feed_newest(redis: RedisClient, keys: Keys, channel: str) -> tuple[str, int]:
+    """Where a feed reader starts: the newest entry's id (``"0-0"``: none) and the last seq given out.
+
+    Read atomically. A feed with no delta yet holds no entry but has a seq (its origin): streams starting
+    now start after that seq, and the first delta is the one after it.
+    """
+    pipe = redis.pipeline(transaction=True)  # both keys share the channel's hash tag
+    pipe.get(keys.feed_seq(channel))
+    pipe.xrevrange(keys.feed(channel), "+", "-", count=1)
+    last_seq, newest = await pipe.execute()
+    newest_id = newest[0][0] if newest else "0-0"
+    return newest_id, max(int(last_seq or 0), entry_seq(newest_id))
 
 
 async def wait_for_feed(

@@ -30,20 +30,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, NamedTuple
 
-import redis
-
 from atp.events import Topic
 from load_tests import report
 from load_tests.generator import Scenario
 from load_tests.produce_backlog import produce_backlog, topic_names
 from load_tests.profile_summary import summarise
 from local_servers import LOOPBACK, start_redis, start_tansu
+from projection import Keys
+from projection.connect import SyncClient, sync_client
 
 RULES = {"full": Path(__file__).parent / "rules_full", "small": Path(__file__).parent.parent / "rules"}
 
 
-def handled(client: redis.Redis, prefix: str) -> int:
-    stats = client.hgetall(f"{prefix}:stats")
+def handled(client: SyncClient, prefix: str) -> int:
+    """Events the engine under ``prefix`` counted in ``Keys(prefix).stats`` (one Redis or a cluster)."""
+    stats: dict[bytes, bytes] = client.hgetall(Keys(prefix).stats)  # type: ignore[assignment]
     return sum(int(v) for k, v in stats.items() if k in (b"applied", b"duplicate") or k.startswith(b"rejected:"))
 
 
@@ -57,7 +58,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def timed(client: redis.Redis, prefix: str, total: int, processes: Sequence[subprocess.Popen[bytes]],
+def timed(client: SyncClient, prefix: str, total: int, processes: Sequence[subprocess.Popen[bytes]],
           timeout: float) -> Run:
     """Events/s and CPU per event (of all ``processes``) between 10 % and 95 % of ``total`` handled."""
     marks: dict[float, tuple[float, float]] = {}
@@ -88,13 +89,15 @@ def engine_env(bootstrap: str, url: str, prefix: str, topics: dict[str, str], ru
 
 
 BASELINE = r"""
-import sys, orjson, redis
+import sys, orjson
 from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING
 from atp.decoding import decode_event
 from atp.rejections import Rejection
+from projection import Keys
+from projection.connect import sync_client
 bootstrap, url, prefix = sys.argv[1:4]
 topics, partitions = sys.argv[4].split(","), int(sys.argv[5])
-client = redis.Redis.from_url(url)
+client, keys = sync_client(url), Keys(prefix)
 consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "baseline", "enable.auto.commit": False,
                      "fetch.wait.max.ms": 100, "queued.max.messages.kbytes": 8192})
 consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in topics for p in range(partitions)])
@@ -110,9 +113,9 @@ while True:
         event = decode_event(m.value())
         if isinstance(event, Rejection):
             continue
-        pipe.hset(f"{prefix}:sku:{{{event.sku}}}", getattr(event, "node", None) or "x", m.offset())
+        pipe.hset(keys.sku(event.sku), getattr(event, "node", None) or "x", m.offset())
         ok += 1
-    pipe.hincrby(f"{prefix}:stats", "applied", ok)
+    pipe.hincrby(keys.stats, "applied", ok)
     pipe.execute()
 """
 
@@ -128,7 +131,7 @@ def run_engine(bootstrap: str, url: str, prefix: str, topics: dict[str, str], to
                        "--output", str(profile), "--", *command]
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
     try:
-        return timed(redis.Redis.from_url(url), prefix, total, [process], timeout=600)
+        return timed(sync_client(url), prefix, total, [process], timeout=600)
     finally:
         if profile is not None:
             process.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
@@ -145,7 +148,7 @@ def run_baseline(bootstrap: str, url: str, prefix: str, topics: dict[str, str], 
     process = subprocess.Popen([sys.executable, "-c", BASELINE, bootstrap, url, prefix,  # noqa: S603
                                 ",".join(topics.values()), str(partitions)])
     try:
-        return timed(redis.Redis.from_url(url), prefix, total, [process], timeout=600)
+        return timed(sync_client(url), prefix, total, [process], timeout=600)
     finally:
         process.kill()
         process.wait()

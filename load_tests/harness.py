@@ -2,9 +2,10 @@
 
 Everything here goes through the engine's external interfaces only: the ``avail flow``
 command configured by ``AVAIL_*`` variables, the contract's Kafka topics and events, and
-the Redis keys of docs/engine.md (``{prefix}:stats``, ``{prefix}:progress``,
-``{prefix}:heartbeat``, ``{prefix}:sku:{SKU}``). Every process started here is stopped by
-its PID in a ``finally``.
+the Redis keys of docs/engine.md, named by ``projection.Keys`` (``Keys(prefix).stats``,
+``.progress``, ``.heartbeat``, ``.sku(SKU)``) and read through ``projection.connect.sync_client``,
+so every probe works on one Redis and on a Redis Cluster (``local_cluster``). Every process
+started here is stopped by its PID in a ``finally``.
 """
 
 from __future__ import annotations
@@ -20,27 +21,36 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import redis
+import redis.cluster
 
 from atp.events import Topic
 from load_tests.bench_flow import RULES, handled
-from local_servers import LOOPBACK, start_redis, start_tansu, stop_process
+from local_servers import LOOPBACK, start_redis, start_redis_cluster, start_tansu, stop_process
+from projection import Keys
+from projection.connect import SyncClient, sync_client
 
-__all__ = ["RULES", "Flow", "Servers", "handled", "local_servers", "progress_us", "sku_numbers", "wait_for"]
+__all__ = ["RULES", "Flow", "Servers", "handled", "local_cluster", "local_servers", "progress_us", "sku_numbers",
+           "wait_for"]
 
 
 @dataclass
 class Servers:
+    """The broker, the Redis (``url``: ``redis://`` or ``redis+cluster://``) and a scratch directory."""
+
     bootstrap: str
     url: str
     work: Path
-    redis_pid: int
-    client: redis.Redis = field(init=False)
+    redis_pid: int  # of the one redis-server, or of a cluster's first master
+    client: SyncClient = field(init=False)
 
     def __post_init__(self) -> None:
-        self.client = redis.Redis.from_url(self.url)
+        self.client = sync_client(self.url)
 
     def used_memory(self) -> int:
+        """``used_memory`` of the one Redis, or summed over a cluster's masters."""
+        if isinstance(self.client, redis.cluster.RedisCluster):
+            per_node = self.client.info("memory", target_nodes=redis.cluster.RedisCluster.PRIMARIES)
+            return sum(int(info["used_memory"]) for info in per_node.values())
         return int(self.client.info("memory")["used_memory"])
 
 
@@ -69,6 +79,28 @@ def local_servers(prefix: str = "bench-") -> Iterator[Servers]:
             shutil.rmtree(work, ignore_errors=True)
 
 
+@contextmanager
+def local_cluster(servers: Servers, masters: int = 3, replicas_per_master: int = 1) -> Iterator[Servers]:
+    """``servers`` with a local Redis Cluster instead of its one Redis (same broker and scratch directory).
+
+    The cluster's nodes (``start_redis_cluster``) are stopped by their PIDs when the block ends.
+    """
+    cluster = start_redis_cluster(masters=masters, replicas_per_master=replicas_per_master,
+                                  work_dir=servers.work / "redis-cluster")
+    try:
+        clustered = Servers(servers.bootstrap, cluster.url, servers.work, cluster.masters[0].pid)
+        try:
+            yield clustered
+        finally:
+            clustered.client.close()
+            for node in cluster.nodes:
+                if node.process.poll() is not None:
+                    print(f"redis-server cluster node (pid {node.pid}) had exited with {node.process.returncode}",
+                          file=sys.stderr)
+    finally:
+        cluster.stop()
+
+
 def wait_for(check: Callable[[], bool], timeout: float, what: str, process: Flow | None = None,
              every: float = 0.05) -> float:
     """Polls ``check`` until it is true; returns the ``time.monotonic()`` when it was. Fails if the flow dies."""
@@ -84,9 +116,9 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str, process: Flow
     raise TimeoutError(f"{what}: not within {timeout:.0f} s")
 
 
-def progress_us(client: redis.Redis, prefix: str) -> int:
-    """The newest ``applied:<worker>`` time in ``{prefix}:progress`` (µs), 0 when none."""
-    values: dict[bytes, bytes] = client.hgetall(f"{prefix}:progress")  # type: ignore[assignment]
+def progress_us(client: SyncClient, prefix: str) -> int:
+    """The newest ``applied:<worker>`` time in ``Keys(prefix).progress`` (µs), 0 when none."""
+    values: dict[bytes, bytes] = client.hgetall(Keys(prefix).progress)  # type: ignore[assignment]
     return max((int(v) for k, v in values.items() if k.startswith(b"applied:")), default=0)
 
 
@@ -148,21 +180,22 @@ class Flow:
     def wait_up(self, timeout: float = 60.0) -> float:
         """Until this start of the flow wrote a heartbeat (µs clock newer than the start); returns monotonic time."""
         since = time.time_ns() // 1000 - int((time.monotonic() - self.started) * 1e6)
-        client, key = self.servers.client, f"{self.prefix}:heartbeat"
+        client, key = self.servers.client, Keys(self.prefix).heartbeat
         return wait_for(lambda: any(int(v) >= since for v in client.hvals(key)), timeout, "flow heartbeat", self)
 
     def handled(self) -> int:
         return handled(self.servers.client, self.prefix)
 
 
-def sku_numbers(client: redis.Redis, prefix: str, skus: list[str]) -> dict[str, dict[bytes, bytes]]:
+def sku_numbers(client: SyncClient, prefix: str, skus: list[str]) -> dict[str, dict[bytes, bytes]]:
     """Every SKU's numbers (``n:``, ``c:``, ``u:`` fields and ``a``), without the write version ``v``."""
+    keys = Keys(prefix)
     out: dict[str, dict[bytes, bytes]] = {}
     for start in range(0, len(skus), 1000):
         chunk = skus[start:start + 1000]
         pipe = client.pipeline(transaction=False)
         for sku in chunk:
-            pipe.hgetall(f"{prefix}:sku:{{{sku}}}")
+            pipe.hgetall(keys.sku(sku))
         for sku, fields in zip(chunk, pipe.execute(), strict=True):
             out[sku] = {k: v for k, v in fields.items() if k != b"v"}
     return out

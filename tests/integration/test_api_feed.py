@@ -45,8 +45,8 @@ READ_KEY = secrets.token_urlsafe(24)
 AMAZON_KEY = secrets.token_urlsafe(24)
 API_KEYS = {READ_KEY: ["read"], AMAZON_KEY: ["read:amazon"]}
 CHANNELS = [
-    "amazon", "beat", "boot", "gone", "live", "many", "race", "racemem", "resume", "shut", "slow", "snap", "trim",
-    "web",
+    "amazon", "beat", "boot", "gone", "live", "many", "quiet", "race", "racemem", "resume", "shut", "slow", "snap",
+    "trim", "web",
 ]
 RULES = {"version": "feedv1", "channels": {name: {"nodes": ["dc-east"]} for name in CHANNELS}}
 AS_OF = '"2026-11-23T10:15:00.123Z"'
@@ -438,6 +438,37 @@ class TestTunedStreams:
 
 
 class TestManyClients:
+    def test_streams_joining_a_feed_with_no_delta_yet_all_get_its_first_one(
+        self, api: RunningApi, store: SyncClient,
+    ) -> None:
+        """A new feed has a seq (its origin) but no entry: later streams join the running reader from that seq."""
+        origin = 1_700_000_000_000_000
+        store.set(KEYS.feed_seq("quiet"), origin, nx=True)  # as the flow starts a channel's feed
+
+        async def main() -> list[tuple[str, str]]:
+            async with httpx.AsyncClient(base_url=api.base_url, headers={"X-API-Key": READ_KEY}, timeout=10) as client:
+
+                async def one(connected: asyncio.Event) -> tuple[str, str]:
+                    async with client.stream("GET", "/v1/channels/quiet/deltas") as response:
+                        lines = response.aiter_lines()
+                        greeting = await anext(lines)
+                        connected.set()
+                        async for line in lines:
+                            if line.startswith("id: ") or line.startswith(": the next delta"):
+                                return greeting, line
+                    raise AssertionError("stream ended early")
+
+                tasks = []
+                for _ in range(3):  # one after the other: the first starts the reader, the others join it
+                    connected = asyncio.Event()
+                    tasks.append(asyncio.create_task(one(connected)))
+                    await asyncio.wait_for(connected.wait(), 5)
+                await asyncio.to_thread(Feed(store, "quiet").publish, ("QUIET-1", 3))
+                return await asyncio.wait_for(asyncio.gather(*tasks), 10)
+
+        answers = asyncio.run(main())
+        assert answers == [(f": connected, from seq {origin}", f"id: {origin + 1}")] * 3
+
     def test_one_process_fans_out_to_300_streams(self, api: RunningApi, store: SyncClient) -> None:
         clients, count = 300, 5
         feed = Feed(store, "many")

@@ -78,7 +78,11 @@ def api_env(
     return env
 
 
-def api_command(port: int) -> list[str]:
+def api_command(port: int, workers: int = 1) -> list[str]:
+    """One API process; with ``workers`` > 1, ``avail api --workers N`` (N processes on one port)."""
+    if workers > 1:
+        return [sys.executable, "-m", "avail", "api", "--host", LOOPBACK, "--port", str(port),
+                "--workers", str(workers)]
     return [
         sys.executable, "-W", "error::DeprecationWarning", "-m", "uvicorn", "--factory",
         "availability_api.app:app_from_env", "--host", LOOPBACK, "--port", str(port),
@@ -89,6 +93,7 @@ def api_command(port: int) -> list[str]:
 def start_api(
     redis_url: str, prefix: str, api_keys: Mapping[str, Grant] | None,
     extra_env: Mapping[str, str] | None = None, log_dir: Path | None = None, timeout: float = 20.0,
+    workers: int = 1,
 ) -> RunningApi:
     """Starts the API and waits until /healthz answers; raises ``ApiStartError`` with its log otherwise."""
     port = free_port()
@@ -96,7 +101,7 @@ def start_api(
     log_path = log_dir / f"api-{port}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(  # noqa: S603 - our own interpreter and arguments
-            api_command(port), cwd=REPO_ROOT, env=api_env(redis_url, prefix, api_keys, extra_env),
+            api_command(port, workers), cwd=REPO_ROOT, env=api_env(redis_url, prefix, api_keys, extra_env),
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
     api = RunningApi(f"http://{LOOPBACK}:{port}", process, log_path)

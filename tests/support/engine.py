@@ -136,8 +136,9 @@ class Engine:
         other.keys = Keys(other.prefix)
         return other
 
-    def start_api(self) -> RunningApi:
-        self.api = start_api(self.redis_url, self.prefix, API_KEYS, log_dir=self.home)
+    def start_api(self, workers: int = 1) -> RunningApi:
+        """The API; ``workers`` > 1 runs ``avail api --workers N``."""
+        self.api = start_api(self.redis_url, self.prefix, API_KEYS, log_dir=self.home, workers=workers)
         return self.api
 
     def get(self, path: str, key: str = READ_KEY, **params: str) -> httpx.Response:
