@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,6 +32,10 @@ def _flow(args: argparse.Namespace) -> int:
         overrides["snapshot_interval_s"] = args.snapshot_interval
     settings = FlowSettings(**overrides)  # type: ignore[arg-type]
     addresses = args.addresses.split(";") if args.addresses else None
+    refused = cluster_arguments_problem(addresses, args.process_id, args.workers)
+    if refused:
+        print(f"avail flow: {refused}", file=sys.stderr)
+        return 2
     try:
         run(settings, workers=args.workers, process_id=args.process_id, addresses=addresses,
             recovery_partitions=args.recovery_partitions)
@@ -44,6 +49,26 @@ def _flow(args: argparse.Namespace) -> int:
             "its recovery store", args.process_id, exc)
         return 1
     return 0
+
+
+def cluster_arguments_problem(addresses: list[str] | None, process_id: int | None, workers: int) -> str | None:
+    """What is wrong with a flow process's place in its cluster, before it connects to anything."""
+    if workers < 1:
+        return f"-w/--workers must be 1 or more, got {workers}"
+    if addresses is None:
+        return None if process_id in (None, 0) else \
+            f"-i/--process-id {process_id} needs -a/--addresses listing every process of the cluster"
+    malformed = [a for a in addresses if not re.fullmatch(r"[^:;\s]+:\d{1,5}", a)]
+    if malformed:
+        return f"-a/--addresses: every entry must be host:port, got {malformed[0]!r}"
+    if len(set(addresses)) != len(addresses):
+        return "-a/--addresses: an address is listed twice"
+    if process_id is None:
+        return f"-a/--addresses lists {len(addresses)} processes: give this one's index with -i/--process-id"
+    if not 0 <= process_id < len(addresses):
+        return (f"-i/--process-id {process_id} is not in the cluster of {len(addresses)} processes that "
+                f"-a/--addresses lists (0 to {len(addresses) - 1})")
+    return None
 
 
 def _api(args: argparse.Namespace) -> int:

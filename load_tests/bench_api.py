@@ -2,11 +2,23 @@
 
 A local redis-server (free port) is filled with ``--skus`` SKU hashes laid out as
 ``docs/engine.md`` says (3 DCs and 7 stores each, 4 channels, the example rules),
-written directly with redis-py. A background thread keeps the flow's heartbeat and
+written directly with redis-py (pipelines of per-key commands, key names from
+``projection.Keys``). A background thread keeps the flow's heartbeat and
 progress fresh and rewrites ``--writes-per-s`` random SKUs a second, as a running
 flow would, so the API's read cache sees invalidations during the load. Both servers
 run as ``uvicorn`` with one worker, uvloop and httptools, access log off; the API with
 its default settings (read cache on) and the rate limit off (one key for all the load).
+
+``--redis`` (default ``both``): ``single`` is that one redis-server (server ``engine``);
+``cluster`` is a local Redis Cluster of 3 masters with 1 replica each
+(``local_servers.start_redis_cluster``, filled and kept written the same way) read by
+its own API process via ``redis+cluster://`` (server ``engine-cluster``); ``both`` runs
+the two APIs side by side in every round (their order flipping each round) and reports
+requests/s cluster/single, besides each one's ratio to the bare server. The table counts
+non-2xx answers (median per run): they are in req/s too. On a cluster the API's client
+has a pool of ``AVAIL_REDIS_MAX_CONNECTIONS`` (default 64) per node that answers 503 at
+once when used up, where one Redis's pool waits for a connection;
+``--redis-max-connections N`` sets it for both engine APIs.
 
 Scenarios, each at every ``--connections`` value (default 32 and 256):
 
@@ -14,9 +26,9 @@ Scenarios, each at every ``--connections`` value (default 32 and 256):
 - ``batch``: ``POST /v1/availability/batch`` with 100 random SKUs and ``channel=web``
   (the bare server reads the body and answers a constant of about the same size).
 
-Each round runs every scenario on the engine, then at once on the bare server; the
+Each round runs every scenario on the engine(s), then at once on the bare server; the
 ``--rounds`` rounds (default 3) alternate like this and the medians are reported via
-``load_tests/report.py``: ``api_latency.json`` plus ``api_latency_rps.png`` (req/s, engine
+``load_tests/report.py``: ``api_latency.json`` plus ``api_latency_rps.png`` (req/s, engine(s)
 vs bare) and ``api_latency_<scenario>_c<connections>.png`` (p50 and p99 against the target)
 in ``load_tests/results/``.
 
@@ -26,7 +38,7 @@ and make; put the binary on PATH), or run ``--client httpx``: a pure-Python fall
 (asyncio + httpx, one process) that saturates at a few thousand requests a second on
 its own, so it measures the ratio less well than wrk does; use it only as a smoke test.
 
-``python -m load_tests.bench_api [--connections 32 256] [--rounds 3] [--seconds 10]``
+``python -m load_tests.bench_api [--connections 32 256] [--rounds 3] [--seconds 10] [--redis single|cluster|both]``
 """
 
 from __future__ import annotations
@@ -49,11 +61,20 @@ from typing import Any
 
 import httpx
 import orjson
-import redis
+from redis.typing import EncodableT, FieldT
 
 from load_tests import report
-from local_servers import LOOPBACK, free_port, start_redis, stop_process
+from local_servers import (
+    LOOPBACK,
+    LocalRedisCluster,
+    LocalServer,
+    free_port,
+    start_redis,
+    start_redis_cluster,
+    stop_process,
+)
 from projection import Keys, rules_document
+from projection.connect import sync_client
 from rulebook import load_rules
 
 RULES = Path(__file__).parent.parent / "rules"
@@ -66,6 +87,7 @@ BATCH_BODIES = 300
 SCENARIOS = ("single", "batch")
 TARGET_P99_MS = {"single": 10.0, "batch": 25.0}
 TARGET_RATIO = 0.7
+ENGINES = {"single": "engine", "cluster": "engine-cluster"}  # Redis mode -> server name in the results
 
 
 class Fill:
@@ -73,15 +95,15 @@ class Fill:
 
     def __init__(self, url: str) -> None:
         self.rules = load_rules(RULES)
-        self.client = redis.Redis.from_url(url)
+        self.client = sync_client(url)  # one Redis or a cluster: every pipeline below holds per-key commands
         self.rng = random.Random(7)
         self.dcs = [n.id for n in self.rules.nodes.values() if n.type == "dc"]
         self.stores = [n.id for n in self.rules.nodes.values() if n.type == "store"]
         self.version = 1
 
-    def sku_fields(self, sku: str, now: int) -> dict[str, str | int]:
+    def sku_fields(self, sku: str, now: int) -> dict[FieldT, EncodableT]:
         self.version += 1
-        fields: dict[str, str | int] = {"v": now * 10 + self.version % 10, "a": now, "r": self.rules.version}
+        fields: dict[FieldT, EncodableT] = {"v": now * 10 + self.version % 10, "a": now, "r": self.rules.version}
         # The same 7 stores on every rewrite of a SKU: the hash keeps its size, as under the real flow.
         for node in self.dcs + random.Random(sku).sample(self.stores, 7):
             on_hand = self.rng.randint(0, 200)
@@ -240,7 +262,7 @@ def cache_counters(port: int) -> dict[str, float]:
     return {outcome: float(value) for outcome, value in found}
 
 
-def main() -> None:  # noqa: PLR0915 - a script
+def main() -> None:  # noqa: PLR0912, PLR0915 - a script
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skus", type=int, default=20_000)
     parser.add_argument("--connections", type=int, nargs="+", default=[32, 256])
@@ -249,77 +271,116 @@ def main() -> None:  # noqa: PLR0915 - a script
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--writes-per-s", type=int, default=100, help="SKU rewrites a second during the load")
     parser.add_argument("--client", choices=("wrk", "httpx"), default="wrk")
+    parser.add_argument("--redis", choices=("single", "cluster", "both"), default="both",
+                        help="the API on one local Redis, on a local Redis Cluster (3 masters + 3 replicas), or both")
+    parser.add_argument("--redis-max-connections", type=int,
+                        help="AVAIL_REDIS_MAX_CONNECTIONS of the engine APIs (default: the API's own)")
     parser.add_argument("--name", default="api_latency", help="results file name (JSON and PNG prefixes)")
     args = parser.parse_args()
     if args.client == "wrk" and shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk (Debian/Ubuntu), or build it from source "
                  "(https://github.com/wg/wrk: make, needs gcc), or run with --client httpx (a weaker fallback)")
+    modes = ["single", "cluster"] if args.redis == "both" else [args.redis]
+    engines = [ENGINES[mode] for mode in modes]
     load_before = os.getloadavg()  # other work on the machine skews both servers: say how busy it was
     work = Path(tempfile.mkdtemp(prefix="bench-api-"))
-    redis_server = start_redis(log_dir=work)
+    redis_server: LocalServer | None = None
+    cluster: LocalRedisCluster | None = None
     processes: list[subprocess.Popen[bytes]] = []
     stop = threading.Event()
-    writer: threading.Thread | None = None
+    writers: list[threading.Thread] = []
     try:
-        url = f"redis://{LOOPBACK}:{redis_server.port}/0"
-        fill = Fill(url)
-        names = fill.all(args.skus)
+        urls: dict[str, str] = {}
+        if "single" in modes:
+            redis_server = start_redis(log_dir=work)
+            urls["single"] = f"redis://{LOOPBACK}:{redis_server.port}/0"
+        if "cluster" in modes:
+            cluster = start_redis_cluster(masters=3, replicas_per_master=1, work_dir=work / "redis-cluster")
+            urls["cluster"] = cluster.url
+        names: list[str] = []
+        for mode in modes:
+            names = Fill(urls[mode]).all(args.skus)
+            writer = threading.Thread(target=keep_writing, args=(Fill(urls[mode]), names, args.writes_per_s, stop),
+                                      daemon=True)
+            writer.start()
+            writers.append(writer)
         scripts = write_scripts(work, names)
-        writer = threading.Thread(target=keep_writing, args=(Fill(url), names, args.writes_per_s, stop), daemon=True)
-        writer.start()
-        # One key for all the load, with no rate_per_s: measure the API, not the limiter.
-        env = {**os.environ, "AVAIL_REDIS_URL": url, "AVAIL_API_KEYS": orjson.dumps({KEY: ["read"]}).decode()}
-        ports = {"engine": free_port(), "bare": free_port()}
-        processes.append(serve("availability_api.app:app_from_env", ports["engine"], env, work / "api.log", True))
-        processes.append(serve("load_tests.bare_api:app", ports["bare"], env, work / "bare.log", False))
+        ports = {server: free_port() for server in [*engines, "bare"]}
+        for mode, server in zip(modes, engines, strict=True):
+            # One key for all the load, with no rate_per_s: measure the API, not the limiter.
+            env = {**os.environ, "AVAIL_REDIS_URL": urls[mode],
+                   "AVAIL_API_KEYS": orjson.dumps({KEY: ["read"]}).decode()}
+            if args.redis_max_connections is not None:
+                env["AVAIL_REDIS_MAX_CONNECTIONS"] = str(args.redis_max_connections)
+            processes.append(serve("availability_api.app:app_from_env", ports[server], env, work / f"{server}.log",
+                                   True))
+        processes.append(serve("load_tests.bare_api:app", ports["bare"], dict(os.environ), work / "bare.log", False))
         cases = [(s, c) for s in args.scenarios for c in args.connections]
         runs: dict[str, list[dict[str, float]]] = {}
         for round_no in range(1, args.rounds + 1):
+            order = engines if round_no % 2 else engines[::-1]  # neither Redis mode always goes first
             for scenario, connections in cases:
-                for server in ("engine", "bare"):
+                for server in [*order, "bare"]:
                     if args.client == "wrk":
                         run = run_wrk(ports[server], scripts[scenario], connections, args.seconds)
                     else:
                         run = run_httpx(ports[server], httpx_call(scenario, names), connections, args.seconds)
                     runs.setdefault(f"{scenario}/c{connections}/{server}", []).append(run)
-                    print(f"round {round_no} {scenario:6s} c={connections:<4d} {server:6s} "
+                    print(f"round {round_no} {scenario:6s} c={connections:<4d} {server:14s} "
                           f"{run['rps']:8,.0f} req/s  p50 {run['p50_ms']:6.2f} ms  p99 {run['p99_ms']:7.2f} ms"
                           + (f"  non-2xx {run['non_2xx']:.0f}" if run["non_2xx"] else "")
                           + (f"  socket errors {run['socket_errors']:.0f}" if run["socket_errors"] else ""),
                           flush=True)
-        cache = cache_counters(ports["engine"])
+        caches = {server: cache_counters(ports[server]) for server in engines}
         medians = {
-            case: {f: statistics.median(r[f] for r in case_runs) for f in ("rps", "p50_ms", "p99_ms")}
+            case: {f: statistics.median(r[f] for r in case_runs) for f in ("rps", "p50_ms", "p99_ms", "non_2xx")}
             for case, case_runs in runs.items()
         }
         rows: list[list[Any]] = []
         verdicts: dict[str, dict[str, Any]] = {}
         for scenario, connections in cases:
-            engine, bare = medians[f"{scenario}/c{connections}/engine"], medians[f"{scenario}/c{connections}/bare"]
-            ratio = engine["rps"] / bare["rps"]
-            p99_ok = engine["p99_ms"] <= TARGET_P99_MS[scenario]
-            verdicts[f"{scenario}/c{connections}"] = {"ratio": ratio, "p99_target_ms": TARGET_P99_MS[scenario],
-                                                      "p99_met": p99_ok}
-            for server, m in (("engine", engine), ("bare", bare)):
-                rows.append([scenario, connections, server, m["rps"], m["p50_ms"], m["p99_ms"],
-                             f"{ratio:.2f}" if server == "engine" else "",
-                             ("yes" if p99_ok else "no") if server == "engine" else ""])
-        lookups = sum(cache.get(k, 0.0) for k in ("hit", "miss"))
+            case = f"{scenario}/c{connections}"
+            bare = medians[f"{case}/bare"]
+            for server in engines:
+                engine = medians[f"{case}/{server}"]
+                ratio = engine["rps"] / bare["rps"]
+                p99_ok = engine["p99_ms"] <= TARGET_P99_MS[scenario]
+                verdict: dict[str, Any] = {"ratio": ratio, "p99_target_ms": TARGET_P99_MS[scenario], "p99_met": p99_ok}
+                cluster_ratio = ""
+                if server == ENGINES["cluster"] and ENGINES["single"] in engines:
+                    single = runs[f"{case}/{ENGINES['single']}"]
+                    pairs = [c["rps"] / s["rps"] for c, s in zip(runs[f"{case}/{server}"], single, strict=True)]
+                    verdict |= {"cluster_over_single_rps": engine["rps"] / statistics.median(s["rps"] for s in single),
+                                "cluster_over_single_rps_per_round": pairs}
+                    cluster_ratio = f"{verdict['cluster_over_single_rps']:.2f}"
+                verdicts[case if server == "engine" else f"{case}/{server}"] = verdict
+                rows.append([scenario, connections, server, engine["rps"], engine["p50_ms"], engine["p99_ms"],
+                             int(engine["non_2xx"]), f"{ratio:.2f}", "yes" if p99_ok else "no", cluster_ratio])
+            rows.append([scenario, connections, "bare", bare["rps"], bare["p50_ms"], bare["p99_ms"],
+                         int(bare["non_2xx"]), "", "", ""])
+        read_cache: dict[str, Any] = {}
+        for server, cache in caches.items():
+            lookups = sum(cache.get(k, 0.0) for k in ("hit", "miss"))
+            read_cache[server] = cache | {"hit_rate": cache.get("hit", 0.0) / lookups if lookups else None}
         result = {
             "client": args.client, "seconds": args.seconds, "rounds": args.rounds, "skus": args.skus,
-            "hot_skus": HOT_SKUS, "batch_size": BATCH, "writes_per_s": args.writes_per_s,
+            "hot_skus": HOT_SKUS, "batch_size": BATCH, "writes_per_s": args.writes_per_s, "redis": modes,
+            "redis_max_connections": args.redis_max_connections,
+            "cluster": {"masters": 3, "replicas_per_master": 1} if cluster is not None else None,
             "targets": {"rps_ratio": TARGET_RATIO, "p99_ms": TARGET_P99_MS},
             "load_average": {"before": load_before, "after": os.getloadavg()},
             "runs": runs, "medians": medians, "verdicts": verdicts,
-            "read_cache": cache | {"hit_rate": cache.get("hit", 0.0) / lookups if lookups else None},
+            # one engine: its counters as before; several: per server
+            "read_cache": read_cache[engines[0]] if len(engines) == 1 else read_cache,
         }
         print(f"\nmedians of {args.rounds} alternating rounds of {args.seconds} s ({args.client}); "
-              f"read cache: {cache}")
+              f"read cache: {caches}")
         report.save(args.name, result, ["scenario", "connections", "server", "req/s", "p50 ms", "p99 ms",
-                                        "engine/bare", "p99 target met"], rows)
+                                        "non-2xx", "engine/bare", "p99 target met", "cluster/single req/s"], rows)
         groups = [f"{s} c={c}" for s, c in cases]
-        report.bars(f"{args.name}_rps", "Requests/s, engine vs bare FastAPI (medians)", groups, {
-            server: [medians[f"{s}/c{c}/{server}"]["rps"] for s, c in cases] for server in ("engine", "bare")
+        servers = [*engines, "bare"]
+        report.bars(f"{args.name}_rps", f"Requests/s, {' vs '.join(servers)} (medians)", groups, {
+            server: [medians[f"{s}/c{c}/{server}"]["rps"] for s, c in cases] for server in servers
         }, "requests/s")
         for scenario, connections in cases:  # one plot each: latencies at 256 connections dwarf those at 32
             case = f"{scenario}/c{connections}"
@@ -328,17 +389,19 @@ def main() -> None:  # noqa: PLR0915 - a script
                 f"{scenario}, {connections} connections: latency (medians of {args.rounds}; target p99 ≤ "
                 f"{TARGET_P99_MS[scenario]:g} ms)", ["p50", "p99"], {
                     server: [medians[f"{case}/{server}"]["p50_ms"], medians[f"{case}/{server}"]["p99_ms"]]
-                    for server in ("engine", "bare")
+                    for server in servers
                 }, "ms", target=TARGET_P99_MS[scenario])
     finally:
         stop.set()
-        if writer is not None:
+        for writer in writers:
             writer.join(5)
         for process in processes:
             stop_process(process)
-        redis_server.stop()
+        if redis_server is not None:
+            redis_server.stop()
+        if cluster is not None:
+            cluster.stop()
         shutil.rmtree(work, ignore_errors=True)
-
 
 if __name__ == "__main__":
     main()
