@@ -21,7 +21,7 @@ REDIS_HELP = "the engine's Redis URL (AVAIL_REDIS_URL; default: the running avai
 
 
 def _flow(args: argparse.Namespace) -> int:
-    from dataflows.flow import run
+    from dataflows.flow import RecoveryStoreMissing, run
     from engine_settings import FlowSettings
     from projection.connect import WrongRedisMode
 
@@ -39,7 +39,7 @@ def _flow(args: argparse.Namespace) -> int:
     try:
         run(settings, workers=args.workers, process_id=args.process_id, addresses=addresses,
             recovery_partitions=args.recovery_partitions)
-    except WrongRedisMode as exc:
+    except (WrongRedisMode, RecoveryStoreMissing) as exc:
         raise SystemExit(f"avail flow: {exc}") from None
     except BaseException as exc:  # Bytewax reports a lost peer as a Rust panic, outside Exception
         if type(exc).__name__ != "PanicException" or addresses is None:

@@ -139,29 +139,62 @@ def _count_reject(letter: DeadLetter) -> Counts:
     return Counts({f"rejected:{letter.rejection.code.value}": 1})
 
 
-def prepare_recovery(directory: Path, partitions: int, backup_interval: timedelta) -> RecoveryConfig:
+STORE_WAIT_S = 30.0
+"""How long a cluster process other than 0 waits for process 0 to create the recovery store."""
+
+
+class RecoveryStoreMissing(RuntimeError):
+    """A cluster process found no recovery store, and creating one is process 0's job."""
+
+
+def prepare_recovery(directory: Path, partitions: int, backup_interval: timedelta, *, creator: bool = True,
+                     wait_s: float = STORE_WAIT_S) -> RecoveryConfig:
     """Creates and initialises the recovery store on first use; reuses it afterwards.
 
     The store is built in a staging directory and renamed into place, so a process killed
     while creating it (or two cluster processes creating it at once) never leaves a
-    half-made store that no flow can start from.
+    half-made store that no flow can start from. Only the ``creator`` (process 0 of a
+    cluster) makes one: the others wait for it to appear. A process that would make a
+    store of its own next to the cluster's (a volume per process) would have Bytewax pick
+    either copy of each partition, silently losing state; it refuses instead.
     """
-    if not directory.exists() or not any(directory.iterdir()):
-        staging = directory.with_name(f"{directory.name}.init-{os.getpid()}")
-        shutil.rmtree(staging, ignore_errors=True)
-        staging.mkdir(parents=True)
-        init_db_dir(staging, partitions)  # type: ignore[no-untyped-call]
-        (staging / FORMAT_FILE).write_text(RECOVERY_FORMAT + "\n")
-        try:
-            staging.rename(directory)  # replaces an empty directory; refused over a made store
-            log.info("initialised recovery store %s with %d partitions", directory, partitions)
-        except OSError:
-            shutil.rmtree(staging, ignore_errors=True)
-            if not directory.is_dir() or not any(directory.iterdir()):
-                raise
-            log.info("recovery store %s was created by another process", directory)
+    if not _store_made(directory):
+        if creator:
+            _create_store(directory, partitions)
+        else:
+            deadline = time.monotonic() + wait_s
+            while not _store_made(directory):
+                if time.monotonic() > deadline:
+                    raise RecoveryStoreMissing(
+                        f"AVAIL_RECOVERY_DIR {directory} holds no recovery store after {wait_s:.0f} s, and only "
+                        "process 0 of a cluster creates one: every process must mount the same store (one shared "
+                        "volume); a store per process works only when made once and split by hand "
+                        "(docs/deployment.md, 'Recovery store per pod')")
+                time.sleep(0.2)
     check_recovery_format(directory)
     return RecoveryConfig(str(directory), backup_interval)  # type: ignore[no-untyped-call]
+
+
+def _store_made(directory: Path) -> bool:
+    return directory.is_dir() and any(directory.glob("part-*.sqlite3"))
+
+
+def _create_store(directory: Path, partitions: int) -> None:
+    staging = directory.with_name(f"{directory.name}.init-{os.getpid()}")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    init_db_dir(staging, partitions)  # type: ignore[no-untyped-call]
+    (staging / FORMAT_FILE).write_text(RECOVERY_FORMAT + "\n")
+    try:
+        if directory.is_dir() and not any(directory.iterdir()):
+            directory.rmdir()  # an empty mount point or a directory made in advance
+        staging.rename(directory)  # refused over a made store
+        log.info("initialised recovery store %s with %d partitions", directory, partitions)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not _store_made(directory):
+            raise
+        log.info("recovery store %s was created by another process", directory)
 
 
 def _holds_step(directory: Path, step_id: str) -> bool:
@@ -217,18 +250,19 @@ def run(
 
     tune_gc()
     url, keys = settings.redis_url.get_secret_value(), Keys(settings.redis_prefix)
-    generation = _wait_for_redis(url, keys)
-    active = startup_rules(settings.rules_dir, url, keys)
-    log.info("rules %s from %s: %d nodes, %d channels", active.rules.version, settings.rules_dir,
-             len(active.rules.nodes), len(active.rules.channels))
-    recovery = state_log = None
+    recovery = state_log = None  # first: a store this process must not use is refused before any write
     if settings.recovery_dir is None:
         log.warning("no recovery store (AVAIL_RECOVERY_DIR / -r): a restart re-reads every topic from the start")
     else:
         recovery = prepare_recovery(
-            settings.recovery_dir, recovery_partitions, timedelta(seconds=settings.backup_interval_s)
+            settings.recovery_dir, recovery_partitions, timedelta(seconds=settings.backup_interval_s),
+            creator=process_id in (None, 0),
         )
         state_log = StateLog(settings.recovery_dir / STATE_LOG_DIR, sync=settings.state_log_sync)
+    generation = _wait_for_redis(url, keys)
+    active = startup_rules(settings.rules_dir, url, keys)
+    log.info("rules %s from %s: %d nodes, %d channels", active.rules.version, settings.rules_dir,
+             len(active.rules.nodes), len(active.rules.channels))
     cli_main(  # type: ignore[no-untyped-call]
         build_flow(settings, active, Registry(generation), state_log), workers_per_process=workers,
         process_id=process_id,

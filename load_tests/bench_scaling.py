@@ -180,8 +180,8 @@ def main() -> None:
         report.save("flow_scaling", result, [
             "processes x workers", "Redis", "events/s (median)", "µs CPU/event", f"speed-up vs {summary['base']}",
             "speed-up vs 1x1 same Redis", "efficiency per worker", "cluster/single"], rows)
-        report.bars("flow_scaling", f"Flow throughput by topology and Redis mode ({scale} scale, {args.events:,} "
-                    f"events, medians of {args.rounds})", [f"{p} proc x {w} worker" for p, w in TOPOLOGIES],
+        report.bars("flow_scaling", f"Flow events/s by topology and Redis ({scale}, {args.events:,} events, "
+                    f"medians of {args.rounds})", [f"{p} proc x {w} worker" for p, w in TOPOLOGIES],
                     {mode if mode == "single" else f"cluster {CLUSTER_MASTERS}+{CLUSTER_MASTERS * CLUSTER_REPLICAS}":
                      [statistics.median(r.events_per_s for r in runs[mode, p, w]) for p, w in TOPOLOGIES]
                      for mode in modes}, "events/s")

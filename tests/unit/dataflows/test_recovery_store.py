@@ -5,13 +5,14 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import threading
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from bytewax.recovery import init_db_dir
 
-from dataflows.flow import FORMAT_FILE, RecoveryFormatError, prepare_recovery
+from dataflows.flow import FORMAT_FILE, RecoveryFormatError, RecoveryStoreMissing, prepare_recovery
 
 
 def parts(directory: Path) -> list[str]:
@@ -94,3 +95,25 @@ def test_a_store_of_another_shard_count_is_refused(tmp_path: Path) -> None:
     (store / FORMAT_FILE).write_text("shards-64\n")
     with pytest.raises(RecoveryFormatError, match="shards-64"):
         prepare_recovery(store, 2, timedelta(0))
+
+
+def test_a_cluster_process_other_than_0_never_makes_a_store_of_its_own(tmp_path: Path) -> None:
+    """A volume per process: each would make its own full set of partitions, and Bytewax would pick copies."""
+    own_volume = tmp_path / "recovery"
+    own_volume.mkdir()
+    with pytest.raises(RecoveryStoreMissing) as refused:
+        prepare_recovery(own_volume, 2, timedelta(0), creator=False, wait_s=0.3)
+    message = str(refused.value)
+    assert "AVAIL_RECOVERY_DIR" in message and "only process 0 of a cluster creates one" in message
+    assert list(own_volume.iterdir()) == []
+
+
+def test_a_cluster_process_other_than_0_waits_for_process_0_to_make_the_shared_store(tmp_path: Path) -> None:
+    shared = tmp_path / "recovery"
+    maker = threading.Timer(0.3, prepare_recovery, (shared, 2, timedelta(0)))
+    maker.start()
+    try:
+        prepare_recovery(shared, 2, timedelta(0), creator=False, wait_s=10)
+    finally:
+        maker.join()
+    assert sorted(p.name for p in shared.glob("part-*.sqlite3")) == ["part-0.sqlite3", "part-1.sqlite3"]
