@@ -165,6 +165,13 @@ class InvalidationListener:
                 raise redis_errors.ConnectionError(f"the cluster's masters changed ({len(masters)} -> {len(now)})")
 
     async def _dispatch(self, connection: AbstractConnection) -> None:
+        try:
+            await self._dispatch_until_lost(connection)
+        except BaseException:
+            self._cache.go_dark()  # at once: on a cluster the other connections are let go a loop turn later
+            raise
+
+    async def _dispatch_until_lost(self, connection: AbstractConnection) -> None:
         pinged = False
         while True:
             message = await connection.read_response(timeout=self._ping_interval_s)
