@@ -99,8 +99,9 @@ def connect(settings: ApiSettings, blocking_reads_ms: int = 0) -> RedisClient:
     options = {"decode_responses": True, "socket_timeout": timeout + blocking_reads_ms / 1000,
                "socket_connect_timeout": timeout}
     if is_cluster_url(url):
-        # redis-py's cluster client retries on its own: a dropped connection or a moved slot refreshes the topology.
-        return async_client(url, max_connections=settings.redis_max_connections, **options)
+        # redis-py's cluster client retries on its own: a dropped connection or a moved slot refreshes the
+        # topology. The bound is per node, and a command waits for a free connection as on one Redis.
+        return async_client(url, max_connections=settings.redis_max_connections, wait_s=timeout, **options)
     pool = BlockingConnectionPool.from_url(
         url, max_connections=settings.redis_max_connections, timeout=timeout,
         # One quick retry rides over a dropped connection. A timeout is not retried: Redis is

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError
 
 from atp.exceptions import UnknownSku
 from availability_api.types import RedisClient, SkuFields
@@ -216,6 +217,27 @@ class _Coalescer:
         self._tasks.add(task)  # a reference until done, so the task is not collected midway
         task.add_done_callback(self._tasks.discard)
 
+    async def _pipelined(self, chunks: list[list[str]]) -> list[list[list[str]]]:
+        """On a cluster: every chunk's script call in one pipeline (one connection and round trip per master).
+
+        Separate calls would each hold a connection of their master's pool, and redis-py's
+        cluster pools refuse rather than wait when they run out.
+        """
+        replies = await self._pipeline_once(chunks)
+        if any(isinstance(reply, NoScriptError) for reply in replies):
+            await self._redis.script_load(HGETALL_MANY)  # a new cluster, or a master restarted
+            replies = await self._pipeline_once(chunks)
+        failed = next((reply for reply in replies if isinstance(reply, Exception)), None)
+        if failed is not None:
+            raise failed
+        return cast(list[list[list[str]]], replies)
+
+    async def _pipeline_once(self, chunks: list[list[str]]) -> list[Any]:
+        pipe = self._redis.pipeline(transaction=False)
+        for chunk in chunks:
+            await self._hgetall_script(keys=chunk, client=pipe)  # type: ignore[arg-type]  # queues it
+        return await pipe.execute(raise_on_error=False)
+
     async def _send(self, batch: list[tuple[list[str], asyncio.Future[list[SkuFields]]]]) -> None:
         try:
             # Each key once: requests missing the same hot key at once share its read.
@@ -225,10 +247,12 @@ class _Coalescer:
             else:
                 if self._by_slot:  # a script may touch one slot only: keys sorted by slot, cut where it changes
                     keys.sort(key=slot_of)
-                chunks = _chunks(keys, slot_of if self._by_slot else None)
-                answers = [fields for chunk in await asyncio.gather(*(
-                    self._hgetall_script(keys=chunk) for chunk in chunks
-                )) for fields in _hashes(chunk)]
+                    replies = await self._pipelined(_chunks(keys, slot_of))
+                else:
+                    replies = await asyncio.gather(*(
+                        self._hgetall_script(keys=chunk) for chunk in _chunks(keys, None)
+                    ))
+                answers = [fields for reply in replies for fields in _hashes(reply)]
         except BaseException as exc:  # every waiter gets the failure (503), even a cancellation
             for _, answer in batch:
                 if not answer.done():

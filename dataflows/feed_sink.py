@@ -30,9 +30,10 @@ import orjson
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import KafkaError, Producer
+from redis.cluster import RedisCluster
 
 from dataflows.messages import Backlog, FeedItem, Release
-from dataflows.replica_acks import ReplicaAcks
+from dataflows.replica_acks import ReplicaAcks, ScriptsOnEveryMaster
 from projection import Keys, backlog_field, format_as_of
 from projection.connect import TRANSIENT_ERRORS, SyncClient, sync_client
 
@@ -139,6 +140,7 @@ class _FeedPartition(StatelessSinkPartition[FeedItem]):
         self.topic_prefix, self.retention = topic_prefix, retention
         self.publish = client.register_script(PUBLISH_SCRIPT)
         self.replica_acks = ReplicaAcks(client)
+        self.scripts = ScriptsOnEveryMaster(client, PUBLISH_SCRIPT)
         self.acks = _Acks()
         self.failed: list[KafkaError] = []  # deliveries of a catch-up, which waits for them
         self.caught_up: set[str] = set()
@@ -156,12 +158,15 @@ class _FeedPartition(StatelessSinkPartition[FeedItem]):
         backoff = 0.05
         while True:
             try:
+                self.scripts.ensure()
                 for channel in by_channel.keys() - self.caught_up:
                     self._catch_up(channel)
                 accepted = self._publish(by_channel, settled, backlogs)
                 break
-            except redis.exceptions.NoScriptError:  # a replica promoted to master has no scripts loaded
-                self.client.script_load(PUBLISH_SCRIPT)
+            except redis.exceptions.NoScriptError:  # a master lost its scripts (restarted): load and retry
+                self.scripts.forget()
+                if not isinstance(self.client, RedisCluster):
+                    self.client.script_load(PUBLISH_SCRIPT)
             except TRANSIENT_ERRORS as exc:
                 log.warning("feed publish failed (%s); retrying in %.2f s", exc, backoff)
                 time.sleep(backoff)

@@ -25,9 +25,10 @@ from typing import Any
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from redis.cluster import RedisCluster
+from redis.exceptions import NoScriptError
 
 from dataflows.messages import Counts, Heartbeat, SkuWrite
-from dataflows.replica_acks import ReplicaAcks
+from dataflows.replica_acks import ReplicaAcks, ScriptsOnEveryMaster
 from dataflows.shards import Applied
 from dataflows.store_guard import Registry
 from projection import AS_OF, CHANNEL_PREFIX, NODE_PREFIX, RULES_VERSION, UNSOURCED_PREFIX, Keys
@@ -150,6 +151,7 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
         self.write_skus = client.register_script(_WRITE_SKUS)
         self.by_slot_group = isinstance(client, RedisCluster)
         self.replica_acks = ReplicaAcks(client)
+        self.scripts = ScriptsOnEveryMaster(client, _WRITE_SKUS)
 
     def write_batch(self, items: list[SinkItem]) -> None:
         writes, counts, heartbeat = coalesce(items)
@@ -159,10 +161,9 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
         backoff = 0.05
         while True:
             try:
+                self.scripts.ensure()
                 self._write(writes, counts, heartbeat)
                 break
-            except redis.exceptions.NoScriptError:  # a replica promoted to master has no scripts loaded
-                self.client.script_load(_WRITE_SKUS)
             except TRANSIENT_ERRORS as exc:
                 log.warning("redis write failed (%s); retrying %d SKUs in %.2f s", exc, len(writes), backoff)
                 time.sleep(backoff)
@@ -174,25 +175,26 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
         keys = self.keys
         pipe = self.client.pipeline(transaction=False)
         order = sorted(writes, key=slot_group) if self.by_slot_group else list(writes)
-        calls = 0
+        calls: list[tuple[list[str], list[Any]]] = []
         chunk: list[str] = []
         args: list[Any] = []
         group = -1
         for sku in order:
             if self.by_slot_group and chunk and slot_group(sku) != group:
-                self.write_skus(keys=chunk, args=args, client=pipe)
-                calls, chunk, args = calls + 1, [], []
+                calls.append((chunk, args))
+                chunk, args = [], []
             group = slot_group(sku) if self.by_slot_group else group
             sku_args = sku_arguments(writes[sku])
             chunk.append(keys.sku(sku))
             args.append(len(sku_args))
             args += sku_args
             if len(chunk) == SKUS_PER_CALL or len(args) >= ARGUMENTS_PER_CALL:
-                self.write_skus(keys=chunk, args=args, client=pipe)
-                calls, chunk, args = calls + 1, [], []
+                calls.append((chunk, args))
+                chunk, args = [], []
         if chunk:
+            calls.append((chunk, args))
+        for chunk, args in calls:
             self.write_skus(keys=chunk, args=args, client=pipe)
-            calls += 1
         new_skus = [sku for sku, write in writes.items() if write.full]
         if new_skus:
             pipe.zadd(keys.skus, dict.fromkeys(new_skus, 0), nx=True)
@@ -208,15 +210,37 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
             if newest is not None:
                 pipe.hset(keys.progress, f"event:{self.worker}", newest)
         waits = self.replica_acks.append(pipe)
-        results = pipe.execute()
+        results = self._execute(pipe, calls)
         if waits:
             self.replica_acks.check(results[-waits:])
-        written = [verdict for verdicts in results[:calls] for verdict in verdicts]
+        written = [verdict for verdicts in results[:len(calls)] for verdict in verdicts]
         lost = [sku for sku, result in zip(order, written, strict=True) if result == LOST]
         if lost:
             self.registry.report_lost(lost)
             with contextlib.suppress(redis.RedisError):  # a counter; retrying the batch would count twice
                 self.client.hincrby(keys.stats, "lost_sku_writes", len(lost))
+
+    def _execute(self, pipe: Any, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+        """The pipeline's results; script calls a master refused as NOSCRIPT are run again, alone.
+
+        On a cluster the other commands (counters) already ran: running the whole batch
+        again would count it twice.
+        """
+        results: list[Any] = pipe.execute(raise_on_error=False)
+        missing = [i for i, result in enumerate(results[:len(calls)]) if isinstance(result, NoScriptError)]
+        if missing:
+            self.scripts.forget()
+            self.client.script_load(_WRITE_SKUS)  # to every master
+            again = self.client.pipeline(transaction=False)
+            for i in missing:
+                self.write_skus(keys=calls[i][0], args=calls[i][1], client=again)
+            self.replica_acks.append(again)
+            for i, result in zip(missing, again.execute(), strict=False):
+                results[i] = result
+        failed = next((result for result in results if isinstance(result, Exception)), None)
+        if failed is not None:
+            raise failed
+        return results
 
     def close(self) -> None:
         self.client.close()

@@ -63,3 +63,31 @@ class ReplicaAcks:
         except redis.RedisError:
             return False
         return int(info.get("connected_slaves", 0)) > 0
+
+
+class ScriptsOnEveryMaster:
+    """Loads the sink's scripts on every master before a batch needs them, again when the masters change.
+
+    A cluster pipeline cannot load a script when a master answers NOSCRIPT (a new cluster,
+    a replica promoted); the batch then fails after its counters were already added on
+    the other masters, and retrying it would count them twice.
+    """
+
+    def __init__(self, client: redis.Redis | RedisCluster, *scripts: str) -> None:
+        self._cluster = client if isinstance(client, RedisCluster) else None
+        self._scripts = scripts
+        self._loaded_on: tuple[str, ...] = ()
+
+    def ensure(self) -> None:
+        if self._cluster is None:
+            return
+        masters = tuple(sorted(node.name for node in self._cluster.get_primaries()))  # type: ignore[no-untyped-call]
+        if masters == self._loaded_on:
+            return
+        for script in self._scripts:
+            self._cluster.script_load(script)  # to every master
+        self._loaded_on = masters
+
+    def forget(self) -> None:
+        """A master answered NOSCRIPT: load them all again before the next batch."""
+        self._loaded_on = ()

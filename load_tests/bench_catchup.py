@@ -39,6 +39,7 @@ from load_tests import report
 from load_tests.generator import LoadGenerator, Scenario
 from load_tests.harness import RULES, Flow, Servers, local_servers, progress_us, sku_numbers, wait_for
 from load_tests.produce_backlog import produce_backlog, topic_names
+from projection import Keys
 
 MIN_KILL_S = 8.0  # never kill before a first snapshot could have been taken
 MARKERS = {
@@ -85,9 +86,10 @@ class Run:
 
     def finished(self) -> bool:
         self.sample()
+        keys = Keys(self.prefix)
         pipe = self.servers.client.pipeline(transaction=False)
         for sku in self.markers:
-            pipe.exists(f"{self.prefix}:sku:{{{sku}}}")
+            pipe.exists(keys.sku(sku))
         return all(pipe.execute())
 
     def until(self, check: Any, what: str, timeout: float = 7200) -> float:
@@ -142,7 +144,7 @@ def run_killed(run: Run, events: int, kill_at: float) -> dict[str, float]:
 
 def exactness(servers: Servers, a: str, b: str, generator: LoadGenerator) -> dict[str, Any]:
     """SKUs whose hashes differ between runs A and B; positions whose on_hand differs from the generator's book."""
-    skus = sorted(s.decode() for s in servers.client.zrange(f"{a}:skus", 0, -1))  # type: ignore[union-attr]
+    skus = sorted(s.decode() for s in servers.client.zrange(Keys(a).skus, 0, -1))  # type: ignore[union-attr]
     first, second = sku_numbers(servers.client, a, skus), sku_numbers(servers.client, b, skus)
     differ = [s for s in skus if first[s] != second[s]]
     numbers = [s for s in differ if {k: v for k, v in first[s].items() if k != b"a"}
@@ -150,7 +152,7 @@ def exactness(servers: Servers, a: str, b: str, generator: LoadGenerator) -> dic
     examples = [{"sku": s, "a": {k.decode(): v.decode() for k, v in first[s].items() if second[s].get(k) != v},
                  "b": {k.decode(): v.decode() for k, v in second[s].items() if first[s].get(k) != v}}
                 for s in (numbers or differ)[:5]]
-    extra = servers.client.zcard(f"{b}:skus") - len(skus)
+    extra = servers.client.zcard(Keys(b).skus) - len(skus)
     positions = off_book = 0
     for sku in skus:
         if sku.startswith("MARK-"):

@@ -29,7 +29,6 @@ from pathlib import Path
 
 import httpx
 import orjson
-import redis
 from confluent_kafka import Producer
 
 from atp.encoding import encode_event
@@ -37,8 +36,12 @@ from atp.events import Receipt
 from engine_settings import FlowSettings
 from load_tests.report import RESULTS
 from local_servers import LOOPBACK, create_topics, free_port, start_redis, start_tansu, stop_process
+from projection import Keys
+from projection.connect import sync_client
 
 KEY = "bench-key-0123456789abcdef"
+KEYS = Keys("avail")  # the Redis prefix the flow is given (AVAIL_REDIS_PREFIX)
+CHANNEL = "fast"
 RULES = """\
 nodes:
   - {id: dc-1, type: dc}
@@ -133,7 +136,8 @@ def main() -> None:
         (work / "rules" / "rules.yaml").write_text(RULES)
         port = free_port()
         env = {**os.environ, "AVAIL_KAFKA_BOOTSTRAP": bootstrap, "AVAIL_REDIS_URL": url,
-               "AVAIL_RULES_DIR": str(work / "rules"), "AVAIL_RECOVERY_DIR": str(work / "recovery"),
+               "AVAIL_REDIS_PREFIX": KEYS.prefix, "AVAIL_RULES_DIR": str(work / "rules"),
+               "AVAIL_RECOVERY_DIR": str(work / "recovery"),
                "AVAIL_API_KEYS": orjson.dumps({KEY: ["read"]}).decode(), "AVAIL_LOG_LEVEL": "WARNING",
                "AVAIL_KAFKA_FETCH_WAIT_MAX_MS": str(args.fetch_wait_ms)}
         for command, name in ((["flow"], "flow"), (["api", "--port", str(port)], "api")):
@@ -173,8 +177,8 @@ def main() -> None:
         print("latency:", result["latency"])
 
         # 2. saturation: a burst backlog
-        client_redis = redis.Redis.from_url(url)
-        first_seq = int(client_redis.get("avail:feedseq:{fast}") or 0)
+        client_redis = sync_client(url)
+        first_seq = int(client_redis.get(KEYS.feed_seq(CHANNEL)) or 0)
         skus = [f"SAT-{i:05d}" for i in range(20_000)]
         at = now_s()
 
@@ -194,14 +198,14 @@ def main() -> None:
                         producer.poll(0.05)
             producer.flush(60)
             while time.perf_counter() - started < 300:
-                last = int(client_redis.get("avail:feedseq:{fast}") or 0)
+                last = int(client_redis.get(KEYS.feed_seq(CHANNEL)) or 0)
                 await asyncio.sleep(1)
-                if int(client_redis.get("avail:feedseq:{fast}") or 0) == last and last > first_seq:
+                if int(client_redis.get(KEYS.feed_seq(CHANNEL)) or 0) == last and last > first_seq:
                     break
             await asyncio.sleep(2)
             stop.set()
             client.cancel()
-            entries = client_redis.xrange("avail:feed:{fast}", f"{first_seq + 1}-0", "+")
+            entries = client_redis.xrange(KEYS.feed(CHANNEL), f"{first_seq + 1}-0", "+")
             times = [int(fields[b"t"]) for _, fields in entries]
             span = (times[-1] - times[0]) / 1e6 if len(times) > 1 else float("nan")
             return {"events": args.burst, "deltas": len(entries), "released_per_s": len(entries) / span,

@@ -48,8 +48,10 @@ from load_tests.generator import LoadGenerator, Scenario
 from load_tests.harness import RULES, Flow, Servers, local_servers
 from load_tests.produce_backlog import topic_names
 from local_servers import create_topics
+from projection import Keys
 
 PROBE_SKUS = 20
+PROBES = [f"PRB-{n:03d}" for n in range(PROBE_SKUS)]
 TARGET_MS = 250.0
 
 
@@ -83,7 +85,7 @@ def produce(bootstrap: str, topics: dict[str, str], rate: float, probe_rate: flo
             sent += 1
             due -= 1
         while next_probe <= now:
-            sku = f"PRB-{probes % PROBE_SKUS:03d}"
+            sku = PROBES[probes % PROBE_SKUS]
             stamp = time.time_ns() // 1000
             iso = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(stamp // 1_000_000)) + f".{stamp % 1_000_000:06d}Z"
             value = (f'{{"event_id":"{tag}-probe-{probes}","type":"snapshot","sku":"{sku}","node":"dc-east",'
@@ -102,10 +104,14 @@ class Observer:
     """Probes outstanding per SKU; resolves them when the SKU hash's ``a`` reaches their ``as_of``."""
 
     def __init__(self, servers: Servers, prefix: str) -> None:
-        self.client, self.prefix = servers.client, prefix
+        self.client, self.keys = servers.client, Keys(prefix)
         self.client.config_set("notify-keyspace-events", "Kh")
         self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-        self.pubsub.psubscribe(f"__keyspace@0__:{prefix}:sku:{{PRB-*")
+        # A probe's key is <prefix>:sku:{<slot group tag>}PRB-nnn. In a Redis glob only * ? [ ] and \ are
+        # special (braces are literal), so the prefix is escaped and "{*}PRB-*" matches any group's tag.
+        self.pubsub.psubscribe(f"__keyspace@0__:{_glob_escape(self.keys.sku_prefix)}{{*}}PRB-*")
+        self.channels = {f"__keyspace@0__:{self.keys.sku(sku)}": sku for sku in PROBES}
+        self.notifications = 0  # keyspace notifications seen for probe SKUs
         self.pending: dict[str, list[int]] = {}
         self.latencies: list[tuple[int, float]] = []  # (produce time µs, ms)
 
@@ -119,7 +125,7 @@ class Observer:
         pipe = self.client.pipeline(transaction=False)
         order = sorted(skus)
         for sku in order:
-            pipe.hget(f"{self.prefix}:sku:{{{sku}}}", "a")
+            pipe.hget(self.keys.sku(sku), "a")
         values = pipe.execute()
         now = time.time_ns() // 1000
         for sku, value in zip(order, values, strict=True):
@@ -134,13 +140,19 @@ class Observer:
         changed: set[str] = set()
         message = self.pubsub.get_message(timeout=timeout)
         while message is not None:
-            channel = message["channel"].decode()
-            changed.add(channel[channel.index("{") + 1:-1])
+            if (sku := self.channels.get(message["channel"].decode())) is not None:
+                changed.add(sku)
+                self.notifications += 1
             message = self.pubsub.get_message(timeout=0)
         self.read(changed)
 
     def close(self) -> None:
         self.pubsub.close()
+
+
+def _glob_escape(text: str) -> str:
+    """``text`` matched literally in a Redis glob pattern (PSUBSCRIBE, SCAN MATCH)."""
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
 
 
 def _worker_timing(path: Path) -> dict[str, Any]:
@@ -207,6 +219,7 @@ def run_point(servers: Servers, args: argparse.Namespace, rate: int, fetch_wait:
         result = {"offered_per_s": rate, "fetch_wait_max_ms": fetch_wait, "sent": offered,
                   "sent_per_s": offered / (args.warmup + args.seconds),
                   "handled_per_s": handled_rate, "probes": len(samples), "unresolved": len(late),
+                  "probe_notifications": observer.notifications,
                   "p50_ms": report.percentile(samples, 0.5), "p99_ms": report.percentile(samples, 0.99),
                   "max_ms": max(samples, default=float("nan")), "latencies_ms": samples,
                   "probe_sent_s": [round((stamp - start) / 1e6, 4) for stamp, _ in measured]}
@@ -215,7 +228,7 @@ def run_point(servers: Servers, args: argparse.Namespace, rate: int, fetch_wait:
             result["worker_timing"] = _worker_timing(timing)
         print(f"{rate:>6,}/s offered, fetch wait {fetch_wait} ms: handled {handled_rate:,.0f}/s, p50 "
               f"{result['p50_ms']:,.1f} ms, p99 {result['p99_ms']:,.1f} ms, max {result['max_ms']:,.1f} ms"
-              f" ({len(samples)} probes, {len(late)} unresolved)")
+              f" ({len(samples)} probes, {len(late)} unresolved, {observer.notifications} probe key notifications)")
         return result
     finally:
         if producer.pid is not None and producer.is_alive():

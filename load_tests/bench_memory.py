@@ -33,6 +33,7 @@ from load_tests import report
 from load_tests.harness import RULES, Flow, Servers, local_servers, wait_for
 from load_tests.produce_backlog import PRODUCER_CONFIG, topic_names
 from local_servers import create_topics
+from projection import Keys
 
 KIB = 1024
 AS_OF = "2026-11-23T02:00:00.000000Z"
@@ -76,10 +77,11 @@ def settled(flow: Flow, expected: int, interval: float) -> None:
 
 
 def sku_hash_bytes(servers: Servers, prefix: str, skus: int, sample: int = 200) -> float:
+    keys = Keys(prefix)
     pipe = servers.client.pipeline(transaction=False)
     picks = random.Random(7).sample(range(skus), min(sample, skus))
     for index in picks:
-        pipe.memory_usage(f"{prefix}:sku:{{SKU-{index:07d}}}", samples=0)
+        pipe.memory_usage(keys.sku(f"SKU-{index:07d}"), samples=0)
     sizes = [int(s) for s in pipe.execute() if s is not None]
     return sum(sizes) / len(sizes) if sizes else float("nan")
 

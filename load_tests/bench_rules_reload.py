@@ -47,7 +47,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import orjson
-import redis
 from confluent_kafka import Producer
 
 from atp.allocation import channel_numbers
@@ -59,6 +58,7 @@ from load_tests.bench_flow import handled
 from load_tests.report import RESULTS
 from local_servers import LOOPBACK, create_topics, start_redis, start_tansu, stop_process
 from projection import CHANNEL_PREFIX, NODE_PREFIX, RULES_VERSION, UNSOURCED_PREFIX, Keys, decode_position
+from projection.connect import SyncClient, sync_client
 from rulebook import load_rules
 
 NODES = 50
@@ -183,16 +183,16 @@ def proc_cpu_s(pid: int) -> float:
     return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
-def redis_memory(client: redis.Redis) -> dict[str, int]:
+def redis_memory(client: SyncClient) -> dict[str, int]:
     info = cast(dict[str, Any], client.info("memory"))
     return {k: int(info[k]) for k in ("used_memory", "used_memory_peak", "used_memory_rss")}
 
 
-def stats(client: redis.Redis) -> dict[str, int]:
-    return {k.decode(): int(v) for k, v in cast(dict[bytes, bytes], client.hgetall(f"{PREFIX}:stats")).items()}
+def stats(client: SyncClient) -> dict[str, int]:
+    return {k.decode(): int(v) for k, v in cast(dict[bytes, bytes], client.hgetall(Keys(PREFIX).stats)).items()}
 
 
-def shown_numbers(client: redis.Redis, keys: Keys, skus: list[str]) -> list[tuple[int, ...]]:
+def shown_numbers(client: SyncClient, keys: Keys, skus: list[str]) -> list[tuple[int, ...]]:
     fields = [CHANNEL_PREFIX + c for c in CHANNELS]
     out: list[tuple[int, ...]] = []
     for start in range(0, len(skus), SCAN_CHUNK):
@@ -203,7 +203,7 @@ def shown_numbers(client: redis.Redis, keys: Keys, skus: list[str]) -> list[tupl
     return out
 
 
-def sample_check(client: redis.Redis, keys: Keys, skus: list[str], rules: RuleSet) -> dict[str, Any]:
+def sample_check(client: SyncClient, keys: Keys, skus: list[str], rules: RuleSet) -> dict[str, Any]:
     """Recomputes each sampled SKU from its ``n:`` fields under ``rules``; compares with its ``c:`` fields."""
     pipe = client.pipeline(transaction=False)
     for sku in skus:
@@ -235,7 +235,7 @@ def sample_check(client: redis.Redis, keys: Keys, skus: list[str], rules: RuleSe
 
 # --- phases ------------------------------------------------------------------------------------------------
 
-def wait_loaded(client: redis.Redis, flow: subprocess.Popen[bytes], total: int, timeout: float) -> dict[str, Any]:
+def wait_loaded(client: SyncClient, flow: subprocess.Popen[bytes], total: int, timeout: float) -> dict[str, Any]:
     started = time.monotonic()
     marks: dict[float, float] = {}
     last_print = started
@@ -263,7 +263,7 @@ def wait_loaded(client: redis.Redis, flow: subprocess.Popen[bytes], total: int, 
             "events_per_s_10_to_95": 0.85 * total / (marks[0.95] - marks[0.10])}
 
 
-def watch_reload(client: redis.Redis, keys: Keys, skus: list[str], version: str, t0: float,
+def watch_reload(client: SyncClient, keys: Keys, skus: list[str], version: str, t0: float,
                  flow: subprocess.Popen[bytes], timeout: float) -> dict[str, float]:
     """Seconds after ``t0`` at which each SKU was first read with ``r`` == ``version``."""
     wanted = version.encode()
@@ -345,7 +345,7 @@ def main() -> None:
                "AVAIL_REDIS_PREFIX": PREFIX, "AVAIL_RULES_DIR": str(rules_dir),
                "AVAIL_RECOVERY_DIR": str(work / "recovery"), "AVAIL_LOG_LEVEL": "WARNING"}
         env.update({f"AVAIL_TOPIC_{Topic(role).name}": name for role, name in topics.items()})
-        client = redis.Redis.from_url(url, socket_timeout=60)
+        client = sync_client(url, socket_timeout=60)
         with log_path.open("wb") as log:
             flow = subprocess.Popen([sys.executable, "-m", "avail", "flow"], env=env, stdout=log,  # noqa: S603
                                     stderr=subprocess.STDOUT)

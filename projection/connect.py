@@ -9,8 +9,12 @@ the flow, the API and every command agree on what a URL means.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
 import redis
@@ -111,13 +115,72 @@ def _cluster_failure(exc: Exception) -> Exception:
     return redis.ConnectionError(f"Redis Cluster: {exc}")
 
 
-def async_client(url: str, **options: Any) -> AsyncClient:
-    """``sync_client`` for asyncio; a cluster client learns the cluster on its first command."""
+def async_client(url: str, *, wait_s: float | None = None, **options: Any) -> AsyncClient:
+    """``sync_client`` for asyncio; a cluster client learns the cluster on its first command.
+
+    ``wait_s``: on a cluster, how long a command may wait for a free connection (as a
+    ``BlockingConnectionPool`` waits on one Redis) before it fails; None: it fails at once.
+    """
     if not is_cluster_url(url):
         return redis.asyncio.Redis.from_url(url, **options)
     address = parse_cluster_url(url)
     nodes = [redis.asyncio.cluster.ClusterNode(host, port) for host, port in address.nodes]
-    return redis.asyncio.cluster.RedisCluster(startup_nodes=nodes, **_cluster_options(address, options))
+    if wait_s is None:
+        return redis.asyncio.cluster.RedisCluster(startup_nodes=nodes, **_cluster_options(address, options))
+    return WaitingRedisCluster(startup_nodes=nodes, wait_s=wait_s, **_cluster_options(address, options))
+
+
+_HOLDS_PERMIT: ContextVar[bool] = ContextVar("avail_redis_permit", default=False)
+
+
+class WaitingRedisCluster(redis.asyncio.cluster.RedisCluster):
+    """A cluster client whose commands wait for a free connection instead of failing at once.
+
+    redis-py's cluster pools raise ``MaxConnectionsError`` when a node's pool is used up.
+    Each command or pipeline in flight holds at most one connection per node, so at most
+    ``max_connections`` of them in flight (a semaphore) keeps every node's pool within
+    bounds; the others wait up to ``wait_s``, then fail as a connection error (503).
+    Calls redis-py makes from inside a command (retries, splits) take no second permit.
+    """
+
+    def __init__(self, *args: Any, wait_s: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._permits = asyncio.Semaphore(int(kwargs.get("max_connections", 100)))
+        self._wait_s = wait_s
+
+    @contextlib.asynccontextmanager
+    async def permit(self) -> AsyncIterator[None]:
+        if _HOLDS_PERMIT.get():
+            yield
+            return
+        try:
+            async with asyncio.timeout(self._wait_s):
+                await self._permits.acquire()
+        except TimeoutError:
+            raise redis.exceptions.ConnectionError(
+                f"no free Redis connection within {self._wait_s:g} s (AVAIL_REDIS_MAX_CONNECTIONS)") from None
+        token = _HOLDS_PERMIT.set(True)
+        try:
+            yield
+        finally:
+            _HOLDS_PERMIT.reset(token)
+            self._permits.release()
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        async with self.permit():
+            return await super().execute_command(*args, **kwargs)
+
+    def pipeline(self, transaction: Any | None = None, shard_hint: Any | None = None) -> _WaitingPipeline:
+        if shard_hint:
+            raise redis.exceptions.RedisClusterException("shard_hint is deprecated in cluster mode")
+        return _WaitingPipeline(self, transaction)  # type: ignore[abstract]  # as redis-py itself builds it
+
+
+class _WaitingPipeline(redis.asyncio.cluster.ClusterPipeline):
+    async def execute(self, raise_on_error: bool = True, allow_redirections: bool = True) -> list[Any]:
+        client = cast(WaitingRedisCluster, self.cluster_client)
+        async with client.permit():
+            return await super().execute(raise_on_error, allow_redirections)
 
 
 def check_mode(client: SyncClient) -> None:

@@ -224,3 +224,34 @@ def test_misses_beyond_one_script_call_come_back_whole_and_in_order(redis_url: s
 
 def test_the_api_log_is_clean(api: RunningApi) -> None:
     assert "Traceback" not in api.log()
+
+
+@pytest.fixture(scope="module")
+def small_pool_api(redis_url: str, store: SyncClient, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApi]:
+    """Four Redis connections (per master on a cluster), no cache: every batch reads Redis."""
+    with serving_api(redis_url, PREFIX, {READ_KEY: ["read"]}, tmp_path_factory.mktemp("small-pool-api"),
+                     extra_env={"AVAIL_READ_CACHE_TTL_S": "0", "AVAIL_REDIS_MAX_CONNECTIONS": "4"}) as running:
+        yield running
+
+
+def test_concurrent_batches_over_every_slot_group_wait_for_a_connection_rather_than_fail(
+    small_pool_api: RunningApi, store: SyncClient,
+) -> None:
+    """A batch reads all 64 slot groups of a cluster: one pipeline per master, not 64 calls holding 64 connections."""
+    skus = [f"POOL-{i:04d}" for i in range(300)]
+    for i, sku in enumerate(skus):
+        write(store, sku, i)
+    masters = [n.redis_connection for n in store.get_primaries()] if isinstance(store, RedisCluster) else [store]
+    for node in masters:
+        node.script_flush()  # as on a new cluster or a restarted master: the API loads its script again
+
+    async def batches() -> list[int]:
+        async with httpx.AsyncClient(base_url=small_pool_api.base_url, headers={"X-API-Key": READ_KEY},
+                                     timeout=10) as client:
+            answers = await asyncio.gather(*(client.post("/v1/availability/batch", json={"skus": skus,
+                                                                                           "channel": "web"})
+                                             for _ in range(40)))
+        assert all(a.json()["results"][-1]["channels"]["web"] == len(skus) - 1 for a in answers if a.is_success)
+        return [a.status_code for a in answers]
+
+    assert set(asyncio.run(batches())) == {200}

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from redis.cluster import RedisCluster
 
-from dataflows.messages import SkuWrite
+from dataflows.messages import Counts, SkuWrite
 from dataflows.redis_sink import ARGUMENTS_PER_CALL, SKUS_PER_CALL, RedisSink, _RedisSinkPartition
 from dataflows.store_guard import Registry
 from local_servers import LOOPBACK, start_redis
@@ -122,6 +122,25 @@ def test_a_batch_is_at_most_one_script_call_per_slot_group(redis_url: str) -> No
         calls = script_calls(client) - before
         assert calls == (SLOT_GROUPS if isinstance(client, RedisCluster) else 1)
         assert [client.hget(KEYS.sku(sku), "c:web") for sku in skus] == [str(i) for i in range(len(skus))]
+    finally:
+        client.close()
+        sink.close()
+
+
+def test_a_batch_counts_once_when_masters_have_lost_the_script(redis_url: str) -> None:
+    """A new cluster, or a restarted master, has no scripts: loading them must not replay the batch's counters."""
+    sink = partition(redis_url, Registry("g1"))
+    client = sync_client(redis_url, decode_responses=True)
+    try:
+        nodes = [n.redis_connection for n in client.get_primaries()] if isinstance(client, RedisCluster) else [client]
+        sink.write_batch([write("COUNTED-0", 100, full=True, on_hand=1)])  # the sink has loaded its script
+        for node in nodes:
+            node.script_flush()
+        before = int(client.hget(KEYS.stats, "applied") or 0)
+        sink.write_batch([Counts({"applied": 7}), *(write(f"COUNTED-{i}", 200, full=True, on_hand=i)
+                                                    for i in range(1, 200))])
+        assert int(client.hget(KEYS.stats, "applied") or 0) - before == 7  # noqa: PLR2004
+        assert client.hget(KEYS.sku("COUNTED-199"), "c:web") == "199"
     finally:
         client.close()
         sink.close()
