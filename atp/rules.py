@@ -47,6 +47,8 @@ class SafetyStockMatch:
 class SafetyStockRule:
     match: SafetyStockMatch
     units: int
+    origin: str | None = field(default=None, compare=False)
+    """``file:line`` it was read from (explanations); no part of the rule's meaning or version."""
 
 
 @dataclass(frozen=True)
@@ -131,6 +133,7 @@ class RuleSet:
     safety_stock_default: int = 0
     safety_stock_rules: tuple[SafetyStockRule, ...] = ()
     channels: Mapping[str, Channel] = field(default_factory=dict)
+    safety_stock_default_origin: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.safety_stock_default < 0:
@@ -153,6 +156,15 @@ class RuleSet:
             if rule.match.matches_node(node_id, node):
                 return rule.units
         return self.safety_stock_default
+
+    def safety_stock_with_origin(self, sku: str, node_id: str) -> tuple[int, str | None]:
+        """``safety_stock`` and where it was set: the matching rule's ``file:line``, or the default's (None: unset)."""
+        node = self.nodes.get(node_id)
+        for rule in self._safety_rules_for(sku):
+            if rule.match.matches_node(node_id, node):
+                return rule.units, rule.origin or "a safety_stock rule"
+        return self.safety_stock_default, (f"default ({self.safety_stock_default_origin})"
+                                           if self.safety_stock_default_origin else None)
 
     def _safety_rules_for(self, sku: str) -> tuple[SafetyStockRule, ...]:
         """The rules whose SKU glob admits ``sku``, in order: globbing once per SKU, not once per position."""

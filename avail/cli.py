@@ -154,6 +154,21 @@ def _rules_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain(args: argparse.Namespace) -> int:
+    import json
+
+    from avail.explain import explanation, lines
+    from avail.reach import engine_redis
+
+    client, keys = engine_redis(_common_settings(args))
+    try:
+        document = explanation(client, keys, args.sku, args.channel)
+    finally:
+        client.close()
+    print(json.dumps(document, indent=2) if args.json else "\n".join(lines(document)))
+    return 0
+
+
 def _rules_schema(args: argparse.Namespace) -> int:
     import json
 
@@ -229,6 +244,13 @@ def parser() -> argparse.ArgumentParser:
     rebuild.add_argument("--no-wait", action="store_true", help="ask and return at once")
     rebuild.add_argument("--redis", help=REDIS_HELP)
     rebuild.set_defaults(handler=_rebuild)
+
+    explain = commands.add_parser("explain", help="how a channel's number of a SKU was computed, step by step")
+    explain.add_argument("sku")
+    explain.add_argument("--channel", required=True, help="the channel to explain")
+    explain.add_argument("--json", action="store_true", help="the API's JSON answer")
+    explain.add_argument("--redis", help=REDIS_HELP)
+    explain.set_defaults(handler=_explain)
 
     rules = commands.add_parser("rules", help="work with a rules directory")
     rules_commands = rules.add_subparsers(dest="rules_command", required=True)

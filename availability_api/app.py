@@ -32,6 +32,7 @@ from availability_api.auth import AuthConfigError, KeyRing
 from availability_api.body_limit import BodyLimitMiddleware
 from availability_api.context import Context
 from availability_api.errors import install_error_handlers
+from availability_api.explain import RuleSets
 from availability_api.fast_path import BATCH_PATH, FastReads
 from availability_api.feed import READ_BLOCK_MS, SHUTDOWN, FeedHub
 from availability_api.freshness import FreshnessMonitor, Limits, Progress
@@ -153,7 +154,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             hub=hub, sse_heartbeat_s=settings.sse_heartbeat_s,
             limiter=SharedRateLimits.over(settings.redis_url.get_secret_value(), redis, settings.redis_prefix,
                                           settings.redis_timeout_s), freshness=freshness,
-            skus=SkuReader(redis, keys, cache),
+            skus=SkuReader(redis, keys, cache), rule_sets=RuleSets(redis, keys),
         )
         # Everything built so far lives as long as the process: keep it out of every future garbage
         # collection, whose full passes would otherwise walk it all and stall requests for milliseconds.

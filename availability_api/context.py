@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from availability_api.auth import KeyRing
+from availability_api.explain import RuleSets
 from availability_api.feed import FeedHub
 from availability_api.freshness import FreshnessMonitor
 from availability_api.metrics import ApiMetrics
@@ -31,3 +32,5 @@ class Context:
     freshness: FreshnessMonitor
     skus: SkuReader
     """SKU hashes, through the read cache when it is live."""
+    rule_sets: RuleSets
+    """The whole active rule set (explanations), parsed from what the flow runs."""

@@ -15,11 +15,12 @@ from availability_api.auth import ANONYMOUS_ADMIN, Principal
 from availability_api.context import Context
 from availability_api.delta_stream import follow
 from availability_api.documents import SnapshotCursor, decode_snapshot_cursor, encode_snapshot_cursor, snapshot_page
-from availability_api.errors import RateLimited, Unauthorized
+from availability_api.errors import RateLimited, RulesUnavailable, Unauthorized
 from availability_api.freshness import HEADER, Freshness
 from availability_api.openapi import NO_ROUTE_404, STALE_HEADER, delta_stream_responses, error_responses
 from availability_api.schemas import BatchRequest, BatchResponse, ChannelSnapshot, SkuAvailability
 from availability_api.types import DEFAULT_PAGE, ID_PATTERN, ID_RULE, MAX_PAGE, Document
+from projection.explain import explain_document
 
 
 async def get_context(request: Request) -> Context:  # async: a sync dependency would run in a thread
@@ -121,6 +122,34 @@ async def post_batch(body: BatchRequest, call: Authenticated) -> Response:
     call.principal.require_read(channel)
     view, feeding = await reads.channel_view(ctx, channel)
     return answer(*await reads.batch_answer(ctx, body.skus, channel, view, feeding))
+
+
+@router.get(
+    "/v1/availability/{sku:path}/explain", tags=["availability"],
+    summary="How one channel's number of a SKU was computed",
+    description=(
+        "The channel formula step by step (contract sections 3 and 8): every node of the SKU with its position, "
+        "safety stock and the rule that set it (`file:line`, or the default), whether it feeds the channel and "
+        "why not (undeclared, or neither its type, tags nor id selected), its node buffer and contribution; the "
+        "channel's unsourced reservations; the pool; the value after percent, buffer, min_available and "
+        "max_available (defaults where the channel sets none); and `final`, which equals the channel's number "
+        "(`shown`, `matches_shown`) for the same state. A SKU whose name ends in `/explain` cannot be asked for "
+        "here. Needs `read`, `admin` or `read:<channel>`."
+    ),
+    responses=error_responses(401, 403, 404, 422, 429, 503),
+)
+async def get_explanation(
+    sku: SkuPath, call: Authenticated,
+    channel: Annotated[str, Query(pattern=ID_PATTERN, description="the channel to explain", examples=["amazon"])],
+) -> Response:
+    call.principal.require_read(channel)
+    ctx = call.ctx
+    await ctx.rules.channel(channel)  # unknown_channel (naming `channel`) before anything else
+    rules = await ctx.rule_sets.current()
+    fields = await ctx.skus.one(sku)
+    if channel not in rules.channels:  # the rules changed between the two reads
+        raise RulesUnavailable
+    return json_response(explain_document(sku, channel, fields, rules))
 
 
 @router.get(

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 
 from atp.exceptions import InvalidRule
@@ -89,6 +89,14 @@ def check_rules(directory: Path | str) -> CheckedRules:
     return check_sources(sources)
 
 
+def published_rules(sources: dict[str, str]) -> RuleSet | None:
+    """The rule set of the files a flow published (``{prefix}:rules:source``); None if they do not load.
+
+    Files are named by file name, as merchandisers know them (``safety_stock.yaml:12``).
+    """
+    return check_sources({PurePath(name).name: text for name, text in sources.items()}).rules
+
+
 def check_sources(sources: dict[str, str]) -> CheckedRules:
     """Validates, merges and cross-checks rules files given as shown name → text (in order)."""
     merged = _Merged()
@@ -141,7 +149,7 @@ class _Merged:
             self.safety_stock_default = section["default"]
         for entry in section.get("rules") or []:
             match = SafetyStockMatch(**{k: v for k, v in entry["match"].items()})
-            self.safety_stock_rules.append(SafetyStockRule(match, entry["units"]))
+            self.safety_stock_rules.append(SafetyStockRule(match, entry["units"], f"{check.file}:{entry.line}"))
         for name, entry in (document.get("channels") or {}).items():
             first = self.origins.get(f"channel:{name}")
             if first is not None:
@@ -155,7 +163,8 @@ class _Merged:
                 self.channel_sources[name] = (check.file, entry)
 
     def build(self) -> RuleSet:
-        return RuleSet(self.nodes, self.safety_stock_default, tuple(self.safety_stock_rules), self.channels)
+        return RuleSet(self.nodes, self.safety_stock_default, tuple(self.safety_stock_rules), self.channels,
+                       self.origins.get("safety_stock.default"))
 
 
 def _channel(name: str, entry: Located, check: Checker) -> Channel | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -266,3 +268,54 @@ class TestApiOverTheRunningEngine:
     def test_readyz_sees_the_flow_heartbeat(self, engine: Engine) -> None:
         ready = wait_for(lambda: engine.get("/readyz", key=""), lambda r: r.status_code == 200, timeout=15)
         assert ready.json()["ready"] is True, ready.text
+
+
+class TestExplainOverTheRunningEngine:
+    def test_explain_ends_at_the_number_shown_knob_by_knob(self, engine: Engine) -> None:
+        sku, t = f"TV-{new_sku()}", now_us() - HOUR  # TV-*: one unit of safety stock at stores
+        events = [Receipt(f"{sku}-1", sku, "dc-east", 30, t), Receipt(f"{sku}-2", sku, "store-001", 6, t),
+                  Receipt(f"{sku}-3", sku, "store-002", 4, t), Receipt(f"{sku}-4", sku, "popup-9", 5, t),
+                  Reserve(f"{sku}-5", sku, "r1", "amazon", 3, t + 1, None, None)]
+        engine.produce(events)
+        converges(engine, sku, events)
+        shown = engine.get(f"/v1/availability/{sku}").json()["channels"]
+        for channel in ("web", "amazon", "store_pickup"):
+            answer = engine.get(f"/v1/availability/{sku}/explain", channel=channel)
+            assert answer.status_code == 200, answer.text
+            explained = answer.json()
+            assert explained["final"] == explained["shown"] == shown[channel] and explained["matches_shown"]
+            assert [s["knob"] for s in explained["steps"]] == ["percent", "buffer", "min_available", "max_available"]
+        amazon = engine.get(f"/v1/availability/{sku}/explain", key=AMAZON_KEY, channel="amazon").json()
+        nodes = {n["node"]: n for n in amazon["nodes"]}
+        assert (nodes["dc-east"]["contribution"], amazon["unsourced_reserved"], amazon["pool"]) == (30, 3, 27)
+        assert [(s["knob"], s["value"]) for s in amazon["steps"]] == [
+            ("percent", 21), ("buffer", 19), ("min_available", 19), ("max_available", 19)]
+        assert nodes["store-001"]["safety_stock"] == 1 and nodes["store-001"]["safety_stock_rule"].startswith(
+            "rules.yaml:")
+        assert nodes["dc-east"]["safety_stock_rule"].startswith("default")
+        assert not nodes["popup-9"]["eligible"] and nodes["popup-9"]["why_not"].startswith("undeclared")
+        assert not nodes["store-001"]["eligible"] and "not selected by amazon" in nodes["store-001"]["why_not"]
+
+        def avail_explain(*args: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([sys.executable, "-m", "avail", "explain", sku, *args], env=engine.env(),  # noqa: S603
+                                  capture_output=True, text=True, timeout=60, check=False)
+
+        as_json = avail_explain("--channel", "amazon", "--json")
+        assert as_json.returncode == 0, as_json.stderr
+        assert orjson.loads(as_json.stdout) == amazon, "the command answers what the API answers"
+        as_text = avail_explain("--channel", "amazon")
+        assert "= 19, the number shown" in as_text.stdout and "not eligible: undeclared" in as_text.stdout
+        refused = avail_explain("--channel", "nowhere")
+        assert refused.returncode == 1 and refused.stderr.startswith("avail explain: unknown channel 'nowhere'")
+
+    def test_explain_refuses_what_it_cannot_explain_naming_the_field(self, engine: Engine) -> None:
+        missing = engine.get(f"/v1/availability/{new_sku()}/explain", channel="web")
+        assert missing.status_code == 404 and missing.json()["error"]["field"] == "sku"
+        sku, t = new_sku(), now_us() - HOUR
+        engine.produce([Receipt(f"{sku}-1", sku, "dc-east", 3, t)])
+        converges(engine, sku, [Receipt(f"{sku}-1", sku, "dc-east", 3, t)])
+        unknown = engine.get(f"/v1/availability/{sku}/explain", channel="nowhere")
+        assert unknown.status_code in (404, 422) and unknown.json()["error"]["field"] == "channel"
+        absent = engine.get(f"/v1/availability/{sku}/explain")
+        assert absent.status_code == 422 and absent.json()["error"]["field"] == "channel"
+        assert engine.get(f"/v1/availability/{sku}/explain", key=AMAZON_KEY, channel="web").status_code == 403
