@@ -25,6 +25,33 @@ class ChannelChange:
     previous: int
 
 
+class IncidentKind(StrEnum):
+    OVERSELL = "oversell"
+    PHANTOM_SALE = "phantom_sale"
+
+
+@dataclass(frozen=True, slots=True)
+class Incident:
+    """An oversell or a phantom sale (contract section 8), found as its event was applied.
+
+    Oversell: a ``reserve`` for ``channel`` that took effect with ``qty`` above ``before``,
+    the channel's number just before it; ``units`` = qty − before. Phantom sale: a sale or
+    pick that left ``node``'s on_hand below 0 and lower than ``before``; ``units`` =
+    min(qty, −on_hand after).
+    """
+
+    kind: IncidentKind
+    sku: str
+    event_id: str
+    qty: int
+    before: int
+    units: int
+    occurred_at: Micros
+    channel: str | None = None
+    node: str | None = None
+    node_type: str | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """Only what changed: positions whose reported numbers moved, channels likewise.
@@ -43,6 +70,7 @@ class Outcome:
     rules_version: str
     rejection: Rejection | None = None
     undeclared_nodes: tuple[str, ...] = ()
+    incidents: tuple[Incident, ...] = ()
 
     @property
     def changed(self) -> bool:

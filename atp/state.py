@@ -25,7 +25,7 @@ from atp.events import (
     TransferShipped,
     event_time,
 )
-from atp.outcomes import ChannelChange, Outcome, Status
+from atp.outcomes import ChannelChange, Incident, IncidentKind, Outcome, Status
 from atp.pending import PendingChange, TransferKey
 from atp.positions import NodePosition, Position
 from atp.rejections import RejectCode, Rejection
@@ -80,13 +80,14 @@ class EventResult(NamedTuple):
 class _Changes:
     """Collects what one call touched, to report only real differences."""
 
-    __slots__ = ("before", "channels", "undeclared", "touched_undeclared")
+    __slots__ = ("before", "channels", "incidents", "touched_undeclared", "undeclared")
 
     def __init__(self) -> None:
         self.before: dict[str, tuple[int, ...] | None] = {}  # Position.numbers() before the first touch
         self.channels: set[str] = set()
         self.undeclared: list[str] = []
         self.touched_undeclared = False  # by the event being applied
+        self.incidents: list[Incident] = []
 
 
 class SkuState:
@@ -190,6 +191,21 @@ class SkuState:
 
     def unsourced_reserved(self, channel: str) -> int:
         return self.unsourced.get(channel, 0)
+
+    def shown_now(self, channel: str, rules: RuleSet) -> int | None:
+        """The channel's number from the positions as they are this moment; None for an undefined channel.
+
+        ``shown`` is brought up to date once per call, so within ``apply_many`` it lags.
+        """
+        rule = rules.channels.get(channel)
+        if rule is None:
+            return None
+        contrib = 0
+        for node, position in self.positions.items():
+            for fed, node_buffer in rules.eligibility(node):
+                if fed == channel:
+                    contrib += max(0, position.atp - node_buffer)
+        return rule.shown(contrib - self.unsourced.get(channel, 0))
 
     # -- serialisation ----------------------------------------------------------
 
@@ -400,7 +416,7 @@ class SkuState:
                 channel_changes.append(ChannelChange(name, available, previous))
         return Outcome(
             self.sku, status, tuple(changed_positions), tuple(channel_changes), self.as_of,
-            self.rules_version, rejection, tuple(changes.undeclared),
+            self.rules_version, rejection, tuple(changes.undeclared), tuple(changes.incidents),
         )
 
 
@@ -412,9 +428,24 @@ _Counted = Sale | SaleVoid | Receipt
 
 def _on_hand(delta_sign: int) -> Callable[[SkuState, _Counted, Micros, RuleSet, _Changes], None]:
     def handle(state: SkuState, event: _Counted, now: Micros, rules: RuleSet, changes: _Changes) -> None:
-        state._position(event.node, rules, changes).add_on_hand(delta_sign * event.qty, event.occurred_at)
+        position = state._position(event.node, rules, changes)
+        before = position.on_hand
+        position.add_on_hand(delta_sign * event.qty, event.occurred_at)
+        if delta_sign < 0:
+            _phantom_sale(state, event, event.node, before, position.on_hand, rules, changes)
 
     return handle
+
+
+def _phantom_sale(state: SkuState, event: _Counted | Pick, node: str, before: int, after: int, rules: RuleSet,
+                  changes: _Changes) -> None:
+    """Stock sold that the system did not know about: on_hand left below 0, and lower than it was."""
+    if after < 0 and after < before:
+        declared = rules.nodes.get(node)
+        changes.incidents.append(Incident(
+            IncidentKind.PHANTOM_SALE, state.sku, event.event_id, event.qty, before, min(event.qty, -after),
+            event.occurred_at, node=node, node_type=declared.type if declared is not None else None,
+        ))
 
 
 def _adjustment(state: SkuState, event: Adjustment, now: Micros, rules: RuleSet, changes: _Changes) -> None:
@@ -438,6 +469,7 @@ def _reserve(state: SkuState, event: Reserve, now: Micros, rules: RuleSet, chang
     reservation = state._reservation(event.reservation_id, event.occurred_at)
     if not reservation.restates(event.occurred_at, event.event_id):
         return
+    before = state.shown_now(event.channel, rules)
     state._move_reserved(reservation, 0, rules, changes)
     reservation.reserve_at = event.occurred_at
     reservation.reserve_event = event.event_id
@@ -446,6 +478,11 @@ def _reserve(state: SkuState, event: Reserve, now: Micros, rules: RuleSet, chang
     reservation.node = event.node
     reservation.expires_at = event.expires_at
     state._recount(reservation, now, rules, changes)
+    if before is not None and reservation.counted and event.qty > before:  # it took effect, beyond what was shown
+        changes.incidents.append(Incident(
+            IncidentKind.OVERSELL, state.sku, event.event_id, event.qty, before, event.qty - before,
+            event.occurred_at, channel=event.channel, node=event.node,
+        ))
 
 
 def _release(state: SkuState, event: Release, now: Micros, rules: RuleSet, changes: _Changes) -> None:
@@ -455,7 +492,10 @@ def _release(state: SkuState, event: Release, now: Micros, rules: RuleSet, chang
 
 
 def _pick(state: SkuState, event: Pick, now: Micros, rules: RuleSet, changes: _Changes) -> None:
-    state._position(event.node, rules, changes).add_on_hand(-event.qty, event.occurred_at)
+    position = state._position(event.node, rules, changes)
+    before = position.on_hand
+    position.add_on_hand(-event.qty, event.occurred_at)
+    _phantom_sale(state, event, event.node, before, position.on_hand, rules, changes)
     if event.reservation_id is not None:
         reservation = state._reservation(event.reservation_id, event.occurred_at)
         reservation.picked += event.qty

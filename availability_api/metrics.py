@@ -86,6 +86,24 @@ class FlowStatsCollector(Collector):
             "avail_lost_sku_writes", "partial writes refused because the SKU hash was missing (then rewritten whole)",
             value=_number(stats.get("lost_sku_writes")),
         )
+        yield from _labelled(stats, "oversells:", "avail_oversells",
+                             "reserves for a channel beyond the number it showed just before (contract section 8)",
+                             "channel")
+        yield from _labelled(stats, "oversold_units:", "avail_oversold_units",
+                             "units reserved beyond the number the channel showed", "channel")
+        yield from _labelled(stats, "phantom_sales:", "avail_phantom_sales",
+                             "sales and picks that left a node's on_hand below 0 and lower than before", "node_type")
+        yield from _labelled(stats, "phantom_sale_units:", "avail_phantom_sale_units",
+                             "units sold or picked that the node did not have", "node_type")
+
+
+def _labelled(stats: Mapping[str, str], prefix: str, name: str, documentation: str, label: str) -> Iterable[Metric]:
+    """One counter with a label per ``<prefix><value>`` field of the flow's stats."""
+    family = CounterMetricFamily(name, documentation, labels=[label])
+    for field, value in sorted(stats.items()):
+        if field.startswith(prefix):
+            family.add_metric([field.removeprefix(prefix)], _number(value))
+    yield family
 
 
 class ReadCacheCollector(Collector):

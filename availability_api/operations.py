@@ -1,11 +1,12 @@
-"""Operations routes: liveness, readiness (with data freshness) and Prometheus metrics."""
+"""Operations routes: liveness, readiness (with data freshness), Prometheus metrics, oversells."""
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+import orjson
+from fastapi import APIRouter, Query
 from prometheus_client import CONTENT_TYPE_LATEST
 from redis import exceptions as redis_errors
 from starlette.responses import PlainTextResponse, Response
@@ -107,3 +108,23 @@ async def metrics(call: Authenticated) -> Response:
     except (redis_errors.ConnectionError, redis_errors.TimeoutError):
         stats = None
     return Response(ctx.metrics.render(stats), media_type=CONTENT_TYPE_LATEST)
+
+
+@router.get(
+    "/v1/ops/oversells", tags=["operations"], summary="The latest oversells and phantom sales, newest first",
+    description=(
+        "Oversells (a `reserve` for a channel beyond the number the channel showed just before it; `units` is "
+        "the excess) and phantom sales (a sale or pick that left a node's on_hand below 0 and lower than before; "
+        "`units` = min(qty, -on_hand after)), exactly as contract section 8 defines them, newest first by "
+        "`occurred_at`. Each event is recorded once, whatever replays. The counts per channel and node type "
+        "are on `/metrics` (`avail_oversells_total`, `avail_phantom_sales_total`…). Needs `admin`."
+    ),
+    responses=error_responses(401, 403, 422, 429, 503),
+)
+async def oversells(
+    call: Authenticated, limit: Annotated[int, Query(ge=1, le=1000, description="incidents to list")] = 100,
+) -> Response:
+    call.principal.require_any(ADMIN)
+    ctx = call.ctx
+    latest = await queries.read_incidents(ctx.redis, ctx.keys, limit)
+    return json_response({"incidents": [orjson.loads(document) for document in latest]})

@@ -182,3 +182,8 @@ def _refused_in_words(document: str | None) -> str | None:
         return f"change refused at {refused['at']}, still running {refused['kept_version']}: {first}{more}"
     except (orjson.JSONDecodeError, KeyError, TypeError, IndexError):
         return "a change was refused (unreadable report)"
+
+
+async def read_incidents(redis: RedisClient, keys: Keys, limit: int) -> list[str]:
+    """The latest ``limit`` oversells and phantom sales (JSON each), newest first."""
+    return cast(list[str], await _wait(redis.zrevrange(keys.incidents, 0, limit - 1)))

@@ -159,7 +159,7 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
             unsourced = {}
         write.rules_changed = rules_changed
         if not write.changed:
-            if write.counts:
+            if write.counts or write.incidents:
                 emitted.append(write)
             return
         self.full_write_pending = False
@@ -176,6 +176,7 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
 
 
 def _merge(write: SkuWrite, outcome: Outcome, rules: RuleSet) -> None:
+    write.incidents.extend(outcome.incidents)
     for position in outcome.positions:
         write.positions[position.node] = encode_position(position)
     for change in outcome.channels:

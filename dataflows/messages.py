@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from atp.events import Event
+from atp.outcomes import Incident
 from atp.rejections import Rejection
 
 
@@ -88,6 +89,7 @@ class SkuWrite:
     unsourced: dict[str, int] = field(default_factory=dict)  # channel -> reserved at no node (0: gone)
     removed_channels: list[str] = field(default_factory=list)  # no longer in the rules
     rules_changed: bool = False  # written under another rules_version before
+    incidents: list[Incident] = field(default_factory=list)  # oversells and phantom sales of the events behind it
 
     @property
     def changed(self) -> bool:

@@ -20,18 +20,20 @@ import os
 import socket
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
+import orjson
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
+from atp.outcomes import Incident, IncidentKind
 from dataflows.messages import Counts, Heartbeat, SkuWrite
 from dataflows.replica_acks import ReplicaAcks, ScriptsOnEveryMaster
 from dataflows.shards import Applied
 from dataflows.store_guard import Registry
-from projection import AS_OF, CHANNEL_PREFIX, NODE_PREFIX, RULES_VERSION, UNSOURCED_PREFIX, Keys
+from projection import AS_OF, CHANNEL_PREFIX, NODE_PREFIX, RULES_VERSION, UNSOURCED_PREFIX, Keys, format_as_of
 from projection.connect import TRANSIENT_ERRORS, SyncClient, sync_client
 from projection.keys import slot_group
 
@@ -79,6 +81,54 @@ end
 return out
 """
 
+# KEYS: incident ids seen (zset by time), recent incidents (zset by time, JSON members), stats.
+# ARGV: ids kept, incidents kept, then per incident: event id, occurred_at µs, JSON, count field, units field, units.
+RECORD_INCIDENTS = """
+for i = 3, #ARGV, 6 do
+  if redis.call('ZADD', KEYS[1], 'NX', ARGV[i + 1], ARGV[i]) == 1 then
+    redis.call('ZADD', KEYS[2], ARGV[i + 1], ARGV[i + 2])
+    redis.call('HINCRBY', KEYS[3], ARGV[i + 3], 1)
+    redis.call('HINCRBY', KEYS[3], ARGV[i + 4], ARGV[i + 5])
+  end
+end
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[1]) - 1)
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -tonumber(ARGV[2]) - 1)
+return 0
+"""
+INCIDENT_IDS_KEPT = 100_000
+"""Ids of recorded incidents remembered: far more than a replay after a crash re-applies (one epoch)."""
+INCIDENTS_KEPT = 1_000
+
+
+def incident_keys(keys: Keys) -> list[str]:
+    return [keys.incident_ids, keys.incidents, keys.stats]
+
+
+def incident_arguments(incidents: Sequence[Incident]) -> list[Any]:
+    args: list[Any] = [INCIDENT_IDS_KEPT, INCIDENTS_KEPT]
+    for incident in incidents:
+        document = incident_document(incident)
+        if incident.kind is IncidentKind.OVERSELL:
+            fields = (f"oversells:{incident.channel}", f"oversold_units:{incident.channel}")
+        else:
+            where = incident.node_type or "undeclared"
+            fields = (f"phantom_sales:{where}", f"phantom_sale_units:{where}")
+        args += [incident.event_id, incident.occurred_at, orjson.dumps(document), *fields, incident.units]
+    return args
+
+
+def incident_document(incident: Incident) -> dict[str, Any]:
+    """An incident as ``GET /v1/ops/oversells`` lists it."""
+    document: dict[str, Any] = {"kind": incident.kind.value, "sku": incident.sku, "event_id": incident.event_id,
+                                "qty": incident.qty, "units": incident.units,
+                                "occurred_at": format_as_of(incident.occurred_at)}
+    if incident.kind is IncidentKind.OVERSELL:
+        document |= {"channel": incident.channel, "shown_before": incident.before, "node": incident.node}
+    else:
+        document |= {"node": incident.node, "node_type": incident.node_type, "on_hand_before": incident.before}
+    return document
+
+
 def _flatten(items: Sequence[SinkItem]) -> list[SkuWrite | Counts | Heartbeat]:
     flat: list[SkuWrite | Counts | Heartbeat] = []
     for item in items:
@@ -89,15 +139,24 @@ def _flatten(items: Sequence[SinkItem]) -> list[SkuWrite | Counts | Heartbeat]:
     return flat
 
 
-def coalesce(items: Sequence[SinkItem]) -> tuple[dict[str, SkuWrite], dict[str, int], Heartbeat | None]:
-    """Folds a batch into one write per SKU (newest values win), summed counters, last heartbeat."""
+class Coalesced(NamedTuple):
+    writes: dict[str, SkuWrite]
+    counts: dict[str, int]
+    heartbeat: Heartbeat | None
+    incidents: list[Incident]
+
+
+def coalesce(items: Sequence[SinkItem]) -> Coalesced:
+    """Folds a batch into one write per SKU (newest values win), summed counters, last heartbeat, incidents."""
     writes: dict[str, SkuWrite] = {}
     counts: dict[str, int] = {}
+    incidents: list[Incident] = []
     heartbeat = None
     for item in _flatten(items):
         if isinstance(item, SkuWrite):
             for name, value in item.counts.items():
                 counts[name] = counts.get(name, 0) + value
+            incidents.extend(item.incidents)
             if not item.changed:
                 continue
             held = writes.get(item.sku)
@@ -120,7 +179,7 @@ def coalesce(items: Sequence[SinkItem]) -> tuple[dict[str, SkuWrite], dict[str, 
                 counts[name] = counts.get(name, 0) + value
         else:
             heartbeat = item
-    return writes, counts, heartbeat
+    return Coalesced(writes, counts, heartbeat, incidents)
 
 
 def sku_arguments(write: SkuWrite) -> list[Any]:
@@ -149,13 +208,14 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
         self.registry = registry
         self.worker = worker
         self.write_skus = client.register_script(_WRITE_SKUS)
+        self.record_incidents = client.register_script(RECORD_INCIDENTS)
         self.by_slot_group = isinstance(client, RedisCluster)
         self.replica_acks = ReplicaAcks(client)
-        self.scripts = ScriptsOnEveryMaster(client, _WRITE_SKUS)
+        self.scripts = ScriptsOnEveryMaster(client, _WRITE_SKUS, RECORD_INCIDENTS)
 
     def write_batch(self, items: list[SinkItem]) -> None:
-        writes, counts, heartbeat = coalesce(items)
-        if not writes and not counts and heartbeat is None:
+        writes, counts, heartbeat, incidents = coalesce(items)
+        if not writes and not counts and heartbeat is None and not incidents:
             return
         started = time.perf_counter()
         backoff = 0.05
@@ -163,6 +223,8 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
             try:
                 self.scripts.ensure()
                 self._write(writes, counts, heartbeat)
+                if incidents:  # after the numbers; once per event id, so a retry or a replay records nothing twice
+                    self.record_incidents(keys=incident_keys(self.keys), args=incident_arguments(incidents))
                 break
             except TRANSIENT_ERRORS as exc:
                 log.warning("redis write failed (%s); retrying %d SKUs in %.2f s", exc, len(writes), backoff)

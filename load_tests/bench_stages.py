@@ -110,7 +110,7 @@ def main() -> None:
             applied.extend(logic.on_batch([batch])[0])
             touched.add(shard)
         applied_at = time.process_time()
-        writes, _, _ = coalesce(applied)
+        writes = coalesce(applied).writes
         for write in writes.values():
             sku_arguments(write)
         sunk_at = time.process_time()

@@ -40,6 +40,10 @@ Engine-wide, all in the slot of the hash tag ``{prefix}`` (a rules change is one
     {prefix}:generation     random token of this Redis's data; a new or missing one means the data
                             was lost (or `avail rebuild` asked): flow workers rewrite every SKU
     {prefix}:rebuilt        hash <host>:<pid> -> the generation that flow process finished rebuilding for
+    {prefix}:incidents      sorted set by occurred_at (µs) of the latest oversells and phantom sales, as JSON
+                            (about 1,000 kept); stats counts them: oversells:<channel>,
+                            oversold_units:<channel>, phantom_sales:<node type>, phantom_sale_units:<node type>
+    {prefix}:incident-ids   sorted set of the event ids recorded (about 100,000 kept): a replay records none twice
 
 (Engine-wide keys are written ``{avail}:rules`` and so on: the braces are the hash tag.)
 
@@ -145,6 +149,14 @@ class Keys:
     @property
     def progress(self) -> str:
         return f"{{{self.prefix}}}:progress"
+
+    @property
+    def incident_ids(self) -> str:
+        return f"{{{self.prefix}}}:incident-ids"
+
+    @property
+    def incidents(self) -> str:
+        return f"{{{self.prefix}}}:incidents"
 
     @property
     def generation(self) -> str:

@@ -31,7 +31,7 @@ from atp.events import (
     TransferShipped,
 )
 from rulebook import load_rules
-from tests.support.engine import AMAZON_KEY, Engine, flow_log, running_engine, wait_for
+from tests.support.engine import ADMIN_KEY, AMAZON_KEY, Engine, flow_log, running_engine, wait_for
 from tests.support.reference import Expected, expected
 
 pytestmark = pytest.mark.integration
@@ -319,3 +319,44 @@ class TestExplainOverTheRunningEngine:
         absent = engine.get(f"/v1/availability/{sku}/explain")
         assert absent.status_code == 422 and absent.json()["error"]["field"] == "channel"
         assert engine.get(f"/v1/availability/{sku}/explain", key=AMAZON_KEY, channel="web").status_code == 403
+
+
+def metric_value(engine: Engine, line_start: str) -> float:
+    text = engine.get("/metrics", key=ADMIN_KEY).text
+    found = [line for line in text.splitlines() if line.startswith(line_start + " ")]
+    return float(found[0].split()[-1]) if found else 0.0
+
+
+class TestOversellsOverTheRunningEngine:
+    def test_oversells_and_phantom_sales_are_counted_and_listed_once_each(self, engine: Engine) -> None:
+        sku, t = new_sku(), now_us() - HOUR
+        oversells = metric_value(engine, 'avail_oversells_total{channel="web"}')
+        units = metric_value(engine, 'avail_oversold_units_total{channel="web"}')
+        phantoms = metric_value(engine, 'avail_phantom_sales_total{node_type="store"}')
+        stock = [Receipt(f"{sku}-1", sku, "dc-east", 5, t)]
+        engine.produce(stock)
+        converges(engine, sku, stock)
+        oversell = Reserve(f"{sku}-2", sku, "r1", "web", 8, t + 1, "dc-east")
+        phantom = Sale(f"{sku}-3", sku, "store-002", 4, t + 2)
+        engine.produce([oversell, phantom])
+        converges(engine, sku, [*stock, oversell, phantom])
+        engine.produce([oversell, phantom])  # redelivered: no second incident
+
+        def listed() -> dict[str, dict[str, Any]]:
+            answer = engine.get("/v1/ops/oversells", key=ADMIN_KEY, limit="1000")
+            assert answer.status_code == 200, answer.text
+            return {i["event_id"]: i for i in answer.json()["incidents"] if i["sku"] == sku}
+
+        incidents = wait_for(listed, lambda found: len(found) == 2)  # noqa: PLR2004
+        assert incidents[oversell.event_id] | {"occurred_at": None} == {
+            "kind": "oversell", "sku": sku, "event_id": oversell.event_id, "qty": 8, "units": 3, "channel": "web",
+            "shown_before": 5, "node": "dc-east", "occurred_at": None}
+        assert incidents[phantom.event_id]["kind"] == "phantom_sale"
+        assert (incidents[phantom.event_id]["units"], incidents[phantom.event_id]["node_type"]) == (4, "store")
+        wait_for(lambda: metric_value(engine, 'avail_oversells_total{channel="web"}'), lambda v: v >= oversells + 1)
+        time.sleep(1.0)  # the redelivery has been applied (as a duplicate) by now
+        assert metric_value(engine, 'avail_oversells_total{channel="web"}') == oversells + 1
+        assert metric_value(engine, 'avail_oversold_units_total{channel="web"}') == units + 3
+        assert metric_value(engine, 'avail_phantom_sales_total{node_type="store"}') == phantoms + 1
+        assert len(listed()) == 2  # noqa: PLR2004
+        assert engine.get("/v1/ops/oversells").status_code == 403  # the read key: admin only
