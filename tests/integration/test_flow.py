@@ -37,17 +37,18 @@ from tests.support.reference import Expected, expected
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def redis_url(any_redis_url: str) -> str:
-    """This module runs on one Redis and again on a Redis Cluster."""
-    return any_redis_url
-
-
-@pytest.fixture(scope="module", params=[1, 2], ids=["1-worker", "2-workers"])
-def engine(kafka_bootstrap: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory,
+@pytest.fixture(scope="module", params=[(1, "single"), (2, "single"), (2, "cluster")],
+                ids=["1-worker-redis", "2-workers-redis", "2-workers-redis-cluster"])
+def engine(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory,
            request: pytest.FixtureRequest) -> Iterator[Engine]:
-    """Every scenario on one worker and on two in one process: the numbers must not depend on it."""
-    with running_engine(kafka_bootstrap, redis_url, tmp_path_factory.mktemp("engine"), workers=request.param) as ran:
+    """Every scenario on one worker and on two in one process, on one Redis and on a Redis Cluster.
+
+    The numbers must depend on none of it. (Three engines, not four: two workers on a cluster
+    covers what one worker on it would.)
+    """
+    workers, mode = request.param
+    redis_url = str(request.getfixturevalue("single_redis_url" if mode == "single" else "redis_cluster_url"))
+    with running_engine(kafka_bootstrap, redis_url, tmp_path_factory.mktemp("engine"), workers=workers) as ran:
         yield ran
 
 SECOND = 1_000_000
