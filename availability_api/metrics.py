@@ -86,6 +86,10 @@ class FlowStatsCollector(Collector):
             "avail_lost_sku_writes", "partial writes refused because the SKU hash was missing (then rewritten whole)",
             value=_number(stats.get("lost_sku_writes")),
         )
+        yield from _labelled(stats, "applied_by:", "avail_flow_events_applied_by_kind",
+                             "events applied, by source topic and event type", "topic", "type")
+        yield from _labelled(stats, "rejected_from:", "avail_flow_events_rejected_by_topic",
+                             "events sent to the dead-letter topic, by source topic and error code", "topic", "code")
         yield from _labelled(stats, "oversells:", "avail_oversells",
                              "reserves for a channel beyond the number it showed just before (contract section 8)",
                              "channel")
@@ -97,12 +101,18 @@ class FlowStatsCollector(Collector):
                              "units sold or picked that the node did not have", "node_type")
 
 
-def _labelled(stats: Mapping[str, str], prefix: str, name: str, documentation: str, label: str) -> Iterable[Metric]:
-    """One counter with a label per ``<prefix><value>`` field of the flow's stats."""
-    family = CounterMetricFamily(name, documentation, labels=[label])
+def _labelled(stats: Mapping[str, str], prefix: str, name: str, documentation: str, *labels: str) -> Iterable[Metric]:
+    """One counter labelled by the ``<prefix><value>[:<value>…]`` fields of the flow's stats.
+
+    Topic names may hold ``:``: with two labels, the last part is the second label.
+    """
+    family = CounterMetricFamily(name, documentation, labels=list(labels))
     for field, value in sorted(stats.items()):
         if field.startswith(prefix):
-            family.add_metric([field.removeprefix(prefix)], _number(value))
+            rest = field.removeprefix(prefix)
+            values = rest.rsplit(":", len(labels) - 1) if len(labels) > 1 else [rest]
+            if len(values) == len(labels):
+                family.add_metric(values, _number(value))
     yield family
 
 

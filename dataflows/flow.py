@@ -136,7 +136,8 @@ def _deltas_by_channel(applied: Applied) -> list[tuple[str, list[ChannelDelta]]]
 
 
 def _count_reject(letter: DeadLetter) -> Counts:
-    return Counts({f"rejected:{letter.rejection.code.value}": 1})
+    code = letter.rejection.code.value
+    return Counts({f"rejected:{code}": 1, f"rejected_from:{letter.raw.topic}:{code}": 1})
 
 
 STORE_WAIT_S = 30.0

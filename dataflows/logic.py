@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 from bytewax.operators import StatefulBatchLogic
 
 from atp.changes import take_change
-from atp.outcomes import Outcome
+from atp.events import TYPE_NAMES
+from atp.outcomes import Outcome, Status
 from atp.rules import RuleSet
 from atp.state import SkuState
 from dataflows.messages import ChannelDelta, DeadLetter, Inbound, SkuWrite
@@ -100,6 +101,9 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
             for item, result in zip(inbound, results, strict=True):
                 status = result.status.value
                 counts[status] = counts.get(status, 0) + 1
+                if result.status is Status.APPLIED:
+                    by_kind = f"{APPLIED_BY_KIND}{item.raw.topic}:{TYPE_NAMES[type(item.event)]}"
+                    counts[by_kind] = counts.get(by_kind, 0) + 1
                 if result.rejection is not None:
                     emitted.append(DeadLetter(item.raw, result.rejection))
                 if result.touched_undeclared:
@@ -173,6 +177,10 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
         emitted.append(write)
         for channel, shown in write.channels.items():  # the feed drops values already published
             emitted.append(ChannelDelta(channel, state.sku, shown, state.as_of, state.rules_version))
+
+
+APPLIED_BY_KIND = "applied_by:"
+"""Stats field prefix: events applied, by ``<topic>:<event type>``."""
 
 
 def _merge(write: SkuWrite, outcome: Outcome, rules: RuleSet) -> None:

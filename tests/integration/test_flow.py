@@ -361,3 +361,31 @@ class TestOversellsOverTheRunningEngine:
         assert metric_value(engine, 'avail_phantom_sales_total{node_type="store"}') == phantoms + 1
         assert len(listed()) == 2  # noqa: PLR2004
         assert engine.get("/v1/ops/oversells").status_code == 403  # the read key: admin only
+
+
+def metric_sum(engine: Engine, name: str, **labels: str) -> float:
+    """The sum of every sample of ``name`` whose labels include ``labels``."""
+    total = 0.0
+    for line in engine.get("/metrics", key=ADMIN_KEY).text.splitlines():
+        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.split()[-1])
+    return total
+
+
+class TestBusinessMetricsOverTheRunningEngine:
+    def test_applied_events_count_by_topic_and_type_and_rejects_by_topic_and_code(self, engine: Engine) -> None:
+        applied = "avail_flow_events_applied_by_kind_total"
+        rejected = "avail_flow_events_rejected_by_topic_total"
+        picks_topic = engine.topics[Topic.WMS_PICKS]
+        receipts_before = metric_sum(engine, applied, type="receipt")
+        bad_before = metric_sum(engine, rejected, topic=picks_topic, code="not_json")
+        sku, t = new_sku(), now_us() - HOUR
+        events = [Receipt(f"{sku}-{i}", sku, "dc-east", 1, t + i) for i in range(3)]
+        engine.produce(events)
+        engine.produce_raw(Topic.WMS_PICKS, b"this is not json", sku.encode())
+        converges(engine, sku, events)
+        wait_for(lambda: metric_sum(engine, applied, type="receipt"), lambda n: n >= receipts_before + 3)
+        assert metric_sum(engine, applied, type="receipt") == receipts_before + 3
+        wait_for(lambda: metric_sum(engine, rejected, topic=picks_topic, code="not_json"),
+                 lambda n: n >= bad_before + 1)
+        assert metric_sum(engine, rejected, topic=picks_topic, code="not_json") == bad_before + 1

@@ -61,6 +61,19 @@ PUBLIC = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oaut
 """Routes anyone may call: liveness, readiness, and the API's documentation (it holds no data)."""
 
 
+RULES_YAML = """\
+nodes:
+  - {id: dc-east, type: dc}
+channels:
+  web:
+    nodes: {types: [dc]}
+  amazon:
+    nodes: {types: [dc]}
+    percent: 50
+"""
+"""The files behind RULES, as a flow publishes them (the explain route reads them)."""
+
+
 def now_us() -> int:
     return time.time_ns() // 1000
 
@@ -68,6 +81,7 @@ def now_us() -> int:
 def seed(store: redis.Redis, keys: Keys) -> None:
     pipe = store.pipeline(transaction=False)
     pipe.set(keys.rules, orjson.dumps(RULES))
+    pipe.set(keys.rules_source, orjson.dumps({"version": RULES["version"], "sources": {"rules.yaml": RULES_YAML}}))
     for sku in ("TV-55", "HDMI-2M"):
         pipe.hset(keys.sku(sku), mapping={"v": 1, "a": now_us(), "r": "hard1", "c:web": 3, "c:amazon": 1,
                                           "n:dc-east": "5,1,0,0,0,4"})

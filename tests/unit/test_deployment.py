@@ -8,6 +8,7 @@ profile is 3 masters with a replica each, reachable by the URL the header gives.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -128,3 +129,27 @@ def test_the_redis_cluster_profile_is_three_masters_with_a_replica_each_at_the_u
     url = re.search(r"AVAIL_REDIS_URL=(redis\+cluster://\S+)", header)[1]  # type: ignore[index]
     check_url(url)
     assert {host for host, _ in parse_cluster_url(url).nodes} <= set(CLUSTER_NODES)
+
+
+def test_the_dashboard_queries_only_metrics_the_api_exports() -> None:
+    from tests.unit.availability_api.test_metric_names import exported
+
+    dashboard = json.loads((ROOT / "deploy" / "grafana" / "dashboards" / "availability.json").read_text())
+    queried = {name for panel in dashboard["panels"] for target in panel["targets"]
+               for name in re.findall(r"\b(avail_[a-z_]+)\b", target["expr"])}
+    assert len(queried) >= 10  # noqa: PLR2004
+    assert queried <= exported(), sorted(queried - exported())
+    datasource = yaml.safe_load((ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())
+    uids = {panel["datasource"]["uid"] for panel in dashboard["panels"]}
+    assert uids == {datasource["datasources"][0]["uid"]}
+    assert datasource["datasources"][0]["url"] == "http://prometheus:9090"
+
+
+def test_prometheus_scrapes_every_api_replica_with_a_key() -> None:
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    [job] = config["scrape_configs"]
+    assert job["dns_sd_configs"] == [{"names": ["api"], "type": "A", "port": 8000}]
+    mounted = {v.split(":")[1]: v.split(":")[0] for v in SERVICES["prometheus"]["volumes"] if v.startswith("./")}
+    key_file = mounted[job["authorization"]["credentials_file"]]
+    assert len((ROOT / key_file).read_text().strip()) >= 16  # noqa: PLR2004 - the API refuses shorter keys
+    assert SERVICES["grafana"]["profiles"] == SERVICES["prometheus"]["profiles"] == ["monitoring"]

@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parents[3]
 MENTION = re.compile(r"(?<![\w.])(avail_[a-z_]+)(?=[`{ ])")
 STATS = {"applied": "3", "duplicate": "1", "rejected:not_json": "2", "feed_backlog:web": "5", "writes": "4",
          "undeclared_node_events": "0", "rules_reloaded": "1", "rules_reload_failed": "0", "rebuilds": "0",
-         "lost_sku_writes": "0"}
+         "lost_sku_writes": "0", "applied_by:pos.sales:sale": "3", "rejected_from:pos.sales:not_json": "2",
+         "oversells:web": "1", "oversold_units:web": "2", "phantom_sales:store": "1", "phantom_sale_units:store": "1"}
 
 
 def exported() -> set[str]:
@@ -28,3 +29,10 @@ def test_every_metric_the_docs_name_is_exported_under_that_name() -> None:
     assert named, "the docs name metrics"
     known = exported()
     assert not sorted(f"{doc}: {name}" for doc, name in named if name not in known)
+
+
+def test_labelled_counters_split_topic_names_that_hold_colons() -> None:
+    text = ApiMetrics().render({"applied_by:acme:pos.sales:sale": "7", "rejected_from:eu:wms:not_json": "2"}).decode()
+    assert 'avail_flow_events_applied_by_kind_total{topic="acme:pos.sales",type="sale"} 7.0' in text
+    assert 'avail_flow_events_rejected_by_topic_total{code="not_json",topic="eu:wms"} 2.0' in text or \
+        'avail_flow_events_rejected_by_topic_total{topic="eu:wms",code="not_json"} 2.0' in text
