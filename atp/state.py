@@ -192,19 +192,22 @@ class SkuState:
     def unsourced_reserved(self, channel: str) -> int:
         return self.unsourced.get(channel, 0)
 
-    def shown_now(self, channel: str, rules: RuleSet) -> int | None:
-        """The channel's number from the positions as they are this moment; None for an undefined channel.
+    def _shown_now(self, channel: str, rules: RuleSet, changes: _Changes) -> int | None:
+        """The channel's number this moment; None for a channel the rules do not define.
 
-        ``shown`` is brought up to date once per call, so within ``apply_many`` it lags.
+        ``shown`` and ``contrib`` are brought up to date once per call, so within
+        ``apply_many`` they lag by the nodes touched so far: those are counted afresh.
         """
         rule = rules.channels.get(channel)
         if rule is None:
             return None
-        contrib = 0
-        for node, position in self.positions.items():
-            for fed, node_buffer in rules.eligibility(node):
-                if fed == channel:
-                    contrib += max(0, position.atp - node_buffer)
+        contrib = self.contrib.get(channel, 0)
+        for node in changes.before:
+            atp, counted = self.positions[node].atp, self.counted_atp[node]
+            if atp != counted:
+                for fed, node_buffer in rules.eligibility(node):
+                    if fed == channel:
+                        contrib += max(0, atp - node_buffer) - max(0, counted - node_buffer)
         return rule.shown(contrib - self.unsourced.get(channel, 0))
 
     # -- serialisation ----------------------------------------------------------
@@ -469,7 +472,7 @@ def _reserve(state: SkuState, event: Reserve, now: Micros, rules: RuleSet, chang
     reservation = state._reservation(event.reservation_id, event.occurred_at)
     if not reservation.restates(event.occurred_at, event.event_id):
         return
-    before = state.shown_now(event.channel, rules)
+    before = state._shown_now(event.channel, rules, changes)
     state._move_reserved(reservation, 0, rules, changes)
     reservation.reserve_at = event.occurred_at
     reservation.reserve_event = event.event_id

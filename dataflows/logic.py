@@ -102,7 +102,8 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
                 status = result.status.value
                 counts[status] = counts.get(status, 0) + 1
                 if result.status is Status.APPLIED:
-                    by_kind = f"{APPLIED_BY_KIND}{item.raw.topic}:{TYPE_NAMES[type(item.event)]}"
+                    kind = (item.raw.topic, type(item.event))
+                    by_kind = _KIND_FIELDS.get(kind) or _kind_field(kind)
                     counts[by_kind] = counts.get(by_kind, 0) + 1
                 if result.rejection is not None:
                     emitted.append(DeadLetter(item.raw, result.rejection))
@@ -181,6 +182,12 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
 
 APPLIED_BY_KIND = "applied_by:"
 """Stats field prefix: events applied, by ``<topic>:<event type>``."""
+_KIND_FIELDS: dict[tuple[str, type], str] = {}
+
+
+def _kind_field(kind: tuple[str, type]) -> str:
+    field = _KIND_FIELDS[kind] = f"{APPLIED_BY_KIND}{kind[0]}:{TYPE_NAMES[kind[1]]}"
+    return field
 
 
 def _merge(write: SkuWrite, outcome: Outcome, rules: RuleSet) -> None:
