@@ -13,12 +13,13 @@ from dataclasses import asdict
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from availability_api.read_cache import ReadCache
 from projection import FEED_BACKLOG_PREFIX
+from projection.codec import WRITE_SECONDS_BUCKETS, WRITE_TIME_BUCKET
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _EVENT_STATUSES = ("applied", "duplicate")
@@ -86,6 +87,9 @@ class FlowStatsCollector(Collector):
             "avail_lost_sku_writes", "partial writes refused because the SKU hash was missing (then rewritten whole)",
             value=_number(stats.get("lost_sku_writes")),
         )
+        yield _write_times(stats)
+        yield from _labelled(stats, "deltas_published:", "avail_feed_deltas_published",
+                             "deltas the flow published to each channel's feed (after its throttle)", "channel")
         yield from _labelled(stats, "applied_by:", "avail_flow_events_applied_by_kind",
                              "events applied, by source topic and event type", "topic", "type")
         yield from _labelled(stats, "rejected_from:", "avail_flow_events_rejected_by_topic",
@@ -99,6 +103,19 @@ class FlowStatsCollector(Collector):
                              "sales and picks that left a node's on_hand below 0 and lower than before", "node_type")
         yield from _labelled(stats, "phantom_sale_units:", "avail_phantom_sale_units",
                              "units sold or picked that the node did not have", "node_type")
+
+
+def _write_times(stats: Mapping[str, str]) -> Metric:
+    """The flow's Redis write times: per-bucket counts in stats, cumulative here as Prometheus wants them."""
+    buckets, cumulative = [], 0.0
+    for bound in WRITE_SECONDS_BUCKETS:
+        cumulative += _number(stats.get(f"{WRITE_TIME_BUCKET}{bound}"))
+        buckets.append((str(bound), cumulative))
+    buckets.append(("+Inf", cumulative + _number(stats.get(f"{WRITE_TIME_BUCKET}+Inf"))))
+    return HistogramMetricFamily(
+        "avail_flow_redis_write_seconds", "time the flow took to write one batch to Redis (retries included)",
+        buckets=buckets, sum_value=_number(stats.get("redis_write_us_sum")) / 1_000_000,
+    )
 
 
 def _labelled(stats: Mapping[str, str], prefix: str, name: str, documentation: str, *labels: str) -> Iterable[Metric]:

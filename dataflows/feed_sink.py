@@ -141,6 +141,7 @@ class _FeedPartition(StatelessSinkPartition[FeedItem]):
         self.publish = client.register_script(PUBLISH_SCRIPT)
         self.replica_acks = ReplicaAcks(client)
         self.scripts = ScriptsOnEveryMaster(client, PUBLISH_SCRIPT)
+
         self.acks = _Acks()
         self.failed: list[KafkaError] = []  # deliveries of a catch-up, which waits for them
         self.caught_up: set[str] = set()
@@ -171,6 +172,13 @@ class _FeedPartition(StatelessSinkPartition[FeedItem]):
                 log.warning("feed publish failed (%s); retrying in %.2f s", exc, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+        published = {f"deltas_published:{channel}": len(pairs) // 2 for channel, pairs in accepted.items() if pairs}
+        if published:
+            with contextlib.suppress(redis.RedisError):  # a counter: a retry would publish nothing, but count twice
+                pipe = self.client.pipeline(transaction=False)
+                for name, count in published.items():
+                    pipe.hincrby(self.keys.stats, name, count)
+                pipe.execute()
         for channel, pairs in accepted.items():
             if not pairs:
                 continue

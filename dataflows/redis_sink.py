@@ -34,6 +34,7 @@ from dataflows.replica_acks import ReplicaAcks, ScriptsOnEveryMaster
 from dataflows.shards import Applied
 from dataflows.store_guard import Registry
 from projection import AS_OF, CHANNEL_PREFIX, NODE_PREFIX, RULES_VERSION, UNSOURCED_PREFIX, Keys, format_as_of
+from projection.codec import WRITE_SECONDS_BUCKETS, WRITE_TIME_BUCKET
 from projection.connect import TRANSIENT_ERRORS, SyncClient, sync_client
 from projection.keys import slot_group
 
@@ -129,6 +130,17 @@ def incident_document(incident: Incident) -> dict[str, Any]:
     return document
 
 
+def write_time_counts(seconds: float) -> dict[str, int]:
+    """Stats increments for one write that took ``seconds``: its bucket (``+Inf`` past the last), count, µs sum."""
+    bound = next((b for b in WRITE_SECONDS_BUCKETS if seconds <= b), None)
+    return {f"{WRITE_TIME_BUCKET}{bound if bound is not None else '+Inf'}": 1, "redis_write_count": 1,
+            "redis_write_us_sum": round(seconds * 1_000_000)}
+
+
+def _merged_counts(counts: dict[str, int], more: dict[str, int]) -> dict[str, int]:
+    return {name: counts.get(name, 0) + value for name, value in more.items()}
+
+
 def _flatten(items: Sequence[SinkItem]) -> list[SkuWrite | Counts | Heartbeat]:
     flat: list[SkuWrite | Counts | Heartbeat] = []
     for item in items:
@@ -212,11 +224,15 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
         self.by_slot_group = isinstance(client, RedisCluster)
         self.replica_acks = ReplicaAcks(client)
         self.scripts = ScriptsOnEveryMaster(client, _WRITE_SKUS, RECORD_INCIDENTS)
+        self.write_times: dict[str, int] = {}
 
     def write_batch(self, items: list[SinkItem]) -> None:
         writes, counts, heartbeat, incidents = coalesce(items)
         if not writes and not counts and heartbeat is None and not incidents:
             return
+        if self.write_times:  # the last batches' write times ride along (a heartbeat comes each second)
+            counts = {**counts, **_merged_counts(counts, self.write_times)}
+            self.write_times = {}
         started = time.perf_counter()
         backoff = 0.05
         while True:
@@ -231,7 +247,10 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
                 time.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff_s)
         if writes:
-            log.debug("wrote %d SKUs in %.1f ms", len(writes), (time.perf_counter() - started) * 1000)
+            took = time.perf_counter() - started
+            for name, value in write_time_counts(took).items():
+                self.write_times[name] = self.write_times.get(name, 0) + value
+            log.debug("wrote %d SKUs in %.1f ms", len(writes), took * 1000)
 
     def _write(self, writes: dict[str, SkuWrite], counts: dict[str, int], heartbeat: Heartbeat | None) -> None:
         keys = self.keys

@@ -25,6 +25,13 @@ def encode_position(position: NodePosition) -> str:
     return f"{p.on_hand},{p.reserved},{p.in_transit},{p.unsellable},{p.safety_stock},{p.atp}"
 
 
+WRITE_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+"""Upper bounds of the flow's Redis write-time histogram, kept in stats as ``redis_write_le:<bound>``
+(one count per write, in its own bucket; ``+Inf`` past the last), ``redis_write_count`` and
+``redis_write_us_sum``."""
+WRITE_TIME_BUCKET = "redis_write_le:"
+
+
 def decode_position(node: str, value: str) -> NodePosition:
     on_hand, reserved, in_transit, unsellable, safety_stock, atp = map(int, value.split(","))
     return NodePosition(node, on_hand, reserved, in_transit, unsellable, safety_stock, atp)

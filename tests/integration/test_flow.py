@@ -367,7 +367,7 @@ def metric_sum(engine: Engine, name: str, **labels: str) -> float:
     """The sum of every sample of ``name`` whose labels include ``labels``."""
     total = 0.0
     for line in engine.get("/metrics", key=ADMIN_KEY).text.splitlines():
-        if line.startswith(name + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+        if line.startswith((name + "{", name + " ")) and all(f'{k}="{v}"' in line for k, v in labels.items()):
             total += float(line.split()[-1])
     return total
 
@@ -378,6 +378,8 @@ class TestBusinessMetricsOverTheRunningEngine:
         rejected = "avail_flow_events_rejected_by_topic_total"
         picks_topic = engine.topics[Topic.WMS_PICKS]
         receipts_before = metric_sum(engine, applied, type="receipt")
+        writes_before = metric_sum(engine, "avail_flow_redis_write_seconds_count")
+        web_deltas_before = metric_sum(engine, "avail_feed_deltas_published_total", channel="web")
         bad_before = metric_sum(engine, rejected, topic=picks_topic, code="not_json")
         sku, t = new_sku(), now_us() - HOUR
         events = [Receipt(f"{sku}-{i}", sku, "dc-east", 1, t + i) for i in range(3)]
@@ -389,3 +391,8 @@ class TestBusinessMetricsOverTheRunningEngine:
         wait_for(lambda: metric_sum(engine, rejected, topic=picks_topic, code="not_json"),
                  lambda n: n >= bad_before + 1)
         assert metric_sum(engine, rejected, topic=picks_topic, code="not_json") == bad_before + 1
+        assert wait_for(lambda: metric_sum(engine, "avail_flow_redis_write_seconds_count"),
+                        lambda n: n > writes_before) > writes_before
+        deltas = wait_for(lambda: metric_sum(engine, "avail_feed_deltas_published_total", channel="web"),
+                          lambda n: n > web_deltas_before)
+        assert deltas > web_deltas_before, "the new SKU's web number was published"
