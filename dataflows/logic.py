@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from bytewax.operators import StatefulBatchLogic
 
 from atp.changes import take_change
-from atp.events import TYPE_NAMES
+from atp.events import TYPE_NAMES, event_time
 from atp.outcomes import Outcome, Status
 from atp.rules import RuleSet
 from atp.state import SkuState
@@ -18,6 +18,7 @@ from dataflows.rules_reload import ActiveRules, RulesChanged
 from dataflows.state_log import SkuRecord
 from dataflows.store_guard import Rebuild, Registry
 from projection import encode_position
+from projection.codec import AGE_SECONDS_BUCKETS, bucket_field
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -105,6 +106,10 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
                     kind = (item.raw.topic, type(item.event))
                     by_kind = _KIND_FIELDS.get(kind) or _kind_field(kind)
                     counts[by_kind] = counts.get(by_kind, 0) + 1
+                    age_us = max(0, now - event_time(item.event))
+                    bucket = bucket_field("event_age", age_us / 1e6, AGE_SECONDS_BUCKETS)
+                    counts[bucket] = counts.get(bucket, 0) + 1
+                    counts["event_age_us_sum"] = counts.get("event_age_us_sum", 0) + age_us
                 if result.rejection is not None:
                     emitted.append(DeadLetter(item.raw, result.rejection))
                 if result.touched_undeclared:

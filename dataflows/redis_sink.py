@@ -34,7 +34,7 @@ from dataflows.replica_acks import ReplicaAcks, ScriptsOnEveryMaster
 from dataflows.shards import Applied
 from dataflows.store_guard import Registry
 from projection import AS_OF, CHANNEL_PREFIX, NODE_PREFIX, RULES_VERSION, UNSOURCED_PREFIX, Keys, format_as_of
-from projection.codec import WRITE_SECONDS_BUCKETS, WRITE_TIME_BUCKET
+from projection.codec import AGE_SECONDS_BUCKETS, WRITE_SECONDS_BUCKETS, WRITE_TIME_BUCKET, bucket_field
 from projection.connect import TRANSIENT_ERRORS, SyncClient, sync_client
 from projection.keys import slot_group
 
@@ -250,6 +250,13 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
             took = time.perf_counter() - started
             for name, value in write_time_counts(took).items():
                 self.write_times[name] = self.write_times.get(name, 0) + value
+            written_at = time.time_ns() // 1000
+            for write in writes.values():  # event-to-queryable: the SKU's newest event, now readable
+                if write.as_of is not None:
+                    age_us = max(0, written_at - write.as_of)
+                    field = bucket_field("queryable_age", age_us / 1e6, AGE_SECONDS_BUCKETS)
+                    self.write_times[field] = self.write_times.get(field, 0) + 1
+                    self.write_times["queryable_age_us_sum"] = self.write_times.get("queryable_age_us_sum", 0) + age_us
             log.debug("wrote %d SKUs in %.1f ms", len(writes), took * 1000)
 
     def _write(self, writes: dict[str, SkuWrite], counts: dict[str, int], heartbeat: Heartbeat | None) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from datetime import datetime, timedelta
 
 from atp.positions import NodePosition
@@ -30,6 +31,18 @@ WRITE_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 (one count per write, in its own bucket; ``+Inf`` past the last), ``redis_write_count`` and
 ``redis_write_us_sum``."""
 WRITE_TIME_BUCKET = "redis_write_le:"
+
+AGE_SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
+"""Upper bounds of the freshness histograms, kept in stats as ``<name>_le:<bound>`` per bucket,
+``<name>_count`` and ``<name>_us_sum``: ``event_age`` (an event's age when the flow applied
+it: applied − occurred_at) and ``queryable_age`` (a written SKU's newest event's age when
+its write finished: the event-to-queryable time)."""
+
+
+def bucket_field(name: str, seconds: float, bounds: tuple[float, ...]) -> str:
+    """The stats field of the bucket ``seconds`` falls in (``+Inf`` past the last bound)."""
+    index = bisect_left(bounds, seconds)
+    return f"{name}_le:{bounds[index] if index < len(bounds) else '+Inf'}"
 
 
 def decode_position(node: str, value: str) -> NodePosition:

@@ -379,6 +379,8 @@ class TestBusinessMetricsOverTheRunningEngine:
         picks_topic = engine.topics[Topic.WMS_PICKS]
         receipts_before = metric_sum(engine, applied, type="receipt")
         writes_before = metric_sum(engine, "avail_flow_redis_write_seconds_count")
+        ages_before = metric_sum(engine, "avail_flow_event_age_seconds_count")
+        queryable_before = metric_sum(engine, "avail_flow_event_to_queryable_seconds_count")
         web_deltas_before = metric_sum(engine, "avail_feed_deltas_published_total", channel="web")
         bad_before = metric_sum(engine, rejected, topic=picks_topic, code="not_json")
         sku, t = new_sku(), now_us() - HOUR
@@ -396,3 +398,6 @@ class TestBusinessMetricsOverTheRunningEngine:
         deltas = wait_for(lambda: metric_sum(engine, "avail_feed_deltas_published_total", channel="web"),
                           lambda n: n > web_deltas_before)
         assert deltas > web_deltas_before, "the new SKU's web number was published"
+        assert metric_sum(engine, "avail_flow_event_age_seconds_count") >= ages_before + 3, "each applied event"
+        assert wait_for(lambda: metric_sum(engine, "avail_flow_event_to_queryable_seconds_count"),
+                        lambda n: n > queryable_before) > queryable_before
