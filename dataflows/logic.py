@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from bisect import bisect_left
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
@@ -99,6 +100,7 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
         counts = write.counts
         if inbound:
             outcome, results = state.apply_many([item.event for item in inbound], now=now, rules=rules)
+            age_sum = 0
             for item, result in zip(inbound, results, strict=True):
                 status = result.status.value
                 counts[status] = counts.get(status, 0) + 1
@@ -107,13 +109,15 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
                     by_kind = _KIND_FIELDS.get(kind) or _kind_field(kind)
                     counts[by_kind] = counts.get(by_kind, 0) + 1
                     age_us = max(0, now - event_time(item.event))
-                    bucket = bucket_field("event_age", age_us / 1e6, AGE_SECONDS_BUCKETS)
+                    bucket = _AGE_FIELDS[bisect_left(_AGE_BOUNDS_US, age_us)]
                     counts[bucket] = counts.get(bucket, 0) + 1
-                    counts["event_age_us_sum"] = counts.get("event_age_us_sum", 0) + age_us
+                    age_sum += age_us
                 if result.rejection is not None:
                     emitted.append(DeadLetter(item.raw, result.rejection))
                 if result.touched_undeclared:
                     counts["undeclared_node_events"] = counts.get("undeclared_node_events", 0) + 1
+            if age_sum:
+                counts["event_age_us_sum"] = age_sum
             _merge(write, outcome, rules)
         if refresh:
             _merge(write, state.refresh(now=now, rules=rules), rules)
@@ -188,6 +192,10 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
 APPLIED_BY_KIND = "applied_by:"
 """Stats field prefix: events applied, by ``<topic>:<event type>``."""
 _KIND_FIELDS: dict[tuple[str, type], str] = {}
+_AGE_BOUNDS_US = tuple(round(bound * 1_000_000) for bound in AGE_SECONDS_BUCKETS)
+_AGE_FIELDS = tuple(bucket_field("event_age", bound, AGE_SECONDS_BUCKETS) for bound in AGE_SECONDS_BUCKETS) + (
+    bucket_field("event_age", float("inf"), AGE_SECONDS_BUCKETS),)
+"""The stats field of each bucket of an applied event's age, by ``bisect_left(_AGE_BOUNDS_US, age)``."""
 
 
 def _kind_field(kind: tuple[str, type]) -> str:
