@@ -32,8 +32,8 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import KafkaError, Producer
 from redis.cluster import RedisCluster
 
+from dataflows.cluster_writes import ReplicaAcks, ScriptsOnEveryMaster
 from dataflows.messages import Backlog, FeedItem, Release
-from dataflows.replica_acks import ReplicaAcks, ScriptsOnEveryMaster
 from projection import Keys, backlog_field, format_as_of
 from projection.connect import TRANSIENT_ERRORS, SyncClient, sync_client
 

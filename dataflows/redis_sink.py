@@ -5,7 +5,7 @@ compare-and-set on its hash's version), the index of known SKUs, counters, the w
 heartbeat and progress. On a Redis Cluster a chunk holds the SKUs of one slot group
 (projection/keys.py): a script touches one slot, and a batch stays at most 64 calls,
 sent as one round trip per master, each ended by a replica acknowledgement
-(dataflows/replica_acks.py).
+(dataflows/cluster_writes.py).
 Writes are absolute values, never increments, so the replay after a crash is harmless.
 On a Redis error the whole batch is retried with capped backoff; the flow waits
 meanwhile (backpressure, nothing skipped). A partial write to a SKU hash that is not
@@ -29,8 +29,8 @@ from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from atp.outcomes import Incident, IncidentKind
+from dataflows.cluster_writes import ReplicaAcks, ScriptsOnEveryMaster
 from dataflows.messages import Counts, Heartbeat, SkuWrite
-from dataflows.replica_acks import ReplicaAcks, ScriptsOnEveryMaster
 from dataflows.shards import Applied
 from dataflows.store_guard import Registry
 from projection import AS_OF, CHANNEL_PREFIX, NODE_PREFIX, RULES_VERSION, UNSOURCED_PREFIX, Keys, format_as_of

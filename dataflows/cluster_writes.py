@@ -1,4 +1,6 @@
-"""On a Redis Cluster, a write batch counts as done once a replica of each master holds it.
+"""What the sinks do on a Redis Cluster that one Redis needs not: replica acknowledgements, scripts on every master.
+
+``ReplicaAcks``: a write batch counts as done once a replica of each master holds it.
 
 Replication is asynchronous: a master killed right after it acknowledged a batch takes
 that batch with it, and the replica promoted in its place never saw it. The sinks end
@@ -8,6 +10,8 @@ master dies before WAIT answers fails as a whole and is retried on the new maste
 writes are idempotent (version guard, feed dedup), so nothing is lost or repeated.
 A master whose replica is away answers after the timeout: the batch goes on, with a
 warning, rather than the flow stopping while a replica is rebuilt.
+
+``ScriptsOnEveryMaster``: a cluster pipeline cannot load a script a master lacks.
 """
 
 from __future__ import annotations
