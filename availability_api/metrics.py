@@ -94,6 +94,8 @@ class FlowStatsCollector(Collector):
                          "a written SKU's newest event's age when its Redis write finished (event to queryable)")
         yield from _labelled(stats, "deltas_published:", "avail_feed_deltas_published",
                              "deltas the flow published to each channel's feed (after its throttle)", "channel")
+        yield from _labelled(stats, "deltas_coalesced:", "avail_feed_deltas_coalesced",
+                             "numbers a channel's throttle replaced while they waited, never published", "channel")
         yield from _labelled(stats, "applied_by:", "avail_flow_events_applied_by_kind",
                              "events applied, by source topic and event type", "topic", "type")
         yield from _labelled(stats, "rejected_from:", "avail_flow_events_rejected_by_topic",

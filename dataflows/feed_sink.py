@@ -149,9 +149,13 @@ class _FeedPartition(StatelessSinkPartition[FeedItem]):
     def write_batch(self, items: list[FeedItem]) -> None:
         by_channel: dict[str, list[Release]] = {}
         backlogs: dict[str, int] = {}
+        coalesced: dict[str, int] = {}
         for item in items:
             if isinstance(item, Backlog):
                 backlogs[item.channel] = item.pending  # the latest wins
+                if item.coalesced:
+                    coalesced[f"deltas_coalesced:{item.channel}"] = (
+                        coalesced.get(f"deltas_coalesced:{item.channel}", 0) + item.coalesced)
             else:
                 by_channel.setdefault(item.delta.channel, []).append(item)
         self.producer.poll(0)  # delivery callbacks of earlier batches
@@ -173,6 +177,7 @@ class _FeedPartition(StatelessSinkPartition[FeedItem]):
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
         published = {f"deltas_published:{channel}": len(pairs) // 2 for channel, pairs in accepted.items() if pairs}
+        published |= coalesced
         if published:
             with contextlib.suppress(redis.RedisError):  # a counter: a retry would publish nothing, but count twice
                 pipe = self.client.pipeline(transaction=False)

@@ -136,6 +136,8 @@ class Backlog:
 
     channel: str
     pending: int
+    coalesced: int = 0
+    """Numbers replaced while waiting (never published), since the previous ``Backlog``."""
 
 
 FeedItem = Release | Backlog

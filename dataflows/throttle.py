@@ -44,9 +44,12 @@ class Throttle:
         self.next_at: int | None = None
         self.ops: list[tuple[str, ChannelDelta | None]] = []  # offers and releases since the last record
 
-    def offer(self, delta: ChannelDelta) -> None:
+    def offer(self, delta: ChannelDelta) -> bool:
+        """Queues the SKU's new number; True when it replaced one still waiting (coalesced)."""
+        coalesced = delta.sku in self.pending
         self.pending[delta.sku] = delta  # an update keeps the SKU's place in the queue
         self.ops.append((delta.sku, delta))
+        return coalesced
 
     def release(self, now: int, max_per_second: int | None, min_interval_us: int, margin_us: int) -> list[Release]:
         span = SECOND + margin_us
@@ -126,8 +129,9 @@ def log_stem(channel: str) -> str:
 class ThrottleLogic(StatefulBatchLogic[list[ChannelDelta], FeedItem, LogPosition | None]):
     """One channel's throttle; each item is one shard activation's deltas for the channel.
 
-    Besides the releases it emits a ``Backlog`` whenever the number of waiting SKUs changed,
-    so operators and adapters can see how far the feed trails the live numbers.
+    Besides the releases it emits a ``Backlog`` whenever the number of waiting SKUs changed
+    or numbers were coalesced (a SKU's new number replacing one still waiting), so operators
+    and adapters can see how far the feed trails the live numbers.
     """
 
     def __init__(self, active: ActiveRules, margin_us: int, resume: LogPosition | None,
@@ -139,6 +143,7 @@ class ThrottleLogic(StatefulBatchLogic[list[ChannelDelta], FeedItem, LogPosition
         self.throttle = Throttle()
         self.channel = ""
         self.reported: int | None = None  # the backlog last emitted
+        self.coalesced = 0  # numbers replaced while waiting, since the last Backlog
         if resume is not None:
             if log is None:
                 raise ValueError("a snapshot names a state log, but the flow was given none")
@@ -149,10 +154,12 @@ class ThrottleLogic(StatefulBatchLogic[list[ChannelDelta], FeedItem, LogPosition
 
     def on_batch(self, values: list[list[ChannelDelta]]) -> tuple[Iterable[FeedItem], bool]:
         offer = self.throttle.offer
+        coalesced = 0
         for deltas in values:
             for delta in deltas:
                 self.channel = delta.channel
-                offer(delta)
+                coalesced += offer(delta)
+        self.coalesced += coalesced
         return self._release_and_report(), StatefulBatchLogic.RETAIN
 
     def on_notify(self) -> tuple[Iterable[FeedItem], bool]:
@@ -161,9 +168,10 @@ class ThrottleLogic(StatefulBatchLogic[list[ChannelDelta], FeedItem, LogPosition
     def _release_and_report(self) -> list[FeedItem]:
         out: list[FeedItem] = list(self._release())
         pending = len(self.throttle.pending)
-        if pending != self.reported and self.channel:
+        if (pending != self.reported or self.coalesced) and self.channel:
             self.reported = pending
-            out.append(Backlog(self.channel, pending))
+            out.append(Backlog(self.channel, pending, self.coalesced))
+            self.coalesced = 0
         return out
 
     def notify_at(self) -> datetime | None:

@@ -13,7 +13,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from atp.events import Receipt, Sale
 from tests.integration.test_flow import HOUR, now_us
-from tests.support.engine import READ_KEY, RULES_YAML, Engine, flow_log, running_engine, wait_for
+from tests.support.engine import ADMIN_KEY, READ_KEY, RULES_YAML, Engine, flow_log, running_engine, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -140,6 +140,10 @@ def test_a_burst_is_throttled_coalesced_and_every_final_value_delivered(engine: 
         print(f"\n50,000 events in {produced_in:.1f} s -> {len(entries)} web deltas; busiest 1 s window: {busiest}")
         assert busiest <= MAX_PER_SECOND
         assert len(entries) < 20_000, "coalescing: far fewer deltas than changes"
+        metrics = engine.get("/metrics", key=ADMIN_KEY).text
+        coalesced = [float(line.split()[-1]) for line in metrics.splitlines()
+                     if line.startswith('avail_feed_deltas_coalesced_total{channel="web"}')]
+        assert coalesced and coalesced[0] > 0, "numbers replaced while they waited are counted"
         last_by_sku: dict[str, tuple[int, int]] = {}
         for seq, delta, t_us in entries:
             sku = str(delta["sku"])

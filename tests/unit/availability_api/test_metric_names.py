@@ -14,7 +14,8 @@ STATS = {"applied": "3", "duplicate": "1", "rejected:not_json": "2", "feed_backl
          "lost_sku_writes": "0", "applied_by:pos.sales:sale": "3", "rejected_from:pos.sales:not_json": "2",
          "oversells:web": "1", "oversold_units:web": "2", "phantom_sales:store": "1", "phantom_sale_units:store": "1",
          "deltas_published:web": "4", "redis_write_le:0.001": "2", "redis_write_le:0.01": "1",
-         "redis_write_le:+Inf": "1", "redis_write_count": "4", "redis_write_us_sum": "3500000"}
+         "redis_write_le:+Inf": "1", "redis_write_count": "4", "redis_write_us_sum": "3500000",
+         "deltas_coalesced:web": "2"}
 
 
 def exported() -> set[str]:

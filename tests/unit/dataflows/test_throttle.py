@@ -156,3 +156,12 @@ class TestBacklogReport:
         logic.throttle.window.clear()
         out, _ = logic.on_notify()
         assert [item for item in out if isinstance(item, Backlog)] == [Backlog("amazon", 0)]
+
+    def test_numbers_replaced_while_waiting_are_reported_as_coalesced(self) -> None:
+        rules = check_sources({"rules.yaml": LIMITED}).rules
+        assert rules is not None
+        logic = ThrottleLogic(ActiveRules(rules), 0, None)
+        out, _ = logic.on_batch([[delta(f"s{i}", i) for i in range(5)]])  # two released, three wait
+        assert [b for b in out if isinstance(b, Backlog)] == [Backlog("amazon", 3, 0)]
+        out, _ = logic.on_batch([[delta("s4", 40), delta("s4", 41), delta("s3", 30)]])  # all three replace
+        assert [b for b in out if isinstance(b, Backlog)] == [Backlog("amazon", 3, 3)]
