@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from availability_api.read_cache import ReadCache
 from projection import FEED_BACKLOG_PREFIX
-from projection.codec import AGE_SECONDS_BUCKETS, WRITE_SECONDS_BUCKETS, WRITE_TIME_BUCKET
+from projection.codec import AGE_SECONDS_BUCKETS, WRITE_SECONDS_BUCKETS
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _EVENT_STATUSES = ("applied", "duplicate")
@@ -87,10 +87,11 @@ class FlowStatsCollector(Collector):
             "avail_lost_sku_writes", "partial writes refused because the SKU hash was missing (then rewritten whole)",
             value=_number(stats.get("lost_sku_writes")),
         )
-        yield _write_times(stats)
-        yield _histogram(stats, "event_age", "avail_flow_event_age_seconds",
+        yield _histogram(stats, "redis_write", WRITE_SECONDS_BUCKETS, "avail_flow_redis_write_seconds",
+                         "time the flow took to write one batch to Redis (retries included)")
+        yield _histogram(stats, "event_age", AGE_SECONDS_BUCKETS, "avail_flow_event_age_seconds",
                          "an event's age when the flow applied it (applied - occurred_at)")
-        yield _histogram(stats, "queryable_age", "avail_flow_event_to_queryable_seconds",
+        yield _histogram(stats, "queryable_age", AGE_SECONDS_BUCKETS, "avail_flow_event_to_queryable_seconds",
                          "a written SKU's newest event's age when its Redis write finished (event to queryable)")
         yield from _labelled(stats, "deltas_published:", "avail_feed_deltas_published",
                              "deltas the flow published to each channel's feed (after its throttle)", "channel")
@@ -111,23 +112,13 @@ class FlowStatsCollector(Collector):
                              "units sold or picked that the node did not have", "node_type")
 
 
-def _write_times(stats: Mapping[str, str]) -> Metric:
-    """The flow's Redis write times: per-bucket counts in stats, cumulative here as Prometheus wants them."""
+def _histogram(stats: Mapping[str, str], name: str, bounds: tuple[float, ...], metric: str,
+               documentation: str) -> Metric:
+    """A histogram from the flow's per-bucket counts in stats (``<name>_le:<bound>``, ``<name>_us_sum``),
+    cumulative here as Prometheus wants them.
+    """
     buckets, cumulative = [], 0.0
-    for bound in WRITE_SECONDS_BUCKETS:
-        cumulative += _number(stats.get(f"{WRITE_TIME_BUCKET}{bound}"))
-        buckets.append((str(bound), cumulative))
-    buckets.append(("+Inf", cumulative + _number(stats.get(f"{WRITE_TIME_BUCKET}+Inf"))))
-    return HistogramMetricFamily(
-        "avail_flow_redis_write_seconds", "time the flow took to write one batch to Redis (retries included)",
-        buckets=buckets, sum_value=_number(stats.get("redis_write_us_sum")) / 1_000_000,
-    )
-
-
-def _histogram(stats: Mapping[str, str], name: str, metric: str, documentation: str) -> Metric:
-    """A freshness histogram from its per-bucket counts in stats (``projection.codec.AGE_SECONDS_BUCKETS``)."""
-    buckets, cumulative = [], 0.0
-    for bound in AGE_SECONDS_BUCKETS:
+    for bound in bounds:
         cumulative += _number(stats.get(f"{name}_le:{bound}"))
         buckets.append((str(bound), cumulative))
     buckets.append(("+Inf", cumulative + _number(stats.get(f"{name}_le:+Inf"))))

@@ -34,7 +34,7 @@ from dataflows.messages import Counts, Heartbeat, SkuWrite
 from dataflows.shards import Applied
 from dataflows.store_guard import Registry
 from projection import AS_OF, CHANNEL_PREFIX, NODE_PREFIX, RULES_VERSION, UNSOURCED_PREFIX, Keys, format_as_of
-from projection.codec import AGE_SECONDS_BUCKETS, WRITE_SECONDS_BUCKETS, WRITE_TIME_BUCKET, bucket_field
+from projection.codec import AGE_SECONDS_BUCKETS, WRITE_SECONDS_BUCKETS, bucket_field
 from projection.connect import TRANSIENT_ERRORS, SyncClient, sync_client
 from projection.keys import slot_group
 
@@ -131,9 +131,8 @@ def incident_document(incident: Incident) -> dict[str, Any]:
 
 
 def write_time_counts(seconds: float) -> dict[str, int]:
-    """Stats increments for one write that took ``seconds``: its bucket (``+Inf`` past the last), count, µs sum."""
-    bound = next((b for b in WRITE_SECONDS_BUCKETS if seconds <= b), None)
-    return {f"{WRITE_TIME_BUCKET}{bound if bound is not None else '+Inf'}": 1, "redis_write_count": 1,
+    """Stats increments for one write that took ``seconds``: its bucket, the count, the µs sum."""
+    return {bucket_field("redis_write", seconds, WRITE_SECONDS_BUCKETS): 1, "redis_write_count": 1,
             "redis_write_us_sum": round(seconds * 1_000_000)}
 
 

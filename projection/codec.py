@@ -30,7 +30,6 @@ WRITE_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 """Upper bounds of the flow's Redis write-time histogram, kept in stats as ``redis_write_le:<bound>``
 (one count per write, in its own bucket; ``+Inf`` past the last), ``redis_write_count`` and
 ``redis_write_us_sum``."""
-WRITE_TIME_BUCKET = "redis_write_le:"
 
 AGE_SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
 """Upper bounds of the freshness histograms, kept in stats as ``<name>_le:<bound>`` per bucket,
