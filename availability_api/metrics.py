@@ -114,8 +114,9 @@ class FlowStatsCollector(Collector):
 
 def _histogram(stats: Mapping[str, str], name: str, bounds: tuple[float, ...], metric: str,
                documentation: str) -> Metric:
-    """A histogram from the flow's per-bucket counts in stats (``<name>_le:<bound>``, ``<name>_us_sum``),
-    cumulative here as Prometheus wants them.
+    """A histogram from the flow's per-bucket counts in stats, cumulative here as Prometheus wants them.
+
+    Stats hold ``<name>_le:<bound>`` (one count per observation, in its own bucket) and ``<name>_us_sum``.
     """
     buckets, cumulative = [], 0.0
     for bound in bounds:
