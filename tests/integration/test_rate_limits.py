@@ -72,9 +72,10 @@ def test_a_limited_key_gets_its_rate_across_both_processes_not_per_process(apis:
     assert took < 1.0, f"the burst took {took:.2f} s: longer than the window, the count would not say anything"
     statuses = Counter(status for _, status in answers)
     assert statuses == {200: 20, 429: 60}
-    served_by = Counter(process for process, status in answers if status == 200)
+    # Which process serves the first 20 depends on which answers first; that each refuses
+    # some of its 40 while 20 in all got through is what shows one shared count.
     refused_by = Counter(process for process, status in answers if status == 429)
-    assert set(served_by) == set(refused_by) == {0, 1}, "both processes answered from the one shared count"
+    assert set(refused_by) == {0, 1}, "both processes refused from the one shared count"
 
 
 def test_a_key_without_a_rate_is_never_refused(apis: list[RunningApi]) -> None:
