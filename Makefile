@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Installs take only what the lock names, each file checked against its hash.
 PIP_LOCKED := -m pip install -q --require-hashes --no-deps
 
-.PHONY: install up test unit integration e2e reliability lint lock test-latest \
+.PHONY: install browser up test unit integration e2e reliability lint lock test-latest \
 	bench bench-flow bench-api bench-freshness bench-memory bench-catchup bench-scaling clean
 
 $(PY):
@@ -31,7 +31,15 @@ install: $(STAMP)
 up: $(RUNTIME)
 	$(VENV)/bin/avail up --demo
 
-test: install
+# The /ui page tests drive Debian's chromium: make test installs it where it may (root with apt-get),
+# and says so where it may not (the page tests then skip, unless AVAIL_REQUIRE_BROWSER=1 as in CI).
+browser:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+		&& echo "installing chromium (apt-get) for the /ui page tests" \
+		&& apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } \
+		|| echo "no chromium on PATH (apt-get install chromium): the /ui page tests will be skipped"
+
+test: install browser
 	$(PY) -m pytest -q tests
 
 unit: install
@@ -40,7 +48,7 @@ unit: install
 integration: install
 	$(PY) -m pytest -q tests/integration
 
-e2e: install
+e2e: install browser
 	$(PY) -m pytest -q tests/e2e
 
 reliability: install

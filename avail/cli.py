@@ -16,7 +16,6 @@ from pydantic import ValidationError
 if TYPE_CHECKING:
     from engine_settings import CommonSettings
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 REDIS_HELP = "the engine's Redis URL (AVAIL_REDIS_URL; default: the running avail up's, from .avail/env)"
 
 
@@ -75,6 +74,7 @@ def _api(args: argparse.Namespace) -> int:
     import uvicorn
 
     from engine_settings import ApiSettings
+    from engine_settings.logs import logging_config
 
     if args.insecure_no_auth:
         os.environ["AVAIL_INSECURE_NO_AUTH"] = "true"
@@ -84,8 +84,10 @@ def _api(args: argparse.Namespace) -> int:
               '  AVAIL_API_KEYS=\'{"<a long random key>": ["read"]}\'\n'
               "or pass --insecure-no-auth for a local experiment (every route open).", file=sys.stderr)
         return 2
+    # uvicorn applies the same logging setup again in each worker process it spawns
     uvicorn.run("availability_api.app:app_from_env", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level="info", access_log=False)
+                workers=args.workers, log_level=settings.uvicorn_level(), access_log=False,
+                log_config=logging_config(settings))
     return 0
 
 
@@ -285,8 +287,13 @@ def _version() -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     from avail.engine_home import home_folder, use_addresses
     from avail.reach import Unreachable
+    from engine_settings import configure_logging
 
-    logging.basicConfig(level=os.environ.get("AVAIL_LOG_LEVEL", "INFO"), format=LOG_FORMAT)
+    try:
+        configure_logging()
+    except ValidationError as exc:
+        print(f"avail: invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
     args = parser().parse_args(argv)
     if args.command != "up":
         use_addresses(home_folder())  # a running `avail up` in this folder: its broker and Redis

@@ -27,10 +27,11 @@ from redis.backoff import ConstantBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
-from availability_api import log_redaction, operations, queries
+from availability_api import log_redaction, operations, ops_overview, queries
 from availability_api.auth import AuthConfigError, KeyRing
 from availability_api.body_limit import BodyLimitMiddleware
 from availability_api.context import Context
+from availability_api.counter_history import CounterSampler
 from availability_api.errors import install_error_handlers
 from availability_api.explain import RuleSets
 from availability_api.fast_path import BATCH_PATH, FastReads
@@ -140,6 +141,12 @@ def create_app(settings: ApiSettings) -> FastAPI:
         with contextlib.suppress(Exception):  # Redis may be down at start: the loop keeps trying
             await freshness.refresh()  # so the first answers already know
         watching = asyncio.create_task(freshness.run(), name="freshness")
+
+        async def read_stats() -> dict[str, str]:
+            return await queries.read_flow_stats(redis, keys)
+
+        sampler = CounterSampler(read_stats)
+        sampling = asyncio.create_task(sampler.run(), name="counter-samples")
         tracking = None
         if cache.enabled:
             listener = InvalidationListener(
@@ -154,7 +161,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             hub=hub, sse_heartbeat_s=settings.sse_heartbeat_s,
             limiter=SharedRateLimits.over(settings.redis_url.get_secret_value(), redis, settings.redis_prefix,
                                           settings.redis_timeout_s), freshness=freshness,
-            skus=SkuReader(redis, keys, cache), rule_sets=RuleSets(redis, keys),
+            skus=SkuReader(redis, keys, cache), rule_sets=RuleSets(redis, keys), sampler=sampler,
         )
         # Everything built so far lives as long as the process: keep it out of every future garbage
         # collection, whose full passes would otherwise walk it all and stall requests for milliseconds.
@@ -164,7 +171,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             with _on_exit_signal(asyncio.get_running_loop(), lambda: hub.end_all(SHUTDOWN)):
                 yield
         finally:
-            for task in (watching, tracking):
+            for task in (watching, sampling, tracking):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):
@@ -182,6 +189,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(operations.router)
+    app.include_router(ops_overview.router)
     # Innermost of ours: the body limit applies before it reads a batch, and metrics count its answers.
     app.add_middleware(FastReads, single_route=_route("/v1/availability/{sku:path}", "GET"),
                        batch_route=_route(BATCH_PATH, "POST"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from availability_api.auth import KeyRing
+from availability_api.counter_history import CounterSampler
 from availability_api.explain import RuleSets
 from availability_api.feed import FeedHub
 from availability_api.freshness import FreshnessMonitor
@@ -33,4 +34,6 @@ class Context:
     skus: SkuReader
     """SKU hashes, through the read cache when it is live."""
     rule_sets: RuleSets
+    sampler: CounterSampler
+    """The flow's counters every few seconds: the operations page's sparklines."""
     """The whole active rule set (explanations), parsed from what the flow runs."""

@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from availability_api.read_cache import ReadCache
-from projection import FEED_BACKLOG_PREFIX
+from projection import CONSUMER_LAG_PREFIX, FEED_BACKLOG_PREFIX
 from projection.codec import AGE_SECONDS_BUCKETS, WRITE_SECONDS_BUCKETS
 
 _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
@@ -28,14 +28,16 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 
 
 class FlowStatsCollector(Collector):
-    """Exposes the flow's counters (hash ``Keys.stats``) as read at the latest scrape."""
+    """Exposes the flow's counters (hash ``Keys.stats``) and rules version as read at the latest scrape."""
 
     def __init__(self) -> None:
         self._stats: Mapping[str, str] | None = None
+        self._rules_version: str | None = None
 
-    def update(self, stats: Mapping[str, str] | None) -> None:
-        """Called by the /metrics route before rendering; None when Redis did not answer."""
+    def update(self, stats: Mapping[str, str] | None, rules_version: str | None = None) -> None:
+        """Called by the /metrics route before rendering; None when Redis did not answer (or no rules yet)."""
         self._stats = stats
+        self._rules_version = rules_version
 
     def collect(self) -> Iterable[Metric]:
         stats = self._stats
@@ -65,6 +67,11 @@ class FlowStatsCollector(Collector):
             if field.startswith(FEED_BACKLOG_PREFIX):
                 backlog.add_metric([field.removeprefix(FEED_BACKLOG_PREFIX)], _number(value))
         yield backlog
+        yield _consumer_lags(stats)
+        rules = GaugeMetricFamily("avail_rules_info", "the rules version the flow runs (always 1)", labels=["version"])
+        if self._rules_version is not None:
+            rules.add_metric([self._rules_version], 1)
+        yield rules
         yield CounterMetricFamily(
             "avail_flow_undeclared_node_events", "events about nodes the rules do not declare",
             value=_number(stats.get("undeclared_node_events")),
@@ -97,6 +104,8 @@ class FlowStatsCollector(Collector):
                              "deltas the flow published to each channel's feed (after its throttle)", "channel")
         yield from _labelled(stats, "deltas_coalesced:", "avail_feed_deltas_coalesced",
                              "numbers a channel's throttle replaced while they waited, never published", "channel")
+        yield from _labelled(stats, "deltas_throttled:", "avail_feed_deltas_throttled",
+                             "deltas a channel's limits held back when they arrived (published later)", "channel")
         yield from _labelled(stats, "applied_by:", "avail_flow_events_applied_by_kind",
                              "events applied, by source topic and event type", "topic", "type")
         yield from _labelled(stats, "rejected_from:", "avail_flow_events_rejected_by_topic",
@@ -110,6 +119,20 @@ class FlowStatsCollector(Collector):
                              "sales and picks that left a node's on_hand below 0 and lower than before", "node_type")
         yield from _labelled(stats, "phantom_sale_units:", "avail_phantom_sale_units",
                              "units sold or picked that the node did not have", "node_type")
+
+
+def _consumer_lags(stats: Mapping[str, str]) -> Metric:
+    """``consumer_lag:<topic>:<partition>`` fields; a topic name may hold ``:``."""
+    lags = GaugeMetricFamily(
+        "avail_flow_consumer_lag", "messages of the Kafka partition not yet read by the flow (at its last heartbeat)",
+        labels=["topic", "partition"],
+    )
+    for field, value in sorted(stats.items()):
+        if field.startswith(CONSUMER_LAG_PREFIX):
+            topic, _, partition = field.removeprefix(CONSUMER_LAG_PREFIX).rpartition(":")
+            if topic and partition.isdigit():
+                lags.add_metric([topic, partition], _number(value))
+    return lags
 
 
 def _histogram(stats: Mapping[str, str], name: str, bounds: tuple[float, ...], metric: str,
@@ -219,8 +242,8 @@ class ApiMetrics:
         children[0].inc()
         children[1].observe(seconds)
 
-    def render(self, flow_stats: Mapping[str, str] | None) -> bytes:
-        self.flow.update(flow_stats)
+    def render(self, flow_stats: Mapping[str, str] | None, rules_version: str | None = None) -> bytes:
+        self.flow.update(flow_stats, rules_version)
         return generate_latest(self.registry)
 
 

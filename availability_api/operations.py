@@ -103,11 +103,12 @@ _METRICS_RESPONSES: dict[int | str, dict[str, Any]] = {
 async def metrics(call: Authenticated) -> Response:
     call.principal.require_any(READ, ADMIN)
     ctx = call.ctx
+    stats: dict[str, str] | None
     try:
-        stats: dict[str, str] | None = await queries.read_flow_stats(ctx.redis, ctx.keys)
+        stats, rules_version = await queries.read_flow_stats_and_rules(ctx.redis, ctx.keys)
     except (redis_errors.ConnectionError, redis_errors.TimeoutError):
-        stats = None
-    return Response(ctx.metrics.render(stats), media_type=CONTENT_TYPE_LATEST)
+        stats, rules_version = None, None
+    return Response(ctx.metrics.render(stats, rules_version), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get(

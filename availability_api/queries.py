@@ -128,6 +128,15 @@ async def read_flow_stats(redis: RedisClient, keys: Keys) -> dict[str, str]:
     return cast(dict[str, str], await _wait(redis.hgetall(keys.stats)))
 
 
+async def read_flow_stats_and_rules(redis: RedisClient, keys: Keys) -> tuple[dict[str, str], str | None]:
+    """The flow's stats hash and the running rules version, pipelined (engine-wide keys share one slot)."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.hgetall(keys.stats)
+    pipe.get(keys.rules_version)
+    stats, version = await pipe.execute()
+    return cast(dict[str, str], stats), cast(str | None, version)
+
+
 async def read_progress(redis: RedisClient, keys: Keys) -> tuple[list[str], dict[str, str]]:
     """The flow's heartbeats (values) and its progress hash, pipelined in one round trip."""
     pipe = redis.pipeline(transaction=False)
@@ -187,3 +196,26 @@ def _refused_in_words(document: str | None) -> str | None:
 async def read_incidents(redis: RedisClient, keys: Keys, limit: int) -> list[str]:
     """The latest ``limit`` oversells and phantom sales (JSON each), newest first."""
     return cast(list[str], await _wait(redis.zrevrange(keys.incidents, 0, limit - 1)))
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    stats: dict[str, str]
+    rules_version: str | None
+    rules_error: str | None
+    """JSON of the last refused rules change, while it is the newest change."""
+    rejects: list[str]
+    incidents: list[str]
+
+
+async def read_overview(redis: RedisClient, keys: Keys, rejects: int, incidents: int) -> Overview:
+    """What the operations page shows, in one round trip (engine-wide keys share one slot)."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.hgetall(keys.stats)
+    pipe.get(keys.rules_version)
+    pipe.get(keys.rules_error)
+    pipe.lrange(keys.rejects, 0, rejects - 1)
+    pipe.zrevrange(keys.incidents, 0, incidents - 1)
+    stats, version, error, latest_rejects, latest_incidents = await pipe.execute()
+    # LRANGE 0 -1 is the whole list: asking for none must list none
+    return Overview(stats, version, error, latest_rejects if rejects else [], latest_incidents if incidents else [])

@@ -33,6 +33,7 @@ from confluent_kafka import KafkaError, Producer
 from redis.cluster import RedisCluster
 
 from dataflows.cluster_writes import ReplicaAcks, ScriptsOnEveryMaster
+from dataflows.kafka_logging import LIBRDKAFKA_LOGGER
 from dataflows.messages import Backlog, FeedItem, Release
 from projection import Keys, backlog_field, format_as_of
 from projection.connect import TRANSIENT_ERRORS, SyncClient, sync_client
@@ -134,6 +135,16 @@ class _Acks:
         return moved
 
 
+def _trace_published(by_channel: dict[str, list[Release]], accepted: dict[str, list[bytes]]) -> None:
+    for channel, pairs in accepted.items():
+        causes = {release.delta.sku: release.delta.event_id for release in by_channel[channel]}
+        for i in range(1, len(pairs), 2):
+            delta = orjson.loads(pairs[i])
+            log.debug("delta published", extra={
+                "event_id": causes.get(delta["sku"]), "channel": channel, "sku": delta["sku"],
+                "available": delta["available"], "previous": delta["previous"], "seq": delta["seq"]})
+
+
 class _FeedPartition(StatelessSinkPartition[FeedItem]):
     def __init__(self, client: SyncClient, producer: Producer, keys: Keys, topic_prefix: str, retention: int) -> None:
         self.client, self.producer, self.keys = client, producer, keys
@@ -149,13 +160,14 @@ class _FeedPartition(StatelessSinkPartition[FeedItem]):
     def write_batch(self, items: list[FeedItem]) -> None:
         by_channel: dict[str, list[Release]] = {}
         backlogs: dict[str, int] = {}
-        coalesced: dict[str, int] = {}
+        held_back: dict[str, int] = {}  # coalesced and throttled deltas, per channel
         for item in items:
             if isinstance(item, Backlog):
                 backlogs[item.channel] = item.pending  # the latest wins
-                if item.coalesced:
-                    coalesced[f"deltas_coalesced:{item.channel}"] = (
-                        coalesced.get(f"deltas_coalesced:{item.channel}", 0) + item.coalesced)
+                for name, count in ((f"deltas_coalesced:{item.channel}", item.coalesced),
+                                    (f"deltas_throttled:{item.channel}", item.throttled)):
+                    if count:
+                        held_back[name] = held_back.get(name, 0) + count
             else:
                 by_channel.setdefault(item.delta.channel, []).append(item)
         self.producer.poll(0)  # delivery callbacks of earlier batches
@@ -176,8 +188,10 @@ class _FeedPartition(StatelessSinkPartition[FeedItem]):
                 log.warning("feed publish failed (%s); retrying in %.2f s", exc, backoff)
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+        if log.isEnabledFor(logging.DEBUG):  # once per batch: deltas carry their event ids only at DEBUG
+            _trace_published(by_channel, accepted)
         published = {f"deltas_published:{channel}": len(pairs) // 2 for channel, pairs in accepted.items() if pairs}
-        published |= coalesced
+        published |= held_back
         if published:
             with contextlib.suppress(redis.RedisError):  # a counter: a retry would publish nothing, but count twice
                 pipe = self.client.pipeline(transaction=False)
@@ -281,6 +295,6 @@ class FeedSink(DynamicSink[FeedItem]):
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _FeedPartition:
         client = sync_client(self.redis_url, socket_timeout=10, socket_connect_timeout=5)
         producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": self.linger_ms,
-                             "enable.idempotence": True,
+                             "enable.idempotence": True, "logger": LIBRDKAFKA_LOGGER,
                              "message.timeout.ms": 0})  # never expire a delta while the broker is away
         return _FeedPartition(client, producer, self.keys, self.topic_prefix, self.retention)

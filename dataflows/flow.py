@@ -22,10 +22,12 @@ from bytewax.outputs import Sink
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
 from dataflows import kafka_io
+from dataflows.consumer_lag import ConsumerLags
 from dataflows.feed_sink import FeedSink
 from dataflows.heartbeat import HeartbeatSource
 from dataflows.kafka_io import DecodedBatch
 from dataflows.messages import ChannelDelta, Counts, DeadLetter, FeedItem, Heartbeat
+from dataflows.recent_rejects import RecentRejectsSink
 from dataflows.redis_sink import RedisSink, SinkItem
 from dataflows.rules_reload import ActiveRules, RulesChanged, RulesWatcher, startup_rules
 from dataflows.shard_key import RECOVERY_FORMAT
@@ -56,20 +58,24 @@ class FlowEdges:
     redis: Sink[SinkItem]
     feed: Sink[FeedItem]
     dead_letters: Sink[KafkaSinkMessage[bytes | None, bytes | None]]
+    recent_rejects: Sink[DeadLetter] | None = None
+    """The latest dead letters, summarised in Redis for the operations page."""
 
 
 def kafka_edges(settings: FlowSettings, active: ActiveRules, registry: Registry) -> FlowEdges:
     """The production edges: Kafka in and out, Redis, the rules directory."""
     redis_url, keys = settings.redis_url.get_secret_value(), Keys(settings.redis_prefix)
+    lags = ConsumerLags()  # the process's partitions note their lag; its heartbeats carry it to Redis
     return FlowEdges(
-        polls=kafka_io.source(settings),
+        polls=kafka_io.source(settings, lags),
         rules_changes=RulesWatcher(settings.rules_dir, active, redis_url, keys, settings.rules_poll_interval_s),
         store_rebuilds=StoreGuard(registry, active, redis_url, keys),
-        heartbeats=HeartbeatSource(settings.heartbeat_interval_s),
+        heartbeats=HeartbeatSource(settings.heartbeat_interval_s, lags),
         redis=RedisSink(redis_url, keys, registry),
         feed=FeedSink(redis_url, keys, settings.kafka_bootstrap, settings.topic_deltas_prefix,
                       settings.feed_retention, settings.deltas_linger_ms),
         dead_letters=kafka_io.dead_letter_sink(settings),
+        recent_rejects=RecentRejectsSink(redis_url, keys),
     )
 
 
@@ -103,6 +109,8 @@ def build_flow(
                        op.flat_map("late", applied, _late))
     # DeadLetter
     op.output("dlq", op.map("to_kafka", letters, kafka_io.to_kafka), edges.dead_letters)
+    if edges.recent_rejects is not None:
+        op.output("recent_rejects", letters, edges.recent_rejects)
     rejects = op.map("count_rejects", letters, _count_reject)
     # Counts
     ticks = op.input("heartbeat", flow, edges.heartbeats)

@@ -76,7 +76,8 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
         registry.add(state.sku, logic)
         return logic
 
-    def on_batch(self, values: list[Incoming]) -> tuple[Iterable[Emitted], bool]:
+    def on_batch(self, values: list[Incoming], *, trace: bool = False) -> tuple[Iterable[Emitted], bool]:
+        """``trace``: keep the applied events' ids on the write and its deltas, for DEBUG logs downstream."""
         now = now_us()
         rules = self.active.current()
         inbound: list[Inbound] = []
@@ -118,6 +119,9 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
                     counts["undeclared_node_events"] = counts.get("undeclared_node_events", 0) + 1
             if age_sum:
                 counts["event_age_us_sum"] = age_sum
+            if trace:
+                write.event_ids = tuple(item.event.event_id for item, result in zip(inbound, results, strict=True)
+                                        if result.status is Status.APPLIED)
             _merge(write, outcome, rules)
         if refresh:
             _merge(write, state.refresh(now=now, rules=rules), rules)
@@ -185,8 +189,9 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
         write.as_of = state.as_of
         write.rules_version = state.rules_version
         emitted.append(write)
+        cause = write.event_ids[-1] if write.event_ids else None
         for channel, shown in write.channels.items():  # the feed drops values already published
-            emitted.append(ChannelDelta(channel, state.sku, shown, state.as_of, state.rules_version))
+            emitted.append(ChannelDelta(channel, state.sku, shown, state.as_of, state.rules_version, cause))
 
 
 APPLIED_BY_KIND = "applied_by:"

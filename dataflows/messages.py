@@ -90,6 +90,7 @@ class SkuWrite:
     removed_channels: list[str] = field(default_factory=list)  # no longer in the rules
     rules_changed: bool = False  # written under another rules_version before
     incidents: list[Incident] = field(default_factory=list)  # oversells and phantom sales of the events behind it
+    event_ids: tuple[str, ...] = ()  # the applied events behind it, only while DEBUG logs trace them
 
     @property
     def changed(self) -> bool:
@@ -109,6 +110,8 @@ class Counts:
 class Heartbeat:
     worker: str
     at: int
+    lags: tuple[tuple[str, int, int], ...] = ()
+    """(topic, partition, consumer lag) of every Kafka partition the worker's process reads."""
 
 
 @dataclass(slots=True)  # built per event: a frozen dataclass's __init__ costs about twice as much
@@ -120,6 +123,7 @@ class ChannelDelta:
     available: int
     as_of: int | None
     rules_version: str
+    event_id: str | None = None  # the newest event that caused it, only while DEBUG logs trace events
 
 
 @dataclass(slots=True)  # built per event: a frozen dataclass's __init__ costs about twice as much
@@ -138,6 +142,8 @@ class Backlog:
     pending: int
     coalesced: int = 0
     """Numbers replaced while waiting (never published), since the previous ``Backlog``."""
+    throttled: int = 0
+    """Deltas the channel's limits held back when they arrived, since the previous ``Backlog``."""
 
 
 FeedItem = Release | Backlog

@@ -2,8 +2,8 @@
 
 A worker's batch becomes one pipeline: a Lua call per chunk of SKUs (each SKU a
 compare-and-set on its hash's version), the index of known SKUs, counters, the worker's
-heartbeat and progress. On a Redis Cluster a chunk holds the SKUs of one slot group
-(projection/keys.py): a script touches one slot, and a batch stays at most 64 calls,
+heartbeat (with its process's consumer lags) and progress. On a Redis Cluster a chunk holds
+the SKUs of one slot group (projection/keys.py): a script touches one slot, and a batch stays at most 64 calls,
 sent as one round trip per master, each ended by a replica acknowledgement
 (dataflows/cluster_writes.py).
 Writes are absolute values, never increments, so the replay after a crash is harmless.
@@ -33,7 +33,16 @@ from dataflows.cluster_writes import ReplicaAcks, ScriptsOnEveryMaster
 from dataflows.messages import Counts, Heartbeat, SkuWrite
 from dataflows.shards import Applied
 from dataflows.store_guard import Registry
-from projection import AS_OF, CHANNEL_PREFIX, NODE_PREFIX, RULES_VERSION, UNSOURCED_PREFIX, Keys, format_as_of
+from projection import (
+    AS_OF,
+    CHANNEL_PREFIX,
+    NODE_PREFIX,
+    RULES_VERSION,
+    UNSOURCED_PREFIX,
+    Keys,
+    consumer_lag_field,
+    format_as_of,
+)
 from projection.codec import AGE_SECONDS_BUCKETS, WRITE_SECONDS_BUCKETS, bucket_field
 from projection.connect import TRANSIENT_ERRORS, SyncClient, sync_client
 from projection.keys import slot_group
@@ -185,6 +194,8 @@ def coalesce(items: Sequence[SinkItem]) -> Coalesced:
                     (set(held.removed_channels) - item.channels.keys()) | set(item.removed_channels)
                 )
                 held.as_of, held.rules_version = item.as_of, item.rules_version
+                if item.event_ids:
+                    held.event_ids += item.event_ids
         elif isinstance(item, Counts):
             for name, value in item.values.items():
                 counts[name] = counts.get(name, 0) + value
@@ -208,6 +219,13 @@ def sku_arguments(write: SkuWrite) -> list[Any]:
         if qty:
             args += [UNSOURCED_PREFIX + channel, qty]
     return args
+
+
+def _trace_written(writes: dict[str, SkuWrite], keys: Keys) -> None:
+    for sku, write in writes.items():
+        for event_id in write.event_ids:
+            log.debug("event written", extra={"event_id": event_id, "sku": sku, "key": keys.sku(sku),
+                                              "version": write.version})
 
 
 class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
@@ -257,6 +275,8 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
                     self.write_times[field] = self.write_times.get(field, 0) + 1
                     self.write_times["queryable_age_us_sum"] = self.write_times.get("queryable_age_us_sum", 0) + age_us
             log.debug("wrote %d SKUs in %.1f ms", len(writes), took * 1000)
+            if log.isEnabledFor(logging.DEBUG):  # once per batch: event ids are carried only at DEBUG
+                _trace_written(writes, self.keys)
 
     def _write(self, writes: dict[str, SkuWrite], counts: dict[str, int], heartbeat: Heartbeat | None) -> None:
         keys = self.keys
@@ -291,6 +311,9 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
             pipe.hincrby(keys.stats, name, value)
         if heartbeat is not None:
             pipe.hset(keys.heartbeat, heartbeat.worker, heartbeat.at)
+            if heartbeat.lags:  # absolute values, once per heartbeat: a replay or a retry is harmless
+                pipe.hset(keys.stats, mapping={consumer_lag_field(topic, partition): lag
+                                               for topic, partition, lag in heartbeat.lags})
         if counts.get("applied"):
             pipe.hset(keys.progress, f"applied:{self.worker}", time.time_ns() // 1000)
             newest = max((w.as_of for w in writes.values() if w.as_of is not None), default=None)

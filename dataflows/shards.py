@@ -12,6 +12,7 @@ one record per epoch holding only what the touched SKUs changed (``state_log``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,8 @@ from dataflows.rules_reload import ActiveRules, RulesChanged
 from dataflows.shard_key import shard_of
 from dataflows.state_log import LogPosition, ShardLog, SkuRecord, StateLog
 from dataflows.store_guard import Rebuild, Registry
+
+logger = logging.getLogger(__name__)  # "log" is the state log here
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -97,13 +100,14 @@ class ShardLogic(StatefulBatchLogic[ShardIncoming, Applied, LogPosition | None])
                 for sku in value.skus:
                     work.setdefault(sku, []).append(value)
         applied = Applied()
+        trace = logger.isEnabledFor(logging.DEBUG)  # once per activation: event ids ride along only when logged
         for sku, items in work.items():
             logic = self.skus.get(sku)
             if logic is None:
                 if not isinstance(items[0], Inbound) and not any(isinstance(i, Inbound) for i in items):
                     continue  # a refresh for a SKU this shard holds no state for
                 logic = self.skus[sku] = SkuLogic(self.active, None, self.registry)
-            emitted, _ = logic.on_batch(items)  # type: ignore[arg-type]
+            emitted, _ = logic.on_batch(items, trace=trace)  # type: ignore[arg-type]
             self.touched[sku] = None
             _collect(applied, emitted)
             self._note_due(logic)

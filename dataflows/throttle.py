@@ -129,9 +129,10 @@ def log_stem(channel: str) -> str:
 class ThrottleLogic(StatefulBatchLogic[list[ChannelDelta], FeedItem, LogPosition | None]):
     """One channel's throttle; each item is one shard activation's deltas for the channel.
 
-    Besides the releases it emits a ``Backlog`` whenever the number of waiting SKUs changed
-    or numbers were coalesced (a SKU's new number replacing one still waiting), so operators
-    and adapters can see how far the feed trails the live numbers.
+    Besides the releases it emits a ``Backlog`` whenever the number of waiting SKUs changed,
+    numbers were coalesced (a SKU's new number replacing one still waiting) or deltas were
+    throttled (held back on arrival by the channel's limits), so operators and adapters can
+    see how far the feed trails the live numbers.
     """
 
     def __init__(self, active: ActiveRules, margin_us: int, resume: LogPosition | None,
@@ -144,6 +145,7 @@ class ThrottleLogic(StatefulBatchLogic[list[ChannelDelta], FeedItem, LogPosition
         self.channel = ""
         self.reported: int | None = None  # the backlog last emitted
         self.coalesced = 0  # numbers replaced while waiting, since the last Backlog
+        self.throttled = 0  # deltas the channel's limits held back on arrival, since the last Backlog
         if resume is not None:
             if log is None:
                 raise ValueError("a snapshot names a state log, but the flow was given none")
@@ -155,23 +157,30 @@ class ThrottleLogic(StatefulBatchLogic[list[ChannelDelta], FeedItem, LogPosition
     def on_batch(self, values: list[list[ChannelDelta]]) -> tuple[Iterable[FeedItem], bool]:
         offer = self.throttle.offer
         coalesced = 0
+        queued: list[str] = []  # SKUs that joined the queue now (a coalesced one was already held)
         for deltas in values:
             for delta in deltas:
                 self.channel = delta.channel
-                coalesced += offer(delta)
+                if offer(delta):
+                    coalesced += 1
+                else:
+                    queued.append(delta.sku)
         self.coalesced += coalesced
-        return self._release_and_report(), StatefulBatchLogic.RETAIN
+        released = self._release()
+        pending = self.throttle.pending
+        self.throttled += sum(1 for sku in queued if sku in pending)
+        return self._report(released), StatefulBatchLogic.RETAIN
 
     def on_notify(self) -> tuple[Iterable[FeedItem], bool]:
-        return self._release_and_report(), StatefulBatchLogic.RETAIN
+        return self._report(self._release()), StatefulBatchLogic.RETAIN
 
-    def _release_and_report(self) -> list[FeedItem]:
-        out: list[FeedItem] = list(self._release())
+    def _report(self, released: list[Release]) -> list[FeedItem]:
+        out: list[FeedItem] = list(released)
         pending = len(self.throttle.pending)
-        if (pending != self.reported or self.coalesced) and self.channel:
+        if (pending != self.reported or self.coalesced or self.throttled) and self.channel:
             self.reported = pending
-            out.append(Backlog(self.channel, pending, self.coalesced))
-            self.coalesced = 0
+            out.append(Backlog(self.channel, pending, self.coalesced, self.throttled))
+            self.coalesced = self.throttled = 0
         return out
 
     def notify_at(self) -> datetime | None:

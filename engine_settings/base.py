@@ -1,15 +1,16 @@
-"""What every deployable reads from ``AVAIL_*``: where Redis is and how keys are named."""
+"""What every deployable reads from ``AVAIL_*``: where Redis is, how keys are named, how it logs."""
 
 from __future__ import annotations
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
+from engine_settings.logs import LogSettings
 from projection.connect import check_url
 
 
-class CommonSettings(BaseSettings):
-    """What both the flow and the API need: where Redis is and how keys are named."""
+class CommonSettings(LogSettings):
+    """What both the flow and the API need: where Redis is, how keys are named, and the logs' format and level."""
 
     # A refused Redis URL may hold a password: messages name the setting, never echo the value.
     model_config = SettingsConfigDict(env_prefix="AVAIL_", extra="ignore", hide_input_in_errors=True)

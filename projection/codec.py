@@ -21,6 +21,13 @@ def backlog_field(channel: str) -> str:
     return FEED_BACKLOG_PREFIX + channel
 
 
+CONSUMER_LAG_PREFIX = "consumer_lag:"  # a field of Keys.stats per Kafka partition: messages not yet read
+
+
+def consumer_lag_field(topic: str, partition: int) -> str:
+    return f"{CONSUMER_LAG_PREFIX}{topic}:{partition}"
+
+
 def encode_position(position: NodePosition) -> str:
     p = position
     return f"{p.on_hand},{p.reserved},{p.in_transit},{p.unsellable},{p.safety_stock},{p.atp}"
@@ -32,8 +39,8 @@ WRITE_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5
 ``redis_write_us_sum``."""
 
 AGE_SECONDS_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
-"""Upper bounds of the freshness histograms, kept in stats as ``<name>_le:<bound>`` per bucket,
-``<name>_count`` and ``<name>_us_sum``: ``event_age`` (an event's age when the flow applied
+"""Upper bounds of the freshness histograms, kept in stats as ``<name>_le:<bound>`` per bucket
+(their sum is the count) and ``<name>_us_sum``: ``event_age`` (an event's age when the flow applied
 it: applied − occurred_at) and ``queryable_age`` (a written SKU's newest event's age when
 its write finished: the event-to-queryable time)."""
 

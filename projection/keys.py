@@ -33,7 +33,8 @@ Engine-wide, all in the slot of the hash tag ``{prefix}`` (a rules change is one
     {prefix}:rules:error    JSON of the last refused change (absent when the newest change loaded)
     {prefix}:stats          hash of counters: applied, duplicate, rejected:<code>,
                             undeclared_node_events, writes; and feed_backlog:<channel>, the SKUs
-                            waiting in that channel's throttle after its latest release round
+                            waiting in that channel's throttle after its latest release round;
+                            consumer_lag:<topic>:<partition>, messages not yet read (each heartbeat)
     {prefix}:heartbeat      hash worker -> µs of its last heartbeat (about once a second)
     {prefix}:progress       hash applied:<worker> -> µs when that worker last wrote applied events,
                             event:<worker> -> the newest as_of (µs) in that write (staleness)
@@ -44,6 +45,8 @@ Engine-wide, all in the slot of the hash tag ``{prefix}`` (a rules change is one
                             (about 1,000 kept); stats counts them: oversells:<channel>,
                             oversold_units:<channel>, phantom_sales:<node type>, phantom_sale_units:<node type>
     {prefix}:incident-ids   sorted set of the event ids recorded (about 100,000 kept): a replay records none twice
+    {prefix}:rejects        list of the latest dead letters, newest first, as JSON summaries (100 kept): the
+                            operations page's "recent rejects"; the dead-letter topic holds every one whole
 
 (Engine-wide keys are written ``{avail}:rules`` and so on: the braces are the hash tag.)
 
@@ -157,6 +160,10 @@ class Keys:
     @property
     def incidents(self) -> str:
         return f"{{{self.prefix}}}:incidents"
+
+    @property
+    def rejects(self) -> str:
+        return f"{{{self.prefix}}}:rejects"
 
     @property
     def generation(self) -> str:

@@ -144,6 +144,9 @@ def test_a_burst_is_throttled_coalesced_and_every_final_value_delivered(engine: 
         coalesced = [float(line.split()[-1]) for line in metrics.splitlines()
                      if line.startswith('avail_feed_deltas_coalesced_total{channel="web"}')]
         assert coalesced and coalesced[0] > 0, "numbers replaced while they waited are counted"
+        throttled = [float(line.split()[-1]) for line in metrics.splitlines()
+                     if line.startswith('avail_feed_deltas_throttled_total{channel="web"}')]
+        assert throttled and throttled[0] > 0, "deltas the limits held back are counted"
         last_by_sku: dict[str, tuple[int, int]] = {}
         for seq, delta, t_us in entries:
             sku = str(delta["sku"])

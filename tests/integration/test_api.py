@@ -67,6 +67,7 @@ def fresh_heartbeat(store: SyncClient, age_s: float = 0.0) -> None:
 def store(redis_url: str) -> Iterator[SyncClient]:
     client = sync_client(redis_url, decode_responses=True)
     client.set(KEYS.rules, orjson.dumps(RULES))
+    client.set(KEYS.rules_version, RULES["version"])
     write_sku(client, "TV-55", {
         "v": 7, "a": AS_OF_US, "r": "3f9c2a1b", "c:web": 9, "c:amazon": 3, "c:store_pickup": 2,
         "n:store-001": position("store-001", 5, 1, 0, 1, 2), "n:dc-east": position("dc-east", 12, 2, 4, 0, 0),
@@ -82,7 +83,7 @@ def store(redis_url: str) -> Iterator[SyncClient]:
             pipe.hset(KEYS.published("web"), sku, i - 1)  # trailing behind in the throttle: not shown
     pipe.hset(KEYS.stats, mapping={
         "applied": 1200, "duplicate": 7, "rejected:not_json": 3, "rejected:bad_qty": 2,
-        "undeclared_node_events": 5, "writes": 900,
+        "undeclared_node_events": 5, "writes": 900, "consumer_lag:pos.sales:1": 42,
     })
     pipe.execute()
     fresh_heartbeat(client)
@@ -335,11 +336,50 @@ class TestOperations:
         assert 'avail_flow_events_rejected_total{code="bad_qty"} 2.0' in text
         assert "avail_flow_undeclared_node_events_total 5.0" in text
         assert "avail_flow_stats_up 1.0" in text
+        assert 'avail_flow_consumer_lag{partition="1",topic="pos.sales"} 42.0' in text
+        assert 'avail_rules_info{version="3f9c2a1b"} 1.0' in text
         assert 'avail_api_requests_total{method="GET",route="/v1/availability/{sku:path}",status="200"}' in text
         assert 'avail_api_request_duration_seconds_bucket{le="0.005",method="GET",route="/v1/availability/' in text
 
     def test_metrics_need_a_key(self, api: RunningApi) -> None:
         assert httpx.get(f"{api.base_url}/metrics").status_code == 401
+
+    def test_the_overview_shows_rules_rejects_incidents_and_totals(self, api: RunningApi, store: SyncClient) -> None:
+        refused = {"at": "2026-12-06T01:00:00+00:00", "kept_version": "3f9c2a1b",
+                   "problems": ["rules.yaml:12 channels.amazon.percent: must be between 0 and 100, got 120"]}
+        rejects = [orjson.dumps({"at_us": i, "topic": "pos.sales", "partition": 0, "offset": i, "error": "not_json",
+                                 "detail": "not valid JSON", "field": None}) for i in range(3)]
+        pipe = store.pipeline(transaction=False)
+        pipe.set(KEYS.rules_error, orjson.dumps(refused))
+        pipe.lpush(KEYS.rejects, *rejects)
+        pipe.hset(KEYS.stats, "rules_reload_failed", 1)
+        pipe.execute()
+        try:
+            admin = {"X-API-Key": ADMIN_KEY}
+            answer = httpx.get(f"{api.base_url}/v1/ops/overview", headers=admin, params={"rejects": 2}).json()
+            assert answer["rules"] == {"version": "3f9c2a1b", "reloads": 0, "reload_failures": 1, "refused": refused}
+            assert [r["offset"] for r in answer["rejects"]] == [2, 1], "newest first, as many as asked"
+            assert answer["totals"] == {"applied": 1200, "duplicate": 7, "rejected": 5}  # the store's counters
+            assert answer["dlq_export_command"].startswith("avail dlq export")
+            assert set(answer["freshness"]) == {"stale", "reason", "detail"}
+            assert isinstance(answer["series"], list)
+            none = httpx.get(f"{api.base_url}/v1/ops/overview", headers=admin, params={"rejects": 0}).json()
+            assert none["rejects"] == []
+            assert httpx.get(f"{api.base_url}/v1/ops/overview", headers={"X-API-Key": READ_KEY}).status_code == 403
+            assert error_of(httpx.get(f"{api.base_url}/v1/ops/overview", headers=admin,
+                                      params={"rejects": 101}))["field"] == "rejects"
+        finally:
+            store.delete(KEYS.rules_error, KEYS.rejects)
+            store.hdel(KEYS.stats, "rules_reload_failed")
+
+    def test_the_operations_page_is_served_without_a_key_and_loads_nothing_from_elsewhere(
+        self, api: RunningApi,
+    ) -> None:
+        page = httpx.get(f"{api.base_url}/ui")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "default-src 'self'" in page.headers["content-security-policy"]
+        text = page.text.replace('"http://www.w3.org/2000/svg"', "")  # a namespace name, never fetched
+        assert "http://" not in text and "https://" not in text and "//cdn" not in text
 
     def test_openapi_declares_the_api_key_scheme(self, api: RunningApi) -> None:
         spec = httpx.get(f"{api.base_url}/openapi.json").json()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import subprocess
 import sys
 import time
@@ -12,7 +13,9 @@ from typing import Any
 
 import orjson
 import pytest
+from confluent_kafka import Producer
 
+from atp.encoding import encode_event
 from atp.events import (
     Adjustment,
     Disposition,
@@ -401,3 +404,41 @@ class TestBusinessMetricsOverTheRunningEngine:
         assert metric_sum(engine, "avail_flow_event_age_seconds_count") >= ages_before + 3, "each applied event"
         assert wait_for(lambda: metric_sum(engine, "avail_flow_event_to_queryable_seconds_count"),
                         lambda n: n > queryable_before) > queryable_before
+
+    def test_consumer_lag_counts_what_waits_per_partition_and_ends_at_0_and_the_rules_version_is_exported(
+        self, engine: Engine,
+    ) -> None:
+        # A backlog produced at once is read within about a heartbeat, so a lag seen during catch-up would be
+        # luck. Messages of an open transaction wait for certain: they are below the high watermark (on Kafka
+        # and on Tansu alike) but not read (read_committed) until the commit.
+        every = {(topic, p) for topic in engine.topics.values() for p in range(engine.partitions)}
+        topic, sku, t = engine.topics[Topic.ERP_INVENTORY], new_sku(), now_us() - HOUR
+        receipts: list[Event] = [Receipt(f"{sku}-{i}", sku, "dc-east", 1, t + i) for i in range(5)]
+        producer = Producer({"bootstrap.servers": engine.bootstrap, "transactional.id": f"lag-{uuid.uuid4().hex}",
+                             "linger.ms": 2})
+        producer.init_transactions(20)
+        producer.begin_transaction()
+        for receipt in receipts:
+            producer.produce(topic, encode_event(receipt), sku.encode(), partition=1)
+        producer.flush(10)
+        waiting = wait_for(lambda: consumer_lags(engine), lambda lags: lags.get((topic, 1), 0) >= len(receipts),
+                           timeout=10)
+        assert waiting.get((topic, 1)) == len(receipts), (waiting, flow_log(engine))
+        producer.commit_transaction(20)
+        converges(engine, sku, receipts)
+        caught_up = wait_for(lambda: consumer_lags(engine),
+                             lambda lags: every <= lags.keys() and not any(lags[where] for where in every), timeout=10)
+        assert every <= caught_up.keys(), f"a lag for every inbound partition: {sorted(every - caught_up.keys())}"
+        assert {where: caught_up[where] for where in every} == dict.fromkeys(every, 0.0), "the commit marker is no lag"
+        version = load_rules(engine.rules_dir).version
+        assert metric_sum(engine, "avail_rules_info", version=version) == 1
+
+
+def consumer_lags(engine: Engine) -> dict[tuple[str, int], float]:
+    """``avail_flow_consumer_lag`` by (topic, partition)."""
+    lags = {}
+    for line in engine.get("/metrics", key=ADMIN_KEY).text.splitlines():
+        if line.startswith("avail_flow_consumer_lag{"):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line.partition("}")[0]))
+            lags[labels["topic"], int(labels["partition"])] = float(line.split()[-1])
+    return lags

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from redis.cluster import RedisCluster
 
-from dataflows.messages import Counts, SkuWrite
+from dataflows.messages import Counts, Heartbeat, SkuWrite
 from dataflows.redis_sink import ARGUMENTS_PER_CALL, SKUS_PER_CALL, RedisSink, _RedisSinkPartition
 from dataflows.store_guard import Registry
 from local_servers import LOOPBACK, start_redis
@@ -141,6 +141,20 @@ def test_a_batch_counts_once_when_masters_have_lost_the_script(redis_url: str) -
                                                     for i in range(1, 200))])
         assert int(client.hget(KEYS.stats, "applied") or 0) - before == 7  # noqa: PLR2004
         assert client.hget(KEYS.sku("COUNTED-199"), "c:web") == "199"
+    finally:
+        client.close()
+        sink.close()
+
+
+def test_a_heartbeat_writes_its_process_consumer_lags_into_the_stats_hash(redis_url: str) -> None:
+    sink = partition(redis_url, Registry("g1"))
+    client = sync_client(redis_url, decode_responses=True)
+    try:
+        sink.write_batch([Heartbeat("w0", 1, (("pos.sales", 0, 40), ("eu:wms.picks", 3, 0)))])
+        sink.write_batch([Counts({"applied": 1}), Heartbeat("w0", 2, (("pos.sales", 0, 0),))])
+        stats = client.hgetall(KEYS.stats)
+        assert (stats["consumer_lag:pos.sales:0"], stats["consumer_lag:eu:wms.picks:3"]) == ("0", "0")
+        assert client.hget(KEYS.heartbeat, "w0") == "2"
     finally:
         client.close()
         sink.close()

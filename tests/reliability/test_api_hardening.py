@@ -57,7 +57,8 @@ RULES = {"version": "hard1", "channels": {"amazon": {"nodes": ["dc-east"]}, "web
 # The app as built in-process: its routes and its OpenAPI spec are what the real process serves.
 APP = create_app(ApiSettings(redis_url=SecretStr("redis://127.0.0.1:1/0"), api_keys={SecretStr("x" * 16): ["read"]}))
 SPEC = APP.openapi()
-PUBLIC = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+# /ui holds no data: the page asks for the key and sends it with each of its requests
+PUBLIC = frozenset({"/healthz", "/readyz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/ui"})
 """Routes anyone may call: liveness, readiness, and the API's documentation (it holds no data)."""
 
 

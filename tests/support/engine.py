@@ -71,6 +71,8 @@ class Engine:
     api: RunningApi | None = None
     use_recovery: bool = True
     """False: the flow runs without a recovery store and re-reads every topic from the start."""
+    extra_env: dict[str, str] = field(default_factory=dict)
+    """More environment for the flow processes, e.g. ``AVAIL_LOG_LEVEL``."""
     _producer: Producer | None = None
 
     def __post_init__(self) -> None:
@@ -97,7 +99,7 @@ class Engine:
             env[f"AVAIL_TOPIC_{role.name}"] = name
         if not self.use_recovery:
             del env["AVAIL_RECOVERY_DIR"]
-        return env
+        return {**env, **self.extra_env}
 
     def start_flow(self, processes: int = 1, workers: int = 1) -> None:
         """One flow process, or a Bytewax cluster of several; ``workers`` per process."""

@@ -15,13 +15,13 @@ STATS = {"applied": "3", "duplicate": "1", "rejected:not_json": "2", "feed_backl
          "oversells:web": "1", "oversold_units:web": "2", "phantom_sales:store": "1", "phantom_sale_units:store": "1",
          "deltas_published:web": "4", "redis_write_le:0.001": "2", "redis_write_le:0.01": "1",
          "redis_write_le:+Inf": "1", "redis_write_count": "4", "redis_write_us_sum": "3500000",
-         "deltas_coalesced:web": "2"}
+         "deltas_coalesced:web": "2", "deltas_throttled:web": "4", "consumer_lag:pos.sales:0": "3"}
 
 
 def exported() -> set[str]:
     metrics = ApiMetrics()
     metrics.observe("/v1/availability/{sku:path}", "GET", 200, 0.01)
-    text = metrics.render(STATS).decode()
+    text = metrics.render(STATS, "v1").decode()
     names = {line.split("{")[0].split(" ")[0] for line in text.splitlines() if line.startswith("avail_")}
     return names | {re.sub(r"_(bucket|count|sum)$", "", name) for name in names}
 

@@ -6,11 +6,11 @@ STATS = {"applied": "1200", "duplicate": "7", "rejected:not_json": "3", "rejecte
          "undeclared_node_events": "5", "writes": "900", "something_new": "1"}
 
 
-def render(stats: dict[str, str] | None) -> str:
+def render(stats: dict[str, str] | None, rules_version: str | None = None) -> str:
     registry = CollectorRegistry()
     collector = FlowStatsCollector()
     registry.register(collector)
-    collector.update(stats)
+    collector.update(stats, rules_version)
     return generate_latest(registry).decode()
 
 
@@ -50,3 +50,25 @@ def test_each_app_has_its_own_registry() -> None:
     first, second = ApiMetrics(), ApiMetrics()
     first.observe("/healthz", "GET", 200, 0.001)
     assert "/healthz" not in second.render(None).decode()
+
+
+def test_consumer_lag_is_a_gauge_per_topic_and_partition() -> None:
+    text = render({"consumer_lag:pos.sales:0": "120", "consumer_lag:pos.sales:1": "0",
+                   "consumer_lag:eu:wms.picks:3": "7", "consumer_lag:broken": "5"})
+    assert "# TYPE avail_flow_consumer_lag gauge" in text
+    assert 'avail_flow_consumer_lag{partition="0",topic="pos.sales"} 120.0' in text
+    assert 'avail_flow_consumer_lag{partition="1",topic="pos.sales"} 0.0' in text
+    assert 'avail_flow_consumer_lag{partition="3",topic="eu:wms.picks"} 7.0' in text, "a topic may hold colons"
+    assert "broken" not in text
+
+
+def test_the_running_rules_version_is_an_info_gauge() -> None:
+    text = render({"applied": "1"}, "2026-11-23T10:00:00Z-3fa9c2")
+    assert "# TYPE avail_rules_info gauge" in text
+    assert 'avail_rules_info{version="2026-11-23T10:00:00Z-3fa9c2"} 1.0' in text
+    assert "avail_rules_info{" not in render({"applied": "1"}), "no rules published yet: no sample"
+    assert "avail_rules_info" not in render(None, "v1"), "Redis did not answer: nothing but stats_up"
+
+
+def test_the_app_metrics_render_the_rules_version_given() -> None:
+    assert 'avail_rules_info{version="v7"} 1.0' in ApiMetrics().render(STATS, "v7").decode()

@@ -146,7 +146,7 @@ class TestBacklogReport:
         assert rules is not None
         logic = ThrottleLogic(ActiveRules(rules), 0, None)
         out, _ = logic.on_batch([[delta(f"s{i}", i) for i in range(5)]])
-        assert [item for item in out if isinstance(item, Backlog)] == [Backlog("amazon", 3)]
+        assert [item for item in out if isinstance(item, Backlog)] == [Backlog("amazon", 3, throttled=3)]
         assert sum(isinstance(item, Release) for item in out) == 2
         out, _ = logic.on_notify()  # within the same second: nothing released, nothing changed
         assert list(out) == []
@@ -162,6 +162,9 @@ class TestBacklogReport:
         assert rules is not None
         logic = ThrottleLogic(ActiveRules(rules), 0, None)
         out, _ = logic.on_batch([[delta(f"s{i}", i) for i in range(5)]])  # two released, three wait
-        assert [b for b in out if isinstance(b, Backlog)] == [Backlog("amazon", 3, 0)]
+        assert [b for b in out if isinstance(b, Backlog)] == [Backlog("amazon", 3, 0, throttled=3)]
         out, _ = logic.on_batch([[delta("s4", 40), delta("s4", 41), delta("s3", 30)]])  # all three replace
         assert [b for b in out if isinstance(b, Backlog)] == [Backlog("amazon", 3, 3)]
+        logic.throttle.window.clear()  # the second has passed: two more go, one waits
+        out, _ = logic.on_batch([[delta("s9", 9)]])  # joins behind the one still waiting
+        assert [b for b in out if isinstance(b, Backlog)] == [Backlog("amazon", 2, throttled=1)]
