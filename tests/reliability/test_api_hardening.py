@@ -198,7 +198,7 @@ class TestBodyLimit:
         assert too_many.status_code == 422
         assert error_of(too_many)["code"] == "too_many_skus" and error_of(too_many)["field"] == "skus"
 
-    @pytest.mark.parametrize("key", [READ_KEY, None])
+    @pytest.mark.parametrize("key", [READ_KEY, None], ids=["with-key", "no-key"])
     def test_a_declared_length_past_the_limit_answers_413_naming_body(self, api: RunningApi, key: str | None) -> None:
         body = b'{"skus": ["TV-55"], "pad": "' + b"x" * MAX_BODY + b'"}'
         headers = {"content-type": "application/json"} | ({"X-API-Key": key} if key else {})
