@@ -1,4 +1,4 @@
-"""The merchandisers' rule set (contract section 3) as immutable values.
+"""The merchandisers' rule set (contract sections 3 and 7) as immutable values.
 
 Loading YAML happens outside ``atp``; here rules are plain objects built in code.
 """
@@ -16,6 +16,11 @@ from atp.exceptions import InvalidRule
 
 _SKUS_REMEMBERED = 65_536
 """SKUs whose matching safety-stock rules a rule set remembers (then it starts over)."""
+
+HORIZON_DAYS_DEFAULT = 30
+HORIZON_DAYS_MAX = 180
+LEAD_DAYS_MAX = 365
+"""A year: a longer lead time is a typo, and it would push supply past any horizon anyway."""
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,8 @@ class Channel:
     min_available: int = 0
     max_available: int | None = None
     publish: Publish = Publish()
+    future_supply: bool = False
+    """Whether the channel promises expected supply for later days (contract section 7), not only stock on hand."""
 
     def __post_init__(self) -> None:
         where = f"channels.{self.name}"
@@ -123,6 +130,36 @@ class Channel:
         return shown
 
 
+@dataclass(frozen=True)
+class Promise:
+    """How far ahead, and from when, expected supply may be promised (contract section 7).
+
+    A line's sellable day is max(date(expected_at), today + 1) + ``lead_days_for(type)``;
+    lines sellable after today + ``horizon_days`` are left out.
+    """
+
+    horizon_days: int = HORIZON_DAYS_DEFAULT
+    lead_days: Mapping[str, int] = field(default_factory=dict)
+    """Per node type: days from arrival to sellable; a type not listed takes 0."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.horizon_days <= HORIZON_DAYS_MAX:
+            raise InvalidRule("promise.horizon_days",
+                              f"must be between 1 and {HORIZON_DAYS_MAX}, got {self.horizon_days}")
+        for node_type, days in self.lead_days.items():
+            if not 0 <= days <= LEAD_DAYS_MAX:
+                raise InvalidRule(f"promise.lead_days.{node_type}",
+                                  f"must be between 0 and {LEAD_DAYS_MAX}, got {days}")
+
+    def lead_days_for(self, node_type: str) -> int:
+        return self.lead_days.get(node_type, 0)
+
+    @property
+    def is_default(self) -> bool:
+        """Whether it means the same as no ``promise`` section (a lead time of 0 is the default)."""
+        return self.horizon_days == HORIZON_DAYS_DEFAULT and not any(self.lead_days.values())
+
+
 Eligibility = tuple[tuple[str, int], ...]
 """For one node: (channel name, node_buffer) of every channel it feeds."""
 
@@ -134,6 +171,7 @@ class RuleSet:
     safety_stock_rules: tuple[SafetyStockRule, ...] = ()
     channels: Mapping[str, Channel] = field(default_factory=dict)
     safety_stock_default_origin: str | None = field(default=None, compare=False)
+    promise: Promise = field(default_factory=Promise)
 
     def __post_init__(self) -> None:
         if self.safety_stock_default < 0:
@@ -149,6 +187,16 @@ class RuleSet:
     def version(self) -> str:
         """A short content hash, equal for equal rule sets however they were built."""
         return hashlib.sha256(repr(self._canonical()).encode()).hexdigest()[:8]
+
+    @cached_property
+    def future_supply_channels(self) -> tuple[str, ...]:
+        """Names of the channels that promise expected supply (``future_supply: true``), sorted."""
+        return tuple(sorted(name for name, channel in self.channels.items() if channel.future_supply))
+
+    def lead_days(self, node_id: str) -> int:
+        """Days from arrival to sellable at a node, by its type; 0 for an undeclared node."""
+        node = self.nodes.get(node_id)
+        return 0 if node is None else self.promise.lead_days_for(node.type)
 
     def safety_stock(self, sku: str, node_id: str) -> int:
         node = self.nodes.get(node_id)
@@ -207,16 +255,23 @@ class RuleSet:
         def selector(s: NodeSelector) -> tuple[object, ...]:
             return (sorted(s.types), sorted(s.tags), sorted(s.ids), sorted(s.exclude))
 
-        return (
+        # Section 7 settings join only when they differ from the defaults, so rule sets
+        # without them keep the versions they had before those settings existed.
+        def channel(c: Channel) -> tuple[object, ...]:
+            knobs: tuple[object, ...] = (
+                c.name, selector(c.nodes), sorted(c.node_buffer.items()), str(c.percent),
+                c.buffer, c.min_available, c.max_available,
+                c.publish.max_per_second, c.publish.min_interval_ms,
+            )
+            return (*knobs, "future_supply") if c.future_supply else knobs
+
+        canonical: tuple[object, ...] = (
             sorted((n.id, n.type, sorted(n.tags)) for n in self.nodes.values()),
             self.safety_stock_default,
             [(r.match.sku, r.match.node, r.match.node_type, r.match.tag, r.units) for r in self.safety_stock_rules],
-            sorted(
-                (
-                    c.name, selector(c.nodes), sorted(c.node_buffer.items()), str(c.percent),
-                    c.buffer, c.min_available, c.max_available,
-                    c.publish.max_per_second, c.publish.min_interval_ms,
-                )
-                for c in self.channels.values()
-            ),
+            sorted(channel(c) for c in self.channels.values()),
         )
+        if self.promise.is_default:
+            return canonical
+        lead = sorted((t, d) for t, d in self.promise.lead_days.items() if d)
+        return (*canonical, ("promise", self.promise.horizon_days, lead))

@@ -108,6 +108,10 @@ def _rules_check(args: argparse.Namespace) -> int:
           + (f", {len(checked.warnings)} warning(s)" if checked.warnings else ""))
     print("nodes: " + ", ".join(f"{count} {node_type}" for node_type, count in sorted(types.items())))
     print(f"safety stock: default {rules.safety_stock_default}, {len(rules.safety_stock_rules)} rule(s)")
+    if rules.future_supply_channels or not rules.promise.is_default:
+        lead = ", ".join(f"{t} {d}" for t, d in sorted(rules.promise.lead_days.items()) if d)
+        print(f"promise: horizon {rules.promise.horizon_days} days" + (f", lead days {lead}" if lead else "")
+              + f"; future supply on {', '.join(rules.future_supply_channels) or 'no channel'}")
     for name, channel in sorted(rules.channels.items()):
         feeding = [node for node in rules.nodes.values() if name in dict(rules.eligibility(node.id))]
         by_type: dict[str, int] = {}
@@ -117,7 +121,8 @@ def _rules_check(args: argparse.Namespace) -> int:
         knobs = [f"{channel.percent}%" if channel.percent != 100 else "",
                  f"buffer {channel.buffer}" if channel.buffer else "",
                  f"min {channel.min_available}" if channel.min_available else "",
-                 f"max {channel.max_available}" if channel.max_available is not None else ""]
+                 f"max {channel.max_available}" if channel.max_available is not None else "",
+                 "future supply" if channel.future_supply else ""]
         shown = ", ".join(k for k in knobs if k)
         print(f"channel {name}: {len(feeding)} nodes ({detail})" + (f"; {shown}" if shown else ""))
     return 0

@@ -8,11 +8,20 @@ from rulebook.located_yaml import Located, Problem
 
 def cross_check(
     rules: RuleSet, origins: dict[str, str], channel_sources: dict[str, tuple[str, Located]],
+    promise_source: tuple[str, Located] | None = None,
 ) -> list[Problem]:
-    """Errors: a channel naming an undeclared node, tag or type. Warnings: unused node types."""
+    """Errors: a channel or a lead time naming an undeclared node, tag or type. Warnings: unused node types."""
     problems: list[Problem] = []
     types = {node.type for node in rules.nodes.values()}
     tags = {tag for node in rules.nodes.values() for tag in node.tags}
+    if promise_source is not None:
+        file, section = promise_source
+        lead: Located = section.get("lead_days") or Located()
+        for node_type in lead:
+            if node_type not in types:
+                problems.append(Problem(file, lead.line_of(node_type), f"promise.lead_days.{node_type}",
+                                        f"names node type {node_type!r}, which no node in the rules has"
+                                        f"{_suggest(node_type, types)}"))
     for name, (file, entry) in sorted(channel_sources.items()):
         selector = entry["nodes"]
         for key, known, noun in (("ids", rules.nodes, "node"), ("exclude", rules.nodes, "node"),

@@ -1,11 +1,12 @@
-"""Reads a rules directory (YAML, contract section 3) into an ``atp.rules.RuleSet``.
+"""Reads a rules directory (YAML, contract sections 3 and 7) into an ``atp.rules.RuleSet``.
 
 Every ``*.yaml``/``*.yml`` file in the directory is read in name order and merged: node
 lists and safety-stock rules are concatenated (file order is rule order) and channels
-are merged by name. A node or channel defined twice, or ``safety_stock.default`` set
-twice, is an error naming both places. Every problem is reported with file, line, key
-path and a plain-language reason (``rules/channels.yaml:14 channels.amazon.percent:
-must be between 0 and 100, got 120``); warnings do not stop the rules from loading.
+are merged by name. A node or channel defined twice, ``safety_stock.default`` set twice,
+or a ``promise`` section in two files, is an error naming both places. Every problem is
+reported with file, line, key path and a plain-language reason (``rules/channels.yaml:14
+channels.amazon.percent: must be between 0 and 100, got 120``); warnings do not stop the
+rules from loading.
 """
 
 from __future__ import annotations
@@ -16,7 +17,17 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from atp.exceptions import InvalidRule
-from atp.rules import Channel, Node, NodeSelector, Publish, RuleSet, SafetyStockMatch, SafetyStockRule
+from atp.rules import (
+    HORIZON_DAYS_DEFAULT,
+    Channel,
+    Node,
+    NodeSelector,
+    Promise,
+    Publish,
+    RuleSet,
+    SafetyStockMatch,
+    SafetyStockRule,
+)
 from rulebook.checks import cross_check
 from rulebook.located_yaml import Located, Problem, parse_yaml, read_text
 from rulebook.schema import RULES, Checker, validate
@@ -114,7 +125,7 @@ def check_sources(sources: dict[str, str]) -> CheckedRules:
     if any(p.severity == "error" for p in merged.problems):
         return CheckedRules(None, merged.problems)
     rules = merged.build()
-    problems = merged.problems + cross_check(rules, merged.origins, merged.channel_sources)
+    problems = merged.problems + cross_check(rules, merged.origins, merged.channel_sources, merged.promise_source)
     if any(p.severity == "error" for p in problems):
         return CheckedRules(None, problems)
     return CheckedRules(rules, problems)
@@ -127,6 +138,8 @@ class _Merged:
     channel_sources: dict[str, tuple[str, Located]] = field(default_factory=dict)
     safety_stock_rules: list[SafetyStockRule] = field(default_factory=list)
     safety_stock_default: int = 0
+    promise: Promise = field(default_factory=Promise)
+    promise_source: tuple[str, Located] | None = None
     origins: dict[str, str] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
 
@@ -161,10 +174,24 @@ class _Merged:
             if channel is not None:
                 self.channels[name] = channel
                 self.channel_sources[name] = (check.file, entry)
+        if "promise" in document:
+            self._add_promise(document, check)
+
+    def _add_promise(self, document: Located, check: Checker) -> None:
+        where = f"{check.file}:{document.line_of('promise')}"
+        first = self.origins.get("promise")
+        if first is not None:
+            check.report(document.line_of("promise"), "promise", f"already set at {first}")
+            return
+        self.origins["promise"] = where
+        section: Located = document["promise"]
+        # the schema has checked every value, so Promise cannot refuse them
+        self.promise = Promise(section.get("horizon_days", HORIZON_DAYS_DEFAULT), dict(section.get("lead_days") or {}))
+        self.promise_source = (check.file, section)
 
     def build(self) -> RuleSet:
         return RuleSet(self.nodes, self.safety_stock_default, tuple(self.safety_stock_rules), self.channels,
-                       self.origins.get("safety_stock.default"))
+                       self.origins.get("safety_stock.default"), self.promise)
 
 
 def _channel(name: str, entry: Located, check: Checker) -> Channel | None:
@@ -174,7 +201,8 @@ def _channel(name: str, entry: Located, check: Checker) -> Channel | None:
     publish = Publish(publish_entry.get("max_per_second"), publish_entry.get("min_interval_ms", 0))
     try:
         return Channel(name, nodes, dict(entry.get("node_buffer") or {}), Fraction(str(entry.get("percent", 100))),
-                       entry.get("buffer", 0), entry.get("min_available", 0), entry.get("max_available"), publish)
+                       entry.get("buffer", 0), entry.get("min_available", 0), entry.get("max_available"), publish,
+                       entry.get("future_supply", False))
     except InvalidRule as exc:
         key = exc.path.removeprefix(f"channels.{name}.").split(".")[0]
         line: Any = entry.line_of(key) if isinstance(entry, Located) else None

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from atp.rules import HORIZON_DAYS_DEFAULT, HORIZON_DAYS_MAX, LEAD_DAYS_MAX
 from rulebook.located_yaml import Located, LocatedList, Problem
 
 CODE = re.compile(r"[A-Za-z0-9._:/-]{1,64}\Z")
@@ -23,7 +24,7 @@ CHANNEL_NAME_RULE = "1 to 64 characters of A-Z a-z 0-9 . _ -"
 
 @dataclass(frozen=True)
 class Scalar:
-    kind: str  # "int", "number", "code" (an id: node, type, tag, channel), "glob"
+    kind: str  # "int", "number", "bool", "code" (an id: node, type, tag, channel), "glob"
     description: str
     minimum: int | None = None
     maximum: int | None = None
@@ -100,13 +101,24 @@ CHANNEL = Obj("Where availability is shown: which nodes feed it and how much of 
     "min_available": Scalar("int", "Below this, show 0: oversell protection (default 0).", minimum=0),
     "max_available": Scalar("int", "Never show more than this (default: no cap).", minimum=0),
     "publish": PUBLISH,
+    "future_supply": Scalar("bool", "Also promise expected supply for later days, within promise.horizon_days "
+                                    "(default false: stock on hand only)."),
 }, required=frozenset({"nodes"}))
+
+PROMISE = Obj("How far ahead, and from when, channels with future_supply promise expected supply.", {
+    "horizon_days": Scalar("int", f"Days ahead promised; later supply is left out (default {HORIZON_DAYS_DEFAULT}).",
+                           minimum=1, maximum=HORIZON_DAYS_MAX),
+    "lead_days": MapOf(Scalar("int", "Days from arrival to sellable at nodes of this type (default 0).",
+                              minimum=0, maximum=LEAD_DAYS_MAX),
+                       "Per node type: days from arrival to sellable.", "a node type"),
+})
 
 RULES = Obj("One rules file; every *.yaml file in the directory is merged into one rule set.", {
     "nodes": ListOf(NODE, "Stock locations."),
     "safety_stock": SAFETY_STOCK,
     "channels": MapOf(CHANNEL, "Channels by name (web, amazon, ...).", "a channel name", CHANNEL_NAME,
                       CHANNEL_NAME_RULE),
+    "promise": PROMISE,
 })
 
 
@@ -184,6 +196,11 @@ def _scalar(value: Any, spec: Scalar, path: str, line: int | None, check: Checke
             check.report(line, path, f"must be {spec.minimum} or more, got {_shown(value)}")
             return False
         return True
+    if spec.kind == "bool":
+        if not isinstance(value, bool):
+            check.report(line, path, f"must be true or false, got {_shown(value)}")
+            return False
+        return True
     if not isinstance(value, str) or not value:
         check.report(line, path, f"must be a non-empty text, got {_shown(value)}")
         return False
@@ -224,6 +241,8 @@ def _schema(spec: Any) -> dict[str, Any]:
                 out["minimum"] = spec.minimum
             if spec.maximum is not None:
                 out["maximum"] = spec.maximum
+        elif spec.kind == "bool":
+            out["type"] = "boolean"
         else:
             out["type"] = "string"
             out["minLength"] = 1

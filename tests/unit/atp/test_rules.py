@@ -11,7 +11,7 @@ from atp.events import Receipt, Release, Reserve, Sale
 from atp.exceptions import AtpError, InvalidRule
 from atp.outcomes import ChannelChange, Status
 from atp.positions import NodePosition
-from atp.rules import Channel, Node, NodeSelector, Publish, RuleSet, SafetyStockMatch, SafetyStockRule
+from atp.rules import Channel, Node, NodeSelector, Promise, Publish, RuleSet, SafetyStockMatch, SafetyStockRule
 from atp.state import SkuState
 
 NODES = {
@@ -414,7 +414,51 @@ class TestUndeclaredNodes:
         assert outcome.undeclared_nodes == ()
 
 
+class TestPromiseRules:
+    def test_defaults_promise_stock_on_hand_only_thirty_days_ahead(self) -> None:
+        assert RULES.promise == Promise(horizon_days=30, lead_days={})
+        assert not any(channel.future_supply for channel in RULES.channels.values())
+        assert RULES.future_supply_channels == ()
+
+    def test_lead_days_are_per_node_type_and_zero_when_not_given(self) -> None:
+        promise = Promise(lead_days={"dc": 2})
+
+        assert (promise.lead_days_for("dc"), promise.lead_days_for("store")) == (2, 0)
+
+    def test_lead_days_of_a_node_follow_its_type(self) -> None:
+        rules = replace(RULES, promise=Promise(lead_days={"dc": 1, "store": 3}))
+
+        assert rules.lead_days("dc-east") == 1
+        assert rules.lead_days("store-002") == 3
+        assert rules.lead_days("dc-nowhere") == 0
+
+    def test_channels_with_future_supply_are_listed_by_name(self) -> None:
+        rules = _with_channel(_with_channel(RULES, "web", future_supply=True), "amazon", future_supply=True)
+
+        assert rules.future_supply_channels == ("amazon", "web")
+
+    @pytest.mark.parametrize("horizon", [1, 30, 180])
+    def test_horizon_bounds_are_valid(self, horizon: int) -> None:
+        assert Promise(horizon_days=horizon).horizon_days == horizon
+
+
 class TestRulesVersion:
+    def test_rules_without_section_7_settings_keep_the_version_they_had(self) -> None:
+        # the version of RULES before promise and future_supply existed
+        assert RULES.version == "6d681225"
+
+    @pytest.mark.parametrize(
+        "same",
+        [
+            pytest.param(lambda: replace(RULES, promise=Promise()), id="default promise"),
+            pytest.param(lambda: replace(RULES, promise=Promise(horizon_days=30, lead_days={"dc": 0})),
+                         id="defaults written out"),
+            pytest.param(lambda: _with_channel(RULES, "web", future_supply=False), id="future_supply false"),
+        ],
+    )
+    def test_section_7_defaults_written_out_keep_the_version(self, same: Callable[[], RuleSet]) -> None:
+        assert same().version == RULES.version
+
     def test_equal_rule_sets_built_differently_share_a_version(self) -> None:
         built_differently = RuleSet(
             channels={
@@ -570,6 +614,12 @@ class TestRulesVersion:
             pytest.param(
                 lambda: replace(RULES, channels={**RULES.channels, "ebay": Channel("ebay", DC_ONLY)}),
                 id="channel added",
+            ),
+            pytest.param(lambda: _with_channel(RULES, "web", future_supply=True), id="future_supply"),
+            pytest.param(lambda: replace(RULES, promise=Promise(horizon_days=14)), id="promise horizon_days"),
+            pytest.param(lambda: replace(RULES, promise=Promise(lead_days={"dc": 1})), id="promise lead_days"),
+            pytest.param(
+                lambda: replace(RULES, promise=Promise(lead_days={"store": 1})), id="promise lead_days type",
             ),
         ],
     )
@@ -735,6 +785,10 @@ class TestInvalidRules:
                 "safety_stock.rules[1].units",
                 id="safety rule units",
             ),
+            pytest.param(lambda: Promise(horizon_days=0), "promise.horizon_days", id="horizon 0"),
+            pytest.param(lambda: Promise(horizon_days=181), "promise.horizon_days", id="horizon over 180"),
+            pytest.param(lambda: Promise(lead_days={"dc": -1}), "promise.lead_days.dc", id="lead days negative"),
+            pytest.param(lambda: Promise(lead_days={"dc": 366}), "promise.lead_days.dc", id="lead days over 365"),
         ],
     )
     def test_invalid_value_names_its_key_path(self, build: Callable[[], object], path: str) -> None:

@@ -11,7 +11,8 @@ import jsonschema
 import pytest
 import yaml
 
-from rulebook import RulesError, check_rules, load_rules
+from atp.rules import Promise
+from rulebook import RulesError, check_rules, check_sources, load_rules
 from rulebook.schema import RULES, json_schema, walk_keys
 
 REPO = Path(__file__).resolve().parents[3]
@@ -108,7 +109,7 @@ class TestShapeMessages:
         assert messages(directory) == [
             f"{directory}/channels.yaml:9 channels.amazon.min_avaliable: unknown key; did you mean "
             "'min_available'? expected one of nodes, node_buffer, percent, buffer, min_available, max_available, "
-            "publish",
+            "publish, future_supply",
         ]
 
     def test_required_keys_are_named(self, tmp_path: Path) -> None:
@@ -192,6 +193,112 @@ class TestAcrossFiles:
             load_rules(directory)
 
 
+PROMISE = """\
+promise:
+  horizon_days: 14
+  lead_days: {dc: 2, store: 0}
+"""
+
+
+class TestPromiseAndFutureSupply:
+    def test_the_promise_section_and_future_supply_load(self, tmp_path: Path) -> None:
+        channels = CHANNELS.replace("    node_buffer: {store: 1}\n",
+                                    "    node_buffer: {store: 1}\n    future_supply: true\n")
+        rules = load_rules(write(tmp_path, nodes=NODES, channels=channels, promise=PROMISE))
+        assert rules.promise == Promise(horizon_days=14, lead_days={"dc": 2, "store": 0})
+        assert rules.lead_days("dc-east") == 2
+        assert rules.channels["web"].future_supply is True
+        assert rules.channels["amazon"].future_supply is False
+        assert rules.future_supply_channels == ("web",)
+
+    def test_without_them_the_defaults_apply(self, tmp_path: Path) -> None:
+        rules = load_rules(write(tmp_path, nodes=NODES, channels=CHANNELS))
+        assert rules.promise == Promise(horizon_days=30, lead_days={})
+        assert rules.future_supply_channels == ()
+
+    def test_an_empty_promise_section_means_the_defaults(self, tmp_path: Path) -> None:
+        assert load_rules(write(tmp_path, nodes=NODES, channels=CHANNELS, promise="promise: {}\n")).promise == Promise()
+
+    def test_the_example_rules_keep_their_version(self) -> None:
+        assert load_rules(REPO / "rules").version == "d28197d6"  # as README.md and docs/feeds.md show
+
+    def test_defaults_written_out_keep_the_version(self, tmp_path: Path) -> None:
+        plain = load_rules(write(tmp_path / "plain", nodes=NODES, channels=CHANNELS)).version
+        written_out = write(tmp_path / "written", nodes=NODES,
+                            channels=CHANNELS.replace("    percent: 80\n",
+                                                      "    percent: 80\n    future_supply: false\n"),
+                            promise="promise:\n  horizon_days: 30\n  lead_days: {dc: 0}\n")
+        assert load_rules(written_out).version == plain
+
+    @pytest.mark.parametrize("changed", [
+        pytest.param({"promise": "promise: {horizon_days: 31}\n"}, id="horizon"),
+        pytest.param({"promise": "promise: {lead_days: {store: 1}}\n"}, id="lead days"),
+        pytest.param({"channels": CHANNELS + "    future_supply: true\n"}, id="future supply"),
+    ])
+    def test_a_changed_setting_changes_the_version(self, tmp_path: Path, changed: dict[str, str]) -> None:
+        before = load_rules(write(tmp_path / "before", nodes=NODES, channels=CHANNELS)).version
+        after = load_rules(write(tmp_path / "after", **{"nodes": NODES, "channels": CHANNELS, **changed})).version
+        assert after != before
+
+    @pytest.mark.parametrize(("line", "message"), [
+        ("  horizon_days: 0", "promise.horizon_days: must be between 1 and 180, got 0"),
+        ("  horizon_days: 181", "promise.horizon_days: must be between 1 and 180, got 181"),
+        ("  horizon_days: '30'", "promise.horizon_days: must be a whole number, got '30'"),
+        ("  horizon_days: 7.5", "promise.horizon_days: must be a whole number, got 7.5"),
+        ("  horizon_days: true", "promise.horizon_days: must be a whole number, got true"),
+        ("  horizon_days:", "promise.horizon_days: must be a whole number, got nothing"),
+        ("  lead_days: [dc]", "promise.lead_days: must be a mapping of a node type to settings, got a list"),
+        ("  horizon: 30", "promise.horizon: unknown key; did you mean 'horizon_days'? expected one of "
+                          "horizon_days, lead_days"),
+    ])
+    def test_bad_promise_settings_name_file_line_and_key(self, tmp_path: Path, line: str, message: str) -> None:
+        directory = write(tmp_path, nodes=NODES, channels=CHANNELS, promise=f"# lead times\npromise:\n{line}\n")
+        assert messages(directory) == [f"{directory}/promise.yaml:3 {message}"]
+
+    @pytest.mark.parametrize(("value", "message"), [
+        ("-1", "must be between 0 and 365, got -1"),
+        ("366", "must be between 0 and 365, got 366"),
+        ("'1'", "must be a whole number, got '1'"),
+    ])
+    def test_bad_lead_days_name_the_node_type(self, tmp_path: Path, value: str, message: str) -> None:
+        directory = write(tmp_path, nodes=NODES, channels=CHANNELS,
+                          promise=f"promise:\n  lead_days:\n    store: 1\n    dc: {value}\n")
+        assert messages(directory) == [f"{directory}/promise.yaml:4 promise.lead_days.dc: {message}"]
+
+    def test_a_lead_time_for_a_node_type_no_node_has_is_refused(self, tmp_path: Path) -> None:
+        directory = write(tmp_path, nodes=NODES, channels=CHANNELS,
+                          promise="promise:\n  lead_days:\n    dcs: 1\n    outlet: 2\n")
+        assert messages(directory) == [
+            f"{directory}/promise.yaml:3 promise.lead_days.dcs: names node type 'dcs', which no node in the rules "
+            "has (did you mean 'dc'?)",
+            f"{directory}/promise.yaml:4 promise.lead_days.outlet: names node type 'outlet', which no node in the "
+            "rules has",
+        ]
+
+    @pytest.mark.parametrize(("value", "shown"), [("'yes'", "'yes'"), ("1", "1"), ("", "nothing")])
+    def test_future_supply_must_be_true_or_false(self, tmp_path: Path, value: str, shown: str) -> None:
+        directory = write(tmp_path, nodes=NODES, channels=CHANNELS + f"    future_supply: {value}\n")
+        assert messages(directory) == [
+            f"{directory}/channels.yaml:10 channels.amazon.future_supply: must be true or false, got {shown}",
+        ]
+
+    def test_the_promise_section_in_two_files_names_both_places(self, tmp_path: Path) -> None:
+        directory = write(tmp_path, nodes=NODES, channels=CHANNELS, a=PROMISE,
+                          b="# later\npromise: {horizon_days: 7}\n")
+        assert messages(directory) == [f"{directory}/b.yaml:2 promise: already set at {directory}/a.yaml:1"]
+
+    def test_a_refused_promise_change_keeps_nothing_of_it_and_says_where(self) -> None:
+        # what a hot reload does with the changed files: check them all again
+        good = {"rules/nodes.yaml": NODES, "rules/channels.yaml": CHANNELS, "rules/promise.yaml": PROMISE}
+        assert check_sources(good).rules is not None
+        refused = PROMISE.replace("horizon_days: 14", "horizon_days: 365")
+        changed = check_sources({**good, "rules/promise.yaml": refused})
+        assert changed.rules is None
+        assert [str(p) for p in changed.problems] == [
+            "rules/promise.yaml:2 promise.horizon_days: must be between 1 and 180, got 365",
+        ]
+
+
 class TestSchemaStaysInSync:
     def test_the_shipped_schema_is_the_generated_one(self) -> None:
         shipped = json.loads((REPO / "rules" / "schema.json").read_text())
@@ -222,6 +329,14 @@ class TestSchemaStaysInSync:
         {"safety_stock": {"default": -1}},
         {"channels": {"web": {"nodes": {"types": ["dc"]}, "publish": {"max_per_second": 0}}}},
         {"channels": {"web/eu": {"nodes": {"types": ["dc"]}}}},
+        {"channels": {"web": {"nodes": {"types": ["dc"]}, "future_supply": "true"}}},
+        {"promise": {"horizon_days": 0}},
+        {"promise": {"horizon_days": 181}},
+        {"promise": {"lead_days": {"dc": -1}}},
+        {"promise": {"lead_days": {"dc": 366}}},
+        {"promise": {"lead_days": {"dc east": 1}}},
+        {"promise": {"horizon": 30}},
+        {"promise": None},
     ])
     def test_loader_and_schema_refuse_the_same_documents(self, tmp_path: Path, document: dict[str, object]) -> None:
         with pytest.raises(jsonschema.ValidationError):
@@ -250,3 +365,11 @@ class TestRulesCheckCommand:
         assert done.returncode == 0, done.stderr
         assert "nodes: 3 dc, 48 store" in done.stdout
         assert "channel web: 19 nodes (3 dc, 16 store)" in done.stdout
+        assert "promise" not in done.stdout
+
+    def test_the_summary_names_the_horizon_and_the_channels_with_future_supply(self, tmp_path: Path) -> None:
+        directory = write(tmp_path, nodes=NODES, channels=CHANNELS + "    future_supply: true\n", promise=PROMISE)
+        done = self.run(str(directory))
+        assert done.returncode == 0, done.stderr
+        assert "promise: horizon 14 days, lead days dc 2; future supply on amazon" in done.stdout
+        assert "channel amazon: 1 nodes (1 dc); 80%, buffer 2, min 3, future supply" in done.stdout
