@@ -76,7 +76,9 @@ class TransferMovement:
 
 @dataclass(frozen=True, slots=True)
 class TransferShipped(TransferMovement):
-    """The units left ``from_node``: in transit to ``to_node``."""
+    """The units left ``from_node``: in transit to ``to_node``, expected there at ``expected_at`` if given."""
+
+    expected_at: Micros | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +137,29 @@ class InventorySnapshot:
     as_of: Micros
 
 
+@dataclass(frozen=True, slots=True)
+class SupplyExpected:
+    """Opens or revises the expected-supply line ``supply_id`` (a purchase-order line or an ASN)."""
+
+    event_id: str
+    sku: str
+    supply_id: str
+    node: str
+    qty: int
+    expected_at: Micros
+    occurred_at: Micros
+
+
+@dataclass(frozen=True, slots=True)
+class SupplyCancelled:
+    """Closes the expected-supply line ``supply_id`` for good."""
+
+    event_id: str
+    sku: str
+    supply_id: str
+    occurred_at: Micros
+
+
 Event = (
     Sale
     | SaleVoid
@@ -151,6 +176,9 @@ Event = (
 )
 
 TransferEvent = TransferShipped | TransferReceived | TransferCancelled
+
+SupplyEvent = SupplyExpected | SupplyCancelled
+"""Contract section 7's own events; kept out of ``Event`` until the state, the decoder and the topics take them."""
 
 
 def event_time(event: Event) -> Micros:
@@ -174,6 +202,12 @@ TYPE_NAMES: Final[dict[type, str]] = {
     Adjustment: "adjustment",
     InventorySnapshot: "snapshot",
 }
+
+SUPPLY_TYPE_NAMES: Final[dict[type, str]] = {
+    SupplyExpected: "supply_expected",
+    SupplyCancelled: "supply_cancelled",
+}
+"""Apart from ``TYPE_NAMES``: the decoder takes every name there as a type it decodes."""
 
 
 class Topic(StrEnum):

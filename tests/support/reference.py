@@ -36,6 +36,13 @@ class Expected:
 
 
 def expected(sku: str, events: Iterable[Event], *, now: int, rules: RuleSet) -> Expected:
+    return expected_and_unsourced(sku, events, now=now, rules=rules)[0]
+
+
+def expected_and_unsourced(
+    sku: str, events: Iterable[Event], *, now: int, rules: RuleSet,
+) -> tuple[Expected, dict[str, int]]:
+    """The numbers, and each channel's unsourced reserved qty (section 7 builds on both)."""
     unique: dict[str, Event] = {}
     for event in events:
         unique.setdefault(event.event_id, event)
@@ -127,4 +134,4 @@ def expected(sku: str, events: Iterable[Event], *, now: int, rules: RuleSet) -> 
         if channel.max_available is not None:
             shown = min(shown, channel.max_available)
         channels[name] = shown
-    return Expected(positions, channels)
+    return Expected(positions, channels), {name: qty for name, qty in unsourced.items() if qty}

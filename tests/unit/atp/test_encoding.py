@@ -9,7 +9,16 @@ from hypothesis import strategies as st
 
 from atp.decoding import decode_event
 from atp.encoding import OPTIONAL, encode_event, event_template, rfc3339
-from atp.events import TYPE_NAMES, Event, Pick, Reserve, TransferReceived
+from atp.events import (
+    TYPE_NAMES,
+    Event,
+    Pick,
+    Reserve,
+    SupplyCancelled,
+    SupplyExpected,
+    TransferReceived,
+    TransferShipped,
+)
 from tests.unit.atp.strategies import event_bodies
 
 events = st.tuples(event_bodies, st.text("abcXYZ-09", min_size=1, max_size=20)).map(
@@ -38,6 +47,27 @@ class TestEncodeEvent:
     @given(st.integers(0, 4_000_000_000_000_000), st.integers(0, 4_000_000_000_000_000))
     def test_time_strings_sort_as_the_times_do(self, a: int, b: int) -> None:
         assert (rfc3339(a) < rfc3339(b)) == (a < b)
+
+
+class TestEncodeSupplyEvents:
+    def test_supply_events_use_their_contract_names_and_times(self) -> None:
+        line = SupplyExpected("e-1", "TV-55", "PO-4711/1", "dc-east", 100, 1_795_219_200_000_000,
+                              1_795_046_400_000_000)
+
+        assert orjson.loads(encode_event(line)) == {
+            "type": "supply_expected", "event_id": "e-1", "sku": "TV-55", "supply_id": "PO-4711/1",
+            "node": "dc-east", "qty": 100, "expected_at": "2026-11-21T00:00:00.000000Z",
+            "occurred_at": "2026-11-19T00:00:00.000000Z"}
+        assert orjson.loads(encode_event(SupplyCancelled("e-2", "TV-55", "PO-4711/1", 0))) == {
+            "type": "supply_cancelled", "event_id": "e-2", "sku": "TV-55", "supply_id": "PO-4711/1",
+            "occurred_at": "1970-01-01T00:00:00.000000Z"}
+
+    def test_a_shipment_carries_its_eta_only_when_it_has_one(self) -> None:
+        shipped = TransferShipped("e-3", "TV-55", "t-1", "dc-east", "store-001", 6, 0)
+
+        assert "expected_at" not in orjson.loads(encode_event(shipped))
+        dated = dataclasses.replace(shipped, expected_at=1_795_219_200_000_000)
+        assert orjson.loads(encode_event(dated))["expected_at"] == "2026-11-21T00:00:00.000000Z"
 
 
 class TestEventTemplate:
