@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from atp.positions import NodePosition
 from atp.rules import RuleSet
+from atp.supply import Arrival
 
 NODE_PREFIX = "n:"
 CHANNEL_PREFIX = "c:"
@@ -15,6 +17,8 @@ VERSION = "v"
 AS_OF = "a"
 RULES_VERSION = "r"
 FEED_BACKLOG_PREFIX = "feed_backlog:"  # a field of Keys.stats per channel
+SUPPLY = "s"
+"""The SKU's open expected supply (contract section 7), ``encode_arrivals``; absent when there is none."""
 
 
 def backlog_field(channel: str) -> str:
@@ -26,6 +30,21 @@ CONSUMER_LAG_PREFIX = "consumer_lag:"  # a field of Keys.stats per Kafka partiti
 
 def consumer_lag_field(topic: str, partition: int) -> str:
     return f"{CONSUMER_LAG_PREFIX}{topic}:{partition}"
+
+
+def encode_arrivals(arrivals: Iterable[Arrival]) -> str:
+    """``node,qty,expected_at_us`` per open line or dated transfer, ``;``-joined, sorted (ids hold neither mark)."""
+    return ";".join(f"{a.node},{a.qty},{a.expected_at}" for a in sorted(arrivals))
+
+
+def decode_arrivals(value: str | None) -> list[Arrival]:
+    if not value:
+        return []
+    arrivals = []
+    for part in value.split(";"):
+        node, qty, expected_at = part.split(",")
+        arrivals.append(Arrival(node, int(qty), int(expected_at)))
+    return arrivals
 
 
 def encode_position(position: NodePosition) -> str:
