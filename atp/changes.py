@@ -1,11 +1,11 @@
 """A SKU's state as a series of change records, so a snapshot costs what changed.
 
 A record is a plain tuple, for the caller to pickle with others. It is either whole
-(the state, as ``SkuState.flat``) or a change on top of
-the one before: the scalars and channel numbers, each touched position with only the
-journal entries appended since, each touched reservation and transfer, and the new
-event ids. ``restore`` of the records taken so far equals the live state, dict order
-included (property-tested in ``tests/unit/atp/test_changes.py``).
+(the state, as ``SkuState.flat``) or a change on top of the one before: the scalars and
+channel numbers, each touched position with only the journal entries appended since,
+each touched reservation and transfer, each touched expected-supply line and transfer
+ETA, and the new event ids. ``restore`` of the records taken so far equals the live
+state, dict order included (property-tested in ``tests/unit/atp/test_changes.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from atp.pending import PendingChange
 from atp.positions import Position
 from atp.reservations import Reservation, Transfer
 from atp.state import SkuState
+from atp.supply import ExpectedSupply
 
 WHOLE = "W"
 CHANGE = "C"
@@ -53,7 +54,20 @@ def take_change(state: SkuState, *, whole: bool = False) -> Change:
         {key: state.transfers[key].__getstate__() for key in pending.transfers},
         event_ids, pending.pruned, list(pending.dropped_reservations), list(pending.dropped_transfers),
         state.horizon, state.watermark, state.as_of, state.unsourced, state.contrib, state.shown,
-        state.rules_version, state.expiry_due,
+        state.rules_version, state.expiry_due, _supply_change(state, pending),
+    )
+
+
+def _supply_change(state: SkuState, pending: PendingChange) -> tuple[Any, ...] | None:
+    """The touched lines and ETAs, and those pruned; None when supply was not touched."""
+    supply = state.supply
+    if supply is None or not (pending.supply_lines or pending.supply_etas or pending.dropped_lines
+                              or pending.dropped_etas):
+        return None
+    return (
+        {supply_id: supply.lines[supply_id] for supply_id in pending.supply_lines},
+        {key: supply.etas[key] for key in pending.supply_etas},
+        list(pending.dropped_lines), list(pending.dropped_etas),
     )
 
 
@@ -70,10 +84,16 @@ def restore(records: Sequence[Change]) -> SkuState:
     return state
 
 
+_BEFORE_SUPPLY = 15
+"""Fields of a change record written before expected supply; still read."""
+
+
 def _apply(state: SkuState, change: tuple[Any, ...]) -> None:
+    if len(change) == _BEFORE_SUPPLY:
+        change = (*change, None)
     (positions, reservations, transfers, event_ids, pruned, dropped_reservations, dropped_transfers,
      state.horizon, state.watermark, state.as_of, state.unsourced, state.contrib, state.shown,
-     state.rules_version, state.expiry_due) = change
+     state.rules_version, state.expiry_due, supply) = change
     for node, values in positions.items():
         position = state.positions.get(node)
         if position is None:
@@ -98,7 +118,23 @@ def _apply(state: SkuState, change: tuple[Any, ...]) -> None:
         if transfer is None:
             transfer = state.transfers[key] = Transfer()
         transfer.__setstate__(values)
+    if supply is not None:
+        _apply_supply(state, supply)
     state.seen.update(event_ids)
     if pruned:
         horizon = state.horizon
         state.seen = {event_id: at for event_id, at in state.seen.items() if at >= horizon}
+
+
+def _apply_supply(state: SkuState, change: tuple[Any, ...]) -> None:
+    lines, etas, dropped_lines, dropped_etas = change
+    supply = state.supply
+    if supply is None:
+        supply = state.supply = ExpectedSupply()
+    # as for reservations: what was dropped goes first, so a line made again after a prune comes last
+    for supply_id in dropped_lines:
+        supply.lines.pop(supply_id, None)
+    for key in dropped_etas:
+        supply.etas.pop(key, None)
+    supply.lines.update(lines)
+    supply.etas.update(etas)

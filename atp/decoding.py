@@ -1,4 +1,4 @@
-r"""Kafka message values to typed inbound events (contract section 1), or a Rejection.
+r"""Kafka message values to typed inbound events (contract sections 1 and 7), or a Rejection.
 
 Bytes go through msgspec Structs (a tagged union on ``type`` with ``Meta``
 constraints), msgspec's validation errors are mapped to a ``RejectCode`` and the
@@ -14,7 +14,8 @@ Decisions where the contract is silent:
   ``NOT_JSON``: they cannot be re-encoded for the dead-letter topic or Redis.
 - JSON ``null`` in a required field is ``WRONG_TYPE``; in an optional field
   (reserve ``node``/``expires_at``, pick ``reservation_id``, receipt
-  ``reference``, release ``node``/``qty``) it means absent.
+  ``reference``, release ``node``/``qty``, transfer_shipped ``expected_at``) it
+  means absent.
 - ``release``: ``node`` and ``qty`` are optional and unused, but when present they
   must be valid (a producer sending a malformed qty has a bug worth seeing).
   Every other unknown field, on any type (``node`` on transfers, ``qty`` on
@@ -30,7 +31,11 @@ Decisions where the contract is silent:
   the first second of the next minute, as POSIX time does. No space separator,
   no offset without colon, no missing seconds.
 - ``expires_at`` at or before ``occurred_at`` is valid here; per-SKU state decides
-  that such a reservation never counts.
+  that such a reservation never counts. ``expected_at`` may be any time, past ones
+  included: late supply is sellable from tomorrow (section 7).
+- ``supply_id`` follows the id rule (1 to 128 characters, ``INVALID_ID``);
+  ``expected_at`` is checked after ``occurred_at``. ``expected_at`` on
+  ``transfer_received``/``transfer_cancelled`` is an unknown field, ignored.
 - A valid event whose type is not accepted on its topic is ``WRONG_TOPIC``; all
   other checks come first. With several faults in one message, one is reported.
 - ``disposition`` and ``type`` are case-sensitive; ``reference`` is any string.
@@ -57,8 +62,9 @@ from atp.events import (
     Return,
     Sale,
     SaleVoid,
+    SupplyCancelled,
+    SupplyExpected,
     TransferCancelled,
-    TransferEvent,
     TransferReceived,
     TransferShipped,
 )
@@ -69,7 +75,7 @@ MAX_QTY: Final = 1_000_000
 MAX_ON_HAND: Final = 1_000_000_000
 CODE_PATTERN: Final = r"^[A-Za-z0-9._:/-]{1,64}\Z"  # \Z: "$" would accept a final "\n"
 
-ID_FIELDS: Final = frozenset({"event_id", "reservation_id", "transfer_id"})
+ID_FIELDS: Final = frozenset({"event_id", "reservation_id", "transfer_id", "supply_id"})
 NODE_FIELDS: Final = frozenset({"node", "from_node", "to_node"})
 FIELD_CODES: Final[dict[str, RejectCode]] = {
     **dict.fromkeys(ID_FIELDS, RejectCode.INVALID_ID),
@@ -282,13 +288,27 @@ class _Release(_Base, tag="release"):
         return Release(self.event_id, self.sku, self.reservation_id, at)
 
 
-class _TransferShipped(_Base, tag="transfer_shipped"):
+class _Transfer(_Base):
     transfer_id: EventId
     from_node: Code
     to_node: Code
     qty: Qty
     occurred_at: str
-    event_class: ClassVar[type[TransferEvent]] = TransferShipped
+
+
+class _TransferShipped(_Transfer, tag="transfer_shipped"):
+    expected_at: str | None = None
+
+    def to_event(self) -> Event:
+        check_transfer_nodes(self.from_node, self.to_node)
+        at = timestamp_field(self.occurred_at, "occurred_at")
+        expected = None if self.expected_at is None else timestamp_field(self.expected_at, "expected_at")
+        return TransferShipped(
+            self.event_id, self.sku, self.transfer_id, self.from_node, self.to_node, self.qty, at, expected)
+
+
+class _TransferReceived(_Transfer, tag="transfer_received"):
+    event_class: ClassVar[type[TransferReceived | TransferCancelled]] = TransferReceived
 
     def to_event(self) -> Event:
         check_transfer_nodes(self.from_node, self.to_node)
@@ -296,17 +316,35 @@ class _TransferShipped(_Base, tag="transfer_shipped"):
         return self.event_class(self.event_id, self.sku, self.transfer_id, self.from_node, self.to_node, self.qty, at)
 
 
-class _TransferReceived(_TransferShipped, tag="transfer_received"):
-    event_class = TransferReceived
-
-
-class _TransferCancelled(_TransferShipped, tag="transfer_cancelled"):
+class _TransferCancelled(_TransferReceived, tag="transfer_cancelled"):
     event_class = TransferCancelled
+
+
+class _SupplyExpected(_Base, tag="supply_expected"):
+    supply_id: EventId
+    node: Code
+    qty: Qty
+    expected_at: str
+    occurred_at: str
+
+    def to_event(self) -> Event:
+        at = timestamp_field(self.occurred_at, "occurred_at")
+        expected = timestamp_field(self.expected_at, "expected_at")
+        return SupplyExpected(self.event_id, self.sku, self.supply_id, self.node, self.qty, expected, at)
+
+
+class _SupplyCancelled(_Base, tag="supply_cancelled"):
+    supply_id: EventId
+    occurred_at: str
+
+    def to_event(self) -> Event:
+        at = timestamp_field(self.occurred_at, "occurred_at")
+        return SupplyCancelled(self.event_id, self.sku, self.supply_id, at)
 
 
 _Wire = (
     _Sale | _SaleVoid | _Reserve | _Release | _Pick | _TransferShipped | _TransferReceived | _TransferCancelled
-    | _Return | _Receipt | _Adjustment | _Snapshot
+    | _Return | _Receipt | _Adjustment | _Snapshot | _SupplyExpected | _SupplyCancelled
 )  # fmt: skip
 _DECODER: Final = msgspec.json.Decoder(_Wire)
 _TYPE_NAMES: Final = frozenset(TYPE_NAMES.values())

@@ -4,8 +4,7 @@ The one event encoder of the project: the demo retailer, the load generator (thr
 ``event_template``) and the tests all produce events with it, so the field names, the
 order (``type`` first, which the decoder reads fastest) and the time format live here.
 Times are RFC 3339 UTC with microseconds (``2026-11-23T10:15:00.123456Z``): fixed width,
-so their strings sort as the times do. Section 7's supply events encode here already;
-the decoder does not take them yet.
+so their strings sort as the times do.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from enum import Enum
 
 import msgspec
 
-from atp.events import SUPPLY_TYPE_NAMES, TYPE_NAMES, Event, Micros, SupplyEvent
+from atp.events import TYPE_NAMES, Event, Micros
 
 TIME_FIELDS = frozenset({"occurred_at", "as_of", "expires_at", "expected_at"})
 OPTIONAL = b""
@@ -38,22 +37,19 @@ def _second(seconds: int) -> str:
     return (_EPOCH + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
 
 
-_TYPE_NAMES: dict[type, str] = {**TYPE_NAMES, **SUPPLY_TYPE_NAMES}
 _FIELDS: dict[type, tuple[tuple[str, bool], ...]] = {
-    kind: tuple((field.name, field.default is None) for field in dataclasses.fields(kind)) for kind in _TYPE_NAMES
+    kind: tuple((field.name, field.default is None) for field in dataclasses.fields(kind)) for kind in TYPE_NAMES
 }
 
-Encodable = Event | SupplyEvent
 
-
-def event_fields(kind: type[Encodable]) -> tuple[tuple[str, bool], ...]:
+def event_fields(kind: type[Event]) -> tuple[tuple[str, bool], ...]:
     """Each field of an event type in contract order, with whether it is optional."""
     return _FIELDS[kind]
 
 
-def event_body(event: Encodable) -> dict[str, object]:
+def event_body(event: Event) -> dict[str, object]:
     """The event as its contract JSON object; optional fields that are unset are left out."""
-    body: dict[str, object] = {"type": _TYPE_NAMES[type(event)]}
+    body: dict[str, object] = {"type": TYPE_NAMES[type(event)]}
     for name, _ in event_fields(type(event)):
         value = getattr(event, name)
         if value is None:
@@ -66,11 +62,11 @@ def event_body(event: Encodable) -> dict[str, object]:
     return body
 
 
-def encode_event(event: Encodable) -> bytes:
+def encode_event(event: Event) -> bytes:
     return _encoder.encode(event_body(event))
 
 
-def event_template(kind: type[Encodable], slots: Mapping[str, bytes]) -> bytes:
+def event_template(kind: type[Event], slots: Mapping[str, bytes]) -> bytes:
     """A ``%``-template of ``kind``'s contract JSON, for producers that fill many events at once.
 
     ``slots`` gives each field's value as a ``%`` format with the JSON quoting it needs
@@ -81,7 +77,7 @@ def event_template(kind: type[Encodable], slots: Mapping[str, bytes]) -> bytes:
     unknown = set(slots) - {name for name, _ in event_fields(kind)}
     if unknown:
         raise ValueError(f"{kind.__name__} has no field {sorted(unknown)}")
-    parts = [b'{"type":"%s"' % _TYPE_NAMES[kind].encode()]
+    parts = [b'{"type":"%s"' % TYPE_NAMES[kind].encode()]
     for name, optional in event_fields(kind):
         slot = slots.get(name)
         if slot is None:

@@ -173,12 +173,14 @@ Event = (
     | Receipt
     | Adjustment
     | InventorySnapshot
+    | SupplyExpected
+    | SupplyCancelled
 )
 
 TransferEvent = TransferShipped | TransferReceived | TransferCancelled
 
 SupplyEvent = SupplyExpected | SupplyCancelled
-"""Contract section 7's own events; kept out of ``Event`` until the state, the decoder and the topics take them."""
+"""Contract section 7's own events (on ``erp.supply``)."""
 
 
 def event_time(event: Event) -> Micros:
@@ -201,17 +203,13 @@ TYPE_NAMES: Final[dict[type, str]] = {
     Receipt: "receipt",
     Adjustment: "adjustment",
     InventorySnapshot: "snapshot",
-}
-
-SUPPLY_TYPE_NAMES: Final[dict[type, str]] = {
     SupplyExpected: "supply_expected",
     SupplyCancelled: "supply_cancelled",
 }
-"""Apart from ``TYPE_NAMES``: the decoder takes every name there as a type it decodes."""
 
 
 class Topic(StrEnum):
-    """The six inbound streams by role; their Kafka names are configuration."""
+    """The seven inbound streams by role; their Kafka names are configuration."""
 
     POS_SALES = "pos.sales"
     ECOM_RESERVATIONS = "ecom.reservations"
@@ -219,6 +217,7 @@ class Topic(StrEnum):
     INVENTORY_TRANSFERS = "inventory.transfers"
     RETURNS = "returns"
     ERP_INVENTORY = "erp.inventory"
+    ERP_SUPPLY = "erp.supply"
 
 
 TOPIC_TYPES: Final[dict[Topic, frozenset[str]]] = {
@@ -230,4 +229,5 @@ TOPIC_TYPES: Final[dict[Topic, frozenset[str]]] = {
     ),
     Topic.RETURNS: frozenset({"return"}),
     Topic.ERP_INVENTORY: frozenset({"snapshot", "adjustment", "receipt"}),
+    Topic.ERP_SUPPLY: frozenset({"supply_expected", "supply_cancelled"}),
 }

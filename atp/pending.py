@@ -12,13 +12,15 @@ class PendingChange:
     record restates the SKU whole. ``journal_marks``: per touched node, the journal length
     at the first touch, so only the entries after it are new (0 when the journal was
     rewritten by a count or folded by a prune). ``pruned``: history older than the horizon
-    was forgotten, the ``dropped_*`` records with it. Dicts, not sets, keep first-touch
-    order, which restores every dict of the state in the same order as the live one.
+    was forgotten, the ``dropped_*`` records with it. ``supply_lines``/``supply_etas``: the
+    touched lines and transfer ETAs of ``atp.supply.ExpectedSupply``. Dicts, not sets, keep
+    first-touch order, which restores every dict of the state in the same order as the live one.
     """
 
     __slots__ = (
         "whole", "journal_marks", "reservations", "transfers", "event_ids", "pruned",
-        "dropped_reservations", "dropped_transfers",
+        "dropped_reservations", "dropped_transfers", "supply_lines", "supply_etas",
+        "dropped_lines", "dropped_etas",
     )
 
     def __init__(self, *, whole: bool) -> None:
@@ -30,3 +32,7 @@ class PendingChange:
         self.pruned = False
         self.dropped_reservations: dict[str, None] = {}
         self.dropped_transfers: dict[TransferKey, None] = {}
+        self.supply_lines: dict[str, None] = {}
+        self.supply_etas: dict[TransferKey, None] = {}
+        self.dropped_lines: dict[str, None] = {}
+        self.dropped_etas: dict[TransferKey, None] = {}

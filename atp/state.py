@@ -1,4 +1,4 @@
-"""Per-SKU state: every node's position, reservations, transfers, de-duplication."""
+"""Per-SKU state: every node's position, reservations, transfers, expected supply, de-duplication."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from atp.events import (
     Return,
     Sale,
     SaleVoid,
+    SupplyCancelled,
+    SupplyExpected,
     TransferCancelled,
     TransferReceived,
     TransferShipped,
@@ -31,6 +33,7 @@ from atp.positions import NodePosition, Position
 from atp.rejections import RejectCode, Rejection
 from atp.reservations import Reservation, Transfer
 from atp.rules import RuleSet
+from atp.supply import ExpectedSupply
 
 HOUR: Micros = 3_600_000_000
 DAY: Micros = 24 * HOUR
@@ -57,8 +60,8 @@ class Retention:
 DEFAULT_RETENTION = Retention()
 
 
-
-_SNAPSHOT_FORMAT = 2
+_SNAPSHOT_FORMAT = 3
+_BEFORE_SUPPLY = 2  # the format before ``supply``, still read
 
 _Restorable = TypeVar("_Restorable", Position, Reservation, Transfer)
 
@@ -96,7 +99,7 @@ class SkuState:
     __slots__ = (
         "sku", "positions", "counted_atp", "reservations", "transfers", "seen",
         "horizon", "watermark", "as_of", "unsourced", "contrib", "shown", "rules_version",
-        "expiry_due", "pending",
+        "expiry_due", "supply", "pending",
     )
     _PERSISTED = __slots__[:-1]  # ``pending`` describes the last snapshot, not the state
 
@@ -115,6 +118,7 @@ class SkuState:
         self.shown: dict[str, int] = {}
         self.rules_version = ""
         self.expiry_due: Micros | None = None  # no counting reservation expires before this
+        self.supply: ExpectedSupply | None = None  # made by the first event that feeds it (section 7)
         self.pending = PendingChange(whole=True)  # what changed since the last ``atp.changes.take_change``
 
     # -- commands ---------------------------------------------------------------
@@ -229,7 +233,7 @@ class SkuState:
             {rid: r.__getstate__() for rid, r in self.reservations.items()},
             {key: t.__getstate__() for key, t in self.transfers.items()},
             self.seen, self.horizon, self.watermark, self.as_of, self.unsourced, self.contrib, self.shown,
-            self.rules_version, self.expiry_due,
+            self.rules_version, self.expiry_due, None if self.supply is None else self.supply.__getstate__(),
         )
 
     @staticmethod
@@ -241,10 +245,12 @@ class SkuState:
 
     @staticmethod
     def from_flat(loaded: tuple[Any, ...]) -> SkuState:
-        if not isinstance(loaded, tuple) or not loaded or loaded[0] != _SNAPSHOT_FORMAT:
+        if not isinstance(loaded, tuple) or not loaded or loaded[0] not in (_BEFORE_SUPPLY, _SNAPSHOT_FORMAT):
             raise TypeError(f"not a SkuState snapshot: {type(loaded).__name__}")
+        if loaded[0] == _BEFORE_SUPPLY:
+            loaded = (*loaded, None)
         (_, sku, positions, counted_atp, reservations, transfers, seen, horizon, watermark, as_of, unsourced,
-         contrib, shown, rules_version, expiry_due) = loaded
+         contrib, shown, rules_version, expiry_due, supply) = loaded
         state = SkuState(sku)
         state.positions = {node: _restored(Position, values) for node, values in positions.items()}
         state.counted_atp = counted_atp
@@ -253,6 +259,7 @@ class SkuState:
         state.seen, state.horizon, state.watermark, state.as_of = seen, horizon, watermark, as_of
         state.unsourced, state.contrib, state.shown = unsourced, contrib, shown
         state.rules_version, state.expiry_due = rules_version, expiry_due
+        state.supply = None if supply is None else _restored_supply(supply)
         state.pending = PendingChange(whole=False)
         return state
 
@@ -260,6 +267,8 @@ class SkuState:
         return tuple(getattr(self, name) for name in self._PERSISTED)
 
     def __setstate__(self, state: tuple[object, ...]) -> None:
+        if len(state) == len(self._PERSISTED) - 1:  # pickled before ``supply``
+            state = (*state, None)
         for name, value in zip(self._PERSISTED, state, strict=True):
             setattr(self, name, value)
         self.pending = PendingChange(whole=True)
@@ -278,11 +287,14 @@ class SkuState:
             marks = self.pending.journal_marks
             if node not in marks:
                 marks[node] = len(position.journal)
-        if node not in rules.nodes:
-            changes.touched_undeclared = True
-            if node not in changes.undeclared:
-                changes.undeclared.append(node)
+        if node not in rules.nodes:  # inline: this runs for every event
+            _note_undeclared(node, changes)
         return position
+
+    def _expected_supply(self) -> ExpectedSupply:
+        if self.supply is None:
+            self.supply = ExpectedSupply()
+        return self.supply
 
     def _sync(self, rules: RuleSet, now: Micros, changes: _Changes) -> None:
         if rules.version != self.rules_version:
@@ -390,6 +402,21 @@ class SkuState:
                 pending.transfers.pop(key, None)
                 pending.dropped_transfers[key] = None
         self.transfers = transfers
+        if self.supply is not None:
+            self._prune_supply(self.supply, horizon, pending)
+
+    def _prune_supply(self, supply: ExpectedSupply, horizon: Micros, pending: PendingChange) -> None:
+        lines, etas = supply.lines, supply.etas
+        if not supply.prune(horizon, self.transfers):
+            return
+        for supply_id in lines:
+            if supply_id not in supply.lines:
+                pending.supply_lines.pop(supply_id, None)
+                pending.dropped_lines[supply_id] = None
+        for key in etas:
+            if key not in supply.etas:
+                pending.supply_etas.pop(key, None)
+                pending.dropped_etas[key] = None
 
     def _finish(
         self, changes: _Changes, rules: RuleSet, status: Status, rejection: Rejection | None = None,
@@ -423,10 +450,22 @@ class SkuState:
         )
 
 
+def _restored_supply(values: Any) -> ExpectedSupply:
+    supply = ExpectedSupply()
+    supply.__setstate__(values)
+    return supply
+
+
+def _note_undeclared(node: str, changes: _Changes) -> None:
+    changes.touched_undeclared = True
+    if node not in changes.undeclared:
+        changes.undeclared.append(node)
+
+
 # -- one handler per event type -------------------------------------------------
 
 
-_Counted = Sale | SaleVoid | Receipt
+_Counted = Sale | SaleVoid
 
 
 def _on_hand(delta_sign: int) -> Callable[[SkuState, _Counted, Micros, RuleSet, _Changes], None]:
@@ -449,6 +488,13 @@ def _phantom_sale(state: SkuState, event: _Counted | Pick, node: str, before: in
             IncidentKind.PHANTOM_SALE, state.sku, event.event_id, event.qty, before, min(event.qty, -after),
             event.occurred_at, node=node, node_type=declared.type if declared is not None else None,
         ))
+
+
+def _receipt(state: SkuState, event: Receipt, now: Micros, rules: RuleSet, changes: _Changes) -> None:
+    state._position(event.node, rules, changes).add_on_hand(event.qty, event.occurred_at)
+    if event.reference is not None:  # it may receive an expected-supply line (section 7)
+        state._expected_supply().receive(event)
+        state.pending.supply_lines[event.reference] = None
 
 
 def _adjustment(state: SkuState, event: Adjustment, now: Micros, rules: RuleSet, changes: _Changes) -> None:
@@ -510,6 +556,9 @@ def _shipped(state: SkuState, event: TransferShipped, now: Micros, rules: RuleSe
     transfer = state._transfer(event)
     transfer.shipped += event.qty
     state._recount_transfer(transfer, event.to_node, rules, changes)
+    if event.expected_at is not None:  # the transfer's in-transit qty is expected supply (section 7)
+        state._expected_supply().ship(event)
+        state.pending.supply_etas[(event.transfer_id, event.from_node, event.to_node)] = None
 
 
 def _received(state: SkuState, event: TransferReceived, now: Micros, rules: RuleSet, changes: _Changes) -> None:
@@ -526,10 +575,18 @@ def _cancelled(state: SkuState, event: TransferCancelled, now: Micros, rules: Ru
     state._recount_transfer(transfer, event.to_node, rules, changes)
 
 
+def _supply(state: SkuState, event: SupplyExpected | SupplyCancelled, now: Micros, rules: RuleSet,
+            changes: _Changes) -> None:
+    state._expected_supply().apply(event)
+    state.pending.supply_lines[event.supply_id] = None
+    if isinstance(event, SupplyExpected) and event.node not in rules.nodes:
+        _note_undeclared(event.node, changes)
+
+
 _HANDLERS: dict[type, Callable[..., None]] = {
     Sale: _on_hand(-1),
     SaleVoid: _on_hand(+1),
-    Receipt: _on_hand(+1),
+    Receipt: _receipt,
     Adjustment: _adjustment,
     Return: _return,
     InventorySnapshot: _snapshot,
@@ -539,6 +596,8 @@ _HANDLERS: dict[type, Callable[..., None]] = {
     TransferShipped: _shipped,
     TransferReceived: _received,
     TransferCancelled: _cancelled,
+    SupplyExpected: _supply,
+    SupplyCancelled: _supply,
 }
 
 

@@ -13,6 +13,7 @@ import gc
 import logging
 import signal
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from types import FrameType
@@ -113,8 +114,11 @@ def connect(settings: ApiSettings, blocking_reads_ms: int = 0) -> RedisClient:
     return Redis.from_pool(pool)
 
 
-def create_app(settings: ApiSettings) -> FastAPI:
-    """Builds the API; raises ``AuthConfigError`` when no keys are set and auth is not switched off."""
+def create_app(settings: ApiSettings, *, clock: Callable[[], float] = time.time) -> FastAPI:
+    """Builds the API; raises ``AuthConfigError`` when no keys are set and auth is not switched off.
+
+    ``clock``: seconds since the epoch; promise dates count days from its UTC date (tests move it).
+    """
     keyring = _keyring(settings)
     metrics = ApiMetrics()
     keys = Keys(settings.redis_prefix)
@@ -161,7 +165,7 @@ def create_app(settings: ApiSettings) -> FastAPI:
             hub=hub, sse_heartbeat_s=settings.sse_heartbeat_s,
             limiter=SharedRateLimits.over(settings.redis_url.get_secret_value(), redis, settings.redis_prefix,
                                           settings.redis_timeout_s), freshness=freshness,
-            skus=SkuReader(redis, keys, cache), rule_sets=RuleSets(redis, keys), sampler=sampler,
+            skus=SkuReader(redis, keys, cache), rule_sets=RuleSets(redis, keys), sampler=sampler, clock=clock,
         )
         # Everything built so far lives as long as the process: keep it out of every future garbage
         # collection, whose full passes would otherwise walk it all and stall requests for milliseconds.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from availability_api.auth import KeyRing
@@ -34,6 +35,8 @@ class Context:
     skus: SkuReader
     """SKU hashes, through the read cache when it is live."""
     rule_sets: RuleSets
+    """The whole active rule set (explanations, promise dates), parsed from what the flow runs."""
     sampler: CounterSampler
     """The flow's counters every few seconds: the operations page's sparklines."""
-    """The whole active rule set (explanations), parsed from what the flow runs."""
+    clock: Callable[[], float]
+    """Seconds since the epoch (``time.time``): *today*, the UTC date of promise dates, comes from it."""

@@ -174,10 +174,12 @@ def describe_validation_error(error: Mapping[str, Any]) -> tuple[int, str, str, 
         return 400, "malformed_body", "body", f"request body is not valid JSON: {detail}"
     field = field_name(loc)
     if kind == "string_pattern_mismatch":
-        code = "invalid_sku" if field == "sku" or field.startswith("skus[") else "invalid_request"
-        return 422, code, field, f"{field} must be {ID_RULE}"
+        is_sku = field == "sku" or field.startswith("skus[") or field.endswith(".sku")  # lines[3].sku
+        return 422, "invalid_sku" if is_sku else "invalid_request", field, f"{field} must be {ID_RULE}"
     if kind == "too_long" and field == "skus":
         return 422, "too_many_skus", field, f"at most {MAX_BATCH} SKUs per request"
+    if kind == "too_long" and field == "lines":
+        return 422, "too_many_lines", field, f"at most {MAX_BATCH} lines per request"
     if kind == "extra_forbidden":
         return 422, "unknown_field", field, f"unknown field {field!r}"
     if len(loc) == 1 and loc[0] == "body":

@@ -35,8 +35,8 @@ from availability_api.freshness import HEADER, Freshness
 from availability_api.types import ID_PATTERN, MAX_BATCH
 
 SINGLE_PREFIX = "/v1/availability/"
-EXPLAIN_SUFFIX = "/explain"
-"""``/v1/availability/{sku}/explain`` is the explain route's (a SKU may hold ``/``, but not end so)."""
+ROUTE_SUFFIXES = ("/explain", "/schedule")
+"""``/v1/availability/{sku}/explain`` and ``…/schedule`` are other routes' (a SKU may hold ``/``, but not end so)."""
 BATCH_PATH = "/v1/availability/batch"
 _ID = re.compile(ID_PATTERN)
 _CHANNEL_QUERY = re.compile(rb"channel=([A-Za-z0-9._:/-]{1,64})")
@@ -71,7 +71,7 @@ class FastReads:
         """True when answered; False: pass on to the routes (nothing was consumed)."""
         ctx = _context(scope)
         sku = scope["path"][len(SINGLE_PREFIX):]
-        if ctx is None or not _ID.fullmatch(sku) or sku.endswith(EXPLAIN_SUFFIX):
+        if ctx is None or not _ID.fullmatch(sku) or sku.endswith(ROUTE_SUFFIXES):
             return False
         query: bytes = scope["query_string"]
         channel: str | None = None

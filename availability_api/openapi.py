@@ -22,8 +22,9 @@ _ERRORS: dict[int, tuple[str, str, str, str | None]] = {
           "-H 'Content-Type: application/json')", "unsupported_media_type",
           "the request body must be sent with Content-Type: application/json (got "
           "application/x-www-form-urlencoded)", "content-type"),
-    422: ("a request field is invalid (codes: invalid_sku, too_many_skus, unknown_channel, invalid_cursor, "
-          "invalid_position, feed_position_ahead, unknown_field, malformed_body, invalid_request)", "invalid_sku",
+    422: ("a request field is invalid (codes: invalid_sku, too_many_skus, too_many_lines, unknown_channel, "
+          "invalid_cursor, invalid_position, feed_position_ahead, unknown_field, malformed_body, invalid_request)",
+          "invalid_sku",
           "sku must be 1 to 64 characters of A-Z a-z 0-9 . _ - : /", "sku"),
     429: ("this API key made more requests than its rate_per_s (AVAIL_API_KEYS) allows, counted across every API "
           "process; retry after `Retry-After` seconds", "rate_limited",

@@ -35,8 +35,9 @@ from projection import Keys
 from projection.connect import slot_of
 
 Clock = Callable[[], float]
-Memo = dict[Any, bytes]
-"""Answers already rendered from one cached hash (by what else they depend on), so a hit renders nothing."""
+Memo = dict[Any, Any]
+"""What was worked out from one cached hash, by what else it depends on (answers rendered per channel view,
+schedules per channel, rule set and day), so a hit works nothing out again."""
 
 
 @dataclass(slots=True)

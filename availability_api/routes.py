@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Security
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from starlette.responses import Response, StreamingResponse
 
-from availability_api import queries, reads, sse
+from availability_api import promise, queries, reads, sse
 from availability_api.auth import ANONYMOUS_ADMIN, Principal
 from availability_api.context import Context
 from availability_api.delta_stream import follow
@@ -18,7 +18,15 @@ from availability_api.documents import SnapshotCursor, decode_snapshot_cursor, e
 from availability_api.errors import RateLimited, RulesUnavailable, Unauthorized
 from availability_api.freshness import HEADER, Freshness
 from availability_api.openapi import NO_ROUTE_404, STALE_HEADER, delta_stream_responses, error_responses
-from availability_api.schemas import BatchRequest, BatchResponse, ChannelSnapshot, SkuAvailability
+from availability_api.schemas import (
+    BatchRequest,
+    BatchResponse,
+    ChannelSnapshot,
+    PromiseRequest,
+    PromiseResponse,
+    SkuAvailability,
+    SkuSchedule,
+)
 from availability_api.types import DEFAULT_PAGE, ID_PATTERN, ID_RULE, MAX_PAGE, Document
 from projection.explain import explain_document
 
@@ -124,6 +132,41 @@ async def post_batch(body: BatchRequest, call: Authenticated) -> Response:
     return answer(*await reads.batch_answer(ctx, body.skus, channel, view, feeding))
 
 
+_UNKNOWN_CHANNEL_422: dict[int, tuple[str, str, str | None]] = {
+    422: ("unknown_channel", "unknown channel 'tv'; the active rules define: amazon, web", "channel"),
+}
+_PROMISE_DOC = (
+    "\n\nDays are UTC dates; *today* is the API clock's. Expected supply (purchase-order lines, advance "
+    "shipping notices, transfers with an ETA) counts from its sellable day, max(expected date, tomorrow) + "
+    "the rules' `promise.lead_days` of its node's type, up to today + `promise.horizon_days`, and only on "
+    "channels with `future_supply: true`; on any other channel every day shows today's number. Worked out "
+    "when asked, so the answer moves on at midnight without any new event."
+)
+
+
+# Before the single-SKU route, as the batch route is (a POST there would otherwise answer 405).
+@router.post(
+    "/v1/availability/promise", tags=["availability"], response_model=PromiseResponse,
+    summary="Promise dates for up to 1,000 order lines",
+    description=(
+        "For each line, in request order and each on its own (two lines of one SKU do not add up): `date`, the "
+        "earliest day from today on when the channel shows at least `qty`, and `available`, what it shows "
+        "then; `date` is null when no day within the horizon does, and `available` is then the number at the "
+        "horizon. A SKU never seen shows 0 (`date` null). Every SKU is read in one Redis round trip. Needs "
+        "`read`, `admin` or `read:<channel>`. Fields at fault are named like `lines[3].qty`; more than 1,000 "
+        "lines answer 422 naming `lines`." + _PROMISE_DOC + _FRESHNESS_DOC
+    ),
+    responses=_FRESH_200 | error_responses(400, 401, 403, 413, 415, 422, 429, 503, examples={
+        422: ("invalid_request", "lines[3].qty: Input should be greater than or equal to 1", "lines[3].qty"),
+    }),
+)
+async def post_promise(body: PromiseRequest, call: Authenticated) -> Response:
+    call.principal.require_read(body.channel)
+    lines = [(line["sku"], line["qty"]) for line in body.lines]
+    document = await promise.promise_answer(call.ctx, body.channel, lines)
+    return availability_response(document, call.ctx.freshness.current())
+
+
 @router.get(
     "/v1/availability/{sku:path}/explain", tags=["availability"],
     summary="How one channel's number of a SKU was computed",
@@ -150,6 +193,27 @@ async def get_explanation(
     if channel not in rules.channels:  # the rules changed between the two reads
         raise RulesUnavailable
     return json_response(explain_document(sku, channel, fields, rules))
+
+
+@router.get(
+    "/v1/availability/{sku:path}/schedule", tags=["availability"], response_model=SkuSchedule,
+    summary="One channel's availability of a SKU day by day, with expected supply",
+    description=(
+        "`available` is what the channel shows today (the number of `GET /v1/availability/{sku}?channel=`); "
+        "`schedule` lists, ascending, only the days after today on which the shown quantity changes, up to "
+        "today + `horizon_days`: the quantity holds from each date until the next. A SKU never seen answers "
+        "`available` 0 and an empty schedule. A SKU whose name ends in `/schedule` cannot be asked for here. "
+        "Needs `read`, `admin` or `read:<channel>`." + _PROMISE_DOC + _FRESHNESS_DOC
+    ),
+    responses=_FRESH_200 | error_responses(401, 403, 422, 429, 503, examples=_UNKNOWN_CHANNEL_422),
+)
+async def get_schedule(
+    sku: SkuPath, call: Authenticated,
+    channel: Annotated[str, Query(pattern=ID_PATTERN, description="a channel of the active rules", examples=["web"])],
+) -> Response:
+    call.principal.require_read(channel)
+    document = await promise.schedule_answer(call.ctx, sku, channel)
+    return availability_response(document, call.ctx.freshness.current())
 
 
 @router.get(

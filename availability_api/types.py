@@ -17,6 +17,8 @@ ID_PATTERN = r"^[A-Za-z0-9._:/-]{1,64}$"
 ID_RULE = "1 to 64 characters of A-Z a-z 0-9 . _ - : /"
 
 MAX_BATCH = 1000
+MAX_PROMISE_QTY = 1_000_000_000
+"""Largest qty of a promise line: far past any stock, and small enough for every JSON reader."""
 DEFAULT_PAGE = 500
 MAX_PAGE = 5000
 

@@ -1,4 +1,4 @@
-"""Kafka in (the six inbound topics) and out (the dead-letter topic)."""
+"""Kafka in (the seven inbound topics) and out (the dead-letter topic)."""
 
 from __future__ import annotations
 

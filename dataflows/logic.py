@@ -18,7 +18,7 @@ from dataflows.messages import ChannelDelta, DeadLetter, Inbound, SkuWrite
 from dataflows.rules_reload import ActiveRules, RulesChanged
 from dataflows.state_log import SkuRecord
 from dataflows.store_guard import Rebuild, Registry
-from projection import encode_position
+from projection import encode_arrivals, encode_position
 from projection.codec import AGE_SECONDS_BUCKETS, bucket_field
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -67,6 +67,7 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
         self.written_rules_version = ""
         self.written_unsourced: dict[str, int] = {}
         self.written_channels: set[str] = set()
+        self.written_supply = ""  # encode_arrivals of the SKU's open supply, as last written
 
     @classmethod
     def resumed(cls, active: ActiveRules, state: SkuState, version: int, generation: str,
@@ -175,6 +176,10 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
                                if write.full or unsourced.get(c, 0) != self.written_unsourced.get(c, 0)}
         else:
             unsourced = {}
+        supply = state.supply
+        arrivals = encode_arrivals(supply.arrivals(state.transfers)) if supply else ""
+        if write.full or arrivals != self.written_supply:
+            write.supply = arrivals
         write.rules_changed = rules_changed
         if not write.changed:
             if write.counts or write.incidents:
@@ -183,6 +188,7 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
         self.full_write_pending = False
         self.written_rules_version = state.rules_version
         self.written_unsourced = unsourced
+        self.written_supply = arrivals
         if write.full or rules_changed:
             self.written_channels = (self.written_channels | write.channels.keys()) - set(write.removed_channels)
         self.version = write.version = max(self.version + 1, now)

@@ -89,6 +89,7 @@ class SkuWrite:
     unsourced: dict[str, int] = field(default_factory=dict)  # channel -> reserved at no node (0: gone)
     removed_channels: list[str] = field(default_factory=list)  # no longer in the rules
     rules_changed: bool = False  # written under another rules_version before
+    supply: str | None = None  # open expected supply (projection.encode_arrivals): None unchanged, "" none left
     incidents: list[Incident] = field(default_factory=list)  # oversells and phantom sales of the events behind it
     event_ids: tuple[str, ...] = ()  # the applied events behind it, only while DEBUG logs trace them
 
@@ -96,7 +97,7 @@ class SkuWrite:
     def changed(self) -> bool:
         return self.full or self.rules_changed or bool(
             self.positions or self.channels or self.unsourced or self.removed_channels
-        )
+        ) or self.supply is not None
 
 
 @dataclass(frozen=True, slots=True)

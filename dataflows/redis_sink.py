@@ -38,6 +38,7 @@ from projection import (
     CHANNEL_PREFIX,
     NODE_PREFIX,
     RULES_VERSION,
+    SUPPLY,
     UNSOURCED_PREFIX,
     Keys,
     consumer_lag_field,
@@ -190,6 +191,8 @@ def coalesce(items: Sequence[SinkItem]) -> Coalesced:
                     held.channels.pop(channel, None)
                 held.channels.update(item.channels)
                 held.unsourced.update(item.unsourced)
+                if item.supply is not None:
+                    held.supply = item.supply
                 held.removed_channels = sorted(
                     (set(held.removed_channels) - item.channels.keys()) | set(item.removed_channels)
                 )
@@ -207,6 +210,8 @@ def coalesce(items: Sequence[SinkItem]) -> Coalesced:
 def sku_arguments(write: SkuWrite) -> list[Any]:
     deletes = [CHANNEL_PREFIX + c for c in write.removed_channels]
     deletes += [UNSOURCED_PREFIX + c for c, qty in write.unsourced.items() if not qty]
+    if write.supply == "" and not write.full:  # no open supply left: an absent field means none
+        deletes.append(SUPPLY)
     args: list[Any] = [write.version, 1 if write.full else 0, len(deletes), *deletes]
     if write.as_of is not None:
         args += [AS_OF, write.as_of]
@@ -218,6 +223,8 @@ def sku_arguments(write: SkuWrite) -> list[Any]:
     for channel, qty in write.unsourced.items():
         if qty:
             args += [UNSOURCED_PREFIX + channel, qty]
+    if write.supply:
+        args += [SUPPLY, write.supply]
     return args
 
 

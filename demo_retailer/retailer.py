@@ -18,6 +18,13 @@ Choices the contract leaves open:
 - A shipment is received (1 in 20: cancelled) ``TRANSIT_EVENTS`` events later.
 - Ids are ``<run id>-<sequence>`` (``R-``/``T-`` prefixed for reservations and
   transfers); the run id comes from the start time and the seed.
+- Purchase orders open expected-supply lines at DCs, due in 2 to 12 days; a third of the
+  updates make a line late by 1 to 5 days, a fifth change its qty, one in ten cancel it.
+  A supplier receipt at a DC receives the oldest open line of that SKU and DC (by its
+  ``reference``), else names a PO of its own.
+- The launch SKU (the catalogue's last) opens at 0 everywhere with two PO lines on the
+  way (``LAUNCH_SUPPLY``); 5 % of web reservations are its pre-orders, held 14 days, so
+  a channel with ``future_supply`` shows when it can be promised.
 - Poison messages (``poison_ratio``) are not JSON, carry a string or zero ``qty``,
   an unknown ``type`` or a malformed time, on a random inbound topic.
 
@@ -44,10 +51,18 @@ from demo_retailer.catalog import Nodes, StockBook, build_catalog, default_nodes
 log = logging.getLogger(__name__)
 
 MIX: Final = (
-    ("sale", 64), ("sale_void", 1), ("reserve", 12), ("release", 4), ("pick", 6), ("transfer", 4),
-    ("return", 3), ("receipt", 3), ("adjustment", 2), ("cycle_count", 1),
+    ("sale", 61), ("sale_void", 1), ("reserve", 12), ("release", 4), ("pick", 6), ("transfer", 4),
+    ("return", 3), ("receipt", 3), ("adjustment", 2), ("cycle_count", 1), ("purchase_order", 2),
+    ("supply_update", 1),
 )
-"""Percent of the steady-state events by kind; ``transfer`` is shipped, then received or cancelled."""
+"""Percent of the steady-state events by kind; ``transfer`` is shipped, then received or cancelled;
+``purchase_order`` opens an expected-supply line at a DC, ``supply_update`` revises one (often later)
+or cancels it."""
+LAUNCH_PREORDERS: Final = 0.05
+"""Share of web reservations that are pre-orders of the launch SKU (no stock yet, a PO on its way)."""
+LAUNCH_SUPPLY: Final = ((400, 9), (600, 16))
+"""The launch SKU's purchase-order lines at the first DC: (qty, days from the start until expected)."""
+PREORDER_HOLD_MS: Final = 14 * 24 * 3_600_000
 CHANNELS: Final = (("web", 50), ("amazon", 20), ("walmart", 15), ("store_pickup", 15))
 TRANSIT_EVENTS: Final = 2_500  # a shipment is received (or cancelled) at least this many events later
 ADJUSTMENTS: Final = (("shrink", -2, -1), ("damaged", -1, -1), ("found", 1, 2), ("recount", -3, 3), ("theft", -3, -1))
@@ -65,6 +80,15 @@ class _Reservation(NamedTuple):
     channel: str
     qty: int
     expires_ms: int
+
+
+class _Line(NamedTuple):
+    supply_id: str
+    sku: int
+    node: int
+    qty: int
+    expected_ms: int
+    revision: int
 
 
 class _Transfer(NamedTuple):
@@ -113,6 +137,9 @@ class DemoRetailer:
         self._stock = self._initial_stock()
         self._reservations: list[_Reservation] = []
         self._transfers: deque[_Transfer] = deque()
+        self._lines: dict[str, _Line] = {}
+        self.launch_sku = len(self.catalog.skus) - 1
+        self._launch_lines = deque(LAUNCH_SUPPLY)  # they go out first after the counts
         self._recent_sales: deque[tuple[int, int, int]] = deque(maxlen=64)
         self._kinds = tuple(getattr(self, f"_{kind}") for kind, _ in MIX)
         self._kind_weights = _cumulative(MIX)
@@ -143,6 +170,9 @@ class DemoRetailer:
             topic, sku, event = next(self._stock)
         elif self.poison_ratio and rng.random() < self.poison_ratio:
             return self._poison()
+        elif self._launch_lines:
+            qty, days = self._launch_lines.popleft()
+            topic, sku, event = self._open_line(self.launch_sku, self.nodes.dcs[0], qty, self._t + days * 86_400_000)
         else:
             topic, sku, event = self._kinds[bisect.bisect_right(self._kind_weights, rng.random() * 100)]()
         self.counts[TYPE_NAMES[type(event)]] += 1
@@ -174,7 +204,7 @@ class DemoRetailer:
             for node in nodes:
                 position = book.position(sku, node)
                 par = book.par(position)
-                on_hand = 0 if rng.random() < 0.02 else rng.randint(par // 3 + 1, par)
+                on_hand = 0 if rng.random() < 0.02 or sku == self.launch_sku else rng.randint(par // 3 + 1, par)
                 book.count(position, on_hand, as_of)
                 yield self._count(sku, node, on_hand, as_of)
 
@@ -190,7 +220,7 @@ class DemoRetailer:
         rng, book = self._rng, self.book
         qty = 1 if rng.random() < 0.85 else 2
         for _ in range(4):  # an empty shelf sends the shopper to another item
-            sku = self.catalog.pick(rng)
+            sku = self._popular_sku()
             node = rng.choice(self.catalog.stores[sku])
             if book.on_hand[book.position(sku, node)] >= qty:
                 break
@@ -209,7 +239,9 @@ class DemoRetailer:
     def _reserve(self) -> _Built:
         rng = self._rng
         channel = CHANNELS[bisect.bisect_right(self._channel_weights, rng.random() * 100)][0]
-        sku = self.catalog.pick(rng)
+        if channel == "web" and rng.random() < LAUNCH_PREORDERS:
+            return self._preorder()
+        sku = self._popular_sku()
         qty = rng.choice((1, 1, 1, 1, 1, 1, 1, 1, 2, 3))
         node: int | None = None
         if channel == "store_pickup":
@@ -223,6 +255,65 @@ class DemoRetailer:
                                  self._now_us, None if node is None else self.nodes.ids[node],
                                  reservation.expires_ms * 1000)
         return Topic.ECOM_RESERVATIONS, sku, reserve
+
+    def _popular_sku(self) -> int:
+        """A SKU by popularity, never the launch SKU: nothing sells or restocks it but its pre-orders and POs."""
+        while (sku := self.catalog.pick(self._rng)) == self.launch_sku:
+            pass
+        return sku
+
+    def _next_reorder(self, stores: bool) -> int | None:
+        while (position := self.book.next_reorder(stores)) is not None:
+            if self.book.sku_node(position)[0] != self.launch_sku:
+                return position
+        return None
+
+    def _preorder(self) -> _Built:
+        """A web pre-order of the launch SKU: not sourced, held until the stock is there."""
+        sku, qty = self.launch_sku, self._rng.choice((1, 1, 1, 2))
+        reservation_id = self._id("R-")
+        reserve = events.Reserve(self._id(), self.catalog.skus[sku], reservation_id, "web", qty, self._now_us,
+                                 None, (self._t + PREORDER_HOLD_MS) * 1000)
+        return Topic.ECOM_RESERVATIONS, sku, reserve
+
+    def _open_line(self, sku: int, node: int, qty: int, expected_ms: int) -> _Built:
+        line = _Line(f"PO-{4_500_000_000 + self._seq}/1", sku, node, qty, expected_ms, 0)
+        self._lines[line.supply_id] = line
+        return self._line_event(line)
+
+    def _line_event(self, line: _Line) -> _Built:
+        expected = events.SupplyExpected(self._id(), self.catalog.skus[line.sku], line.supply_id,
+                                         self.nodes.ids[line.node], line.qty, line.expected_ms * 1000, self._now_us)
+        return Topic.ERP_SUPPLY, line.sku, expected
+
+    def _purchase_order(self) -> _Built:
+        rng, book = self._rng, self.book
+        position = self._next_reorder(stores=False)
+        if position is None:
+            sku = self._popular_sku()
+            position = book.position(sku, rng.choice(self.nodes.dcs))
+        sku, node = book.sku_node(position)
+        qty = max(1, -(-max(book.deficit(position), book.par(position) // 2) // 12)) * 12
+        return self._open_line(sku, node, qty, self._t + rng.randint(2, 12) * 86_400_000)
+
+    def _supply_update(self) -> _Built:
+        rng = self._rng
+        candidates = [line for line in self._lines.values() if line.sku != self.launch_sku]
+        if not candidates:
+            return self._purchase_order()
+        line = rng.choice(candidates)
+        draw = rng.random()
+        if draw < 0.1:
+            del self._lines[line.supply_id]
+            cancelled = events.SupplyCancelled(self._id(), self.catalog.skus[line.sku], line.supply_id, self._now_us)
+            return Topic.ERP_SUPPLY, line.sku, cancelled
+        if draw < 0.3:
+            line = line._replace(qty=max(12, line.qty + rng.choice((-24, -12, 12, 24))), revision=line.revision + 1)
+        else:  # the supplier is late
+            line = line._replace(expected_ms=line.expected_ms + rng.randint(1, 5) * 86_400_000,
+                                 revision=line.revision + 1)
+        self._lines[line.supply_id] = line
+        return self._line_event(line)
 
     def _open_reservation(self) -> _Reservation | None:
         """A random open reservation, removed from the pool; expired ones are dropped on the way."""
@@ -246,7 +337,7 @@ class DemoRetailer:
     def _pick(self) -> _Built:
         reservation = self._open_reservation()
         if reservation is None:  # a walk-in order picked without a prior hold
-            sku = self.catalog.pick(self._rng)
+            sku = self._popular_sku()
             node = self._stocked(sku, self.nodes.dcs, 1)
             self.book.move(self.book.position(sku, node), -1, self._t)
             return self._pick_event(sku, node, 1, None)
@@ -280,9 +371,9 @@ class DemoRetailer:
 
     def _ship(self) -> _Built:
         rng, book = self._rng, self.book
-        position = book.next_reorder(stores=True)
+        position = self._next_reorder(stores=True)
         if position is None:  # nothing short: a routine top-up of a random shelf
-            sku = self.catalog.pick(rng)
+            sku = self._popular_sku()
             position = book.position(sku, rng.choice(self.catalog.stores[sku]))
         sku, target = book.sku_node(position)
         sources = [dc for dc in self.nodes.dcs if dc != target]
@@ -307,7 +398,7 @@ class DemoRetailer:
 
     def _return(self) -> _Built:
         rng = self._rng
-        sku = self.catalog.pick(rng)
+        sku = self._popular_sku()
         node = rng.choice(self.catalog.stores[sku] if rng.random() < 0.9 else self.nodes.dcs)
         qty = 1 if rng.random() < 0.9 else 2
         disposition = rng.choice(DISPOSITIONS)
@@ -318,9 +409,9 @@ class DemoRetailer:
 
     def _receipt(self) -> _Built:
         direct_to_store = self._rng.random() < 0.5  # vendors that deliver to stores themselves
-        position = self.book.next_reorder(stores=direct_to_store)
+        position = self._next_reorder(stores=direct_to_store)
         if position is None:
-            sku = self.catalog.pick(self._rng)
+            sku = self._popular_sku()
             node = self._rng.choice(self.catalog.stores[sku] if direct_to_store else self.nodes.dcs)
             position = self.book.position(sku, node)
         return self._receive(position)
@@ -329,14 +420,18 @@ class DemoRetailer:
         sku, node = self.book.sku_node(position)
         case = 6 if node in self.catalog.stores[sku] else 12
         qty = max(1, -(-self.book.deficit(position) // case)) * case
-        self.book.move(position, qty, self._t)
         reference = f"PO-{4_500_000_000 + self._seq}"
+        line = next((line for line in self._lines.values() if (line.sku, line.node) == (sku, node)), None)
+        if line is not None:  # the purchase order that was on its way arrives
+            del self._lines[line.supply_id]
+            qty, reference = line.qty, line.supply_id
+        self.book.move(position, qty, self._t)
         receipt = events.Receipt(*self._at(sku, node), qty, self._now_us, reference)
         return Topic.ERP_INVENTORY, sku, receipt
 
     def _adjustment(self) -> _Built:
         rng = self._rng
-        sku = self.catalog.pick(rng)
+        sku = self._popular_sku()
         node = rng.choice(self._sku_nodes[sku])
         position = self.book.position(sku, node)
         reason, low, high = rng.choice(ADJUSTMENTS)
@@ -349,7 +444,7 @@ class DemoRetailer:
 
     def _cycle_count(self) -> _Built:
         rng, book = self._rng, self.book
-        sku = self.catalog.pick(rng)
+        sku = self._popular_sku()
         node = rng.choice(self._sku_nodes[sku])
         position = book.position(sku, node)
         # as_of must not be before the position's last change (the count includes it) nor
@@ -369,7 +464,7 @@ class DemoRetailer:
 
     def _poison(self) -> Record:
         rng = self._rng
-        sku = self.catalog.pick(rng)
+        sku = self._popular_sku()
         node = rng.choice(self.catalog.stores[sku])
         value = poison_value(rng, *self._at(sku, node), self._ts)
         self.counts["poison"] += 1

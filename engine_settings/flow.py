@@ -21,6 +21,7 @@ class FlowSettings(CommonSettings):
     topic_inventory_transfers: str = Topic.INVENTORY_TRANSFERS.value
     topic_returns: str = Topic.RETURNS.value
     topic_erp_inventory: str = Topic.ERP_INVENTORY.value
+    topic_erp_supply: str = Topic.ERP_SUPPLY.value
     topic_dlq: str = "availability.dlq"
     topic_deltas_prefix: str = Field("availability.deltas.", description="per-channel delta topics: prefix + channel")
     feed_retention: int = Field(1_000_000, ge=1000, description="deltas kept per channel stream for SSE resume")
@@ -48,6 +49,7 @@ class FlowSettings(CommonSettings):
             self.topic_inventory_transfers: Topic.INVENTORY_TRANSFERS,
             self.topic_returns: Topic.RETURNS,
             self.topic_erp_inventory: Topic.ERP_INVENTORY,
+            self.topic_erp_supply: Topic.ERP_SUPPLY,
         }
         if len(roles) != len(Topic):
             raise ValueError("AVAIL_TOPIC_*: every inbound topic needs its own name")

@@ -28,14 +28,19 @@ from atp.events import (
     Return,
     Sale,
     SaleVoid,
+    SupplyCancelled,
+    SupplyExpected,
     Topic,
     TransferCancelled,
     TransferReceived,
     TransferShipped,
 )
+from atp.supply import Arrival
+from projection import SUPPLY, encode_arrivals
 from rulebook import load_rules
 from tests.support.engine import ADMIN_KEY, AMAZON_KEY, Engine, flow_log, running_engine, wait_for
 from tests.support.reference import Expected, expected
+from tests.support.streams import open_supply
 
 pytestmark = pytest.mark.integration
 
@@ -188,6 +193,11 @@ class TestBadInput:
             (Topic.RETURNS, b'{"type":"return","event_id":"p5","sku":"X","node":"n","qty":1,'
                             b'"disposition":"restock","occurred_at":"yesterday"}', "bad_timestamp"),
             (Topic.ERP_INVENTORY, b"[" * 70_000, "too_large"),
+            (Topic.ERP_SUPPLY, b'{"type":"supply_expected","event_id":"p7","sku":"X","supply_id":"PO-1","node":"n",'
+                               b'"qty":5,"expected_at":"next week","occurred_at":"2026-11-23T10:00:00Z"}',
+             "bad_timestamp"),
+            (Topic.ERP_SUPPLY, b'{"type":"supply_cancelled","event_id":"p8","sku":"X",'
+                               b'"occurred_at":"2026-11-23T10:00:00Z"}', "missing_field"),
         ]
         valid = [Receipt(f"{sku}-{i}", sku, "dc-east", 1, t + i) for i in range(5)]
         for i, (role, value, _) in enumerate(poison):
@@ -208,6 +218,33 @@ class TestBadInput:
         after = wait_for(engine.stats, lambda s: s.get("rejected:too_large", 0) > before.get("rejected:too_large", 0))
         for _, _, code in poison:
             assert after.get(f"rejected:{code}", 0) > before.get(f"rejected:{code}", 0)
+
+
+class TestExpectedSupply:
+    def test_lines_revisions_cancels_receipts_and_dated_transfers_reach_field_s(self, engine: Engine) -> None:
+        sku, t, day = new_sku(), now_us() - HOUR, 24 * HOUR
+        events: list[Event] = [
+            SupplyExpected(f"{sku}-1", sku, "PO-1", "dc-east", 40, t + 3 * day, t),
+            SupplyExpected(f"{sku}-2", sku, "PO-2", "store-001", 8, t + 5 * day, t + 1),
+            SupplyExpected(f"{sku}-3", sku, "PO-1", "dc-east", 30, t + 4 * day, t + 2),  # a revision
+            Receipt(f"{sku}-4", sku, "dc-east", 12, t + 3, "PO-1"),
+            TransferShipped(f"{sku}-5", sku, "t1", "dc-west", "store-002", 5, t + 4, t + 2 * day),
+            SupplyCancelled(f"{sku}-6", sku, "PO-2", t + 5),
+            SupplyExpected(f"{sku}-7", sku, "PO-1", "dc-east", 99, t + 9 * day, t + 1),  # older: ignored
+        ]
+        engine.produce(events)
+        want = open_supply(engine, [sku], events)[sku]
+        assert want == encode_arrivals([Arrival("dc-east", 18, t + 4 * day), Arrival("store-002", 5, t + 2 * day)])
+        got = wait_for(lambda: engine.sku_hash(sku).get(SUPPLY), lambda value: value == want)
+        assert got == want, flow_log(engine)
+        assert converges(engine, sku, events)[0].positions["dc-east"][0] == 12
+
+        done = [TransferReceived(f"{sku}-8", sku, "t1", "dc-west", "store-002", 5, t + 6),
+                Receipt(f"{sku}-9", sku, "dc-east", 18, t + 7, "PO-1")]
+        engine.produce(done)
+        hash_ = wait_for(lambda: engine.sku_hash(sku), lambda fields: SUPPLY not in fields)
+        assert SUPPLY not in hash_, "no open supply left: the field is deleted"
+        assert open_supply(engine, [sku], [*events, *done])[sku] == ""
 
 
 class TestExpiry:

@@ -1,4 +1,9 @@
-"""SIGKILL the flow mid-stream: after restart from recovery, nothing is lost or double-counted."""
+"""SIGKILL the flow mid-stream: after restart from recovery, nothing is lost or double-counted.
+
+The stream carries expected supply too (contract section 7): each SKU's field ``s`` must be
+what ``atp.supply`` computes from the whole stream, so the supply lines survive the restarts
+exactly (state logs and snapshots) and keep taking the events that come after.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from rulebook import load_rules
 from tests.integration.test_flow import now_us, observed_many
 from tests.support.engine import Engine, flow_log, wait_for
 from tests.support.reference import Expected, expected
-from tests.support.streams import random_stream
+from tests.support.streams import open_supply, random_stream, with_supply
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +37,7 @@ def test_sigkill_mid_stream_then_restart_matches_the_reference_model(fresh_engin
     engine.start_api()
     seed = int(os.environ.get("AVAIL_TEST_SEED", random.randrange(1_000_000)))
     skus = [f"TV-{seed}-{i:03d}" for i in range(120)]
-    events = random_stream(seed, skus, 12_000)
+    events = with_supply(seed, random_stream(seed, skus, 12_000), 1_200)
     engine.start_flow()
 
     produced = threading.Event()
@@ -71,6 +76,13 @@ def test_sigkill_mid_stream_then_restart_matches_the_reference_model(fresh_engin
         f"seed {seed}: {len(wrong)} SKUs differ, e.g. {wrong[0]}: got {got[wrong[0]]}, want {want[wrong[0]]}\n"
         + flow_log(engine)
     )
+    supply = open_supply(engine, skus, events)
+    stored = wait_for(lambda: {sku: engine.sku_hash(sku).get("s", "") for sku in skus},
+                      lambda seen: seen == supply, timeout=10, every=0.5)
+    wrong = [sku for sku in skus if stored[sku] != supply[sku]]
+    assert not wrong, f"seed {seed}: field s of {len(wrong)} SKUs differs, e.g. {wrong[0]}: " \
+                      f"{stored[wrong[0]]!r} != {supply[wrong[0]]!r}"
+    assert sum(1 for value in supply.values() if value) > len(skus) // 2, "most SKUs have open supply"
     # Resumed from recovery, not from the start: a restart from offset 0 would apply
     # the first 30 % and 65 % again (about 1.95x in all); recovery replays one epoch.
     applied = engine.stats()["applied"]

@@ -1,4 +1,4 @@
-"""Poison input at volume on a real flow: thousands of messages, valid and not, on all six topics.
+"""Poison input at volume on a real flow: thousands of messages, valid and not, on all seven topics.
 
 The dead-letter topic must hold exactly the invalid ones, each with its original bytes and
 key, its source topic and the code the reference model (``test_fuzz_decoder.expected``)

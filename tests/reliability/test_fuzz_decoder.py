@@ -1,7 +1,7 @@
 """Poison input at volume, in process: the decoder against arbitrary bytes and near-valid JSON.
 
 Nothing may crash, and every outcome must be exactly what ``expected`` says. ``expected``
-is a reference model of contract section 1 and of the decisions in ``atp/decoding.py``'s
+is a reference model of contract sections 1 and 7 and of the decisions in ``atp/decoding.py``'s
 docstring, written over plain Python values (a list of key/value pairs, so duplicate keys
 survive) and independent of msgspec. With several faults in one message the contract lets
 the decoder report any one of them, so the model answers an Event or the set of faults
@@ -45,6 +45,8 @@ from atp.events import (
     Return,
     Sale,
     SaleVoid,
+    SupplyCancelled,
+    SupplyExpected,
     TransferCancelled,
     TransferReceived,
     TransferShipped,
@@ -151,11 +153,15 @@ SCHEMA: dict[str, dict[str, Spec]] = {
                        node=Spec(NODE, False), expires_at=Spec(TIME, False)),
     "release": _fields(reservation_id=Spec(ID), occurred_at=Spec(TIME), node=Spec(NODE, False),
                        qty=Spec(QTY, False)),
-    "transfer_shipped": _TRANSFER,
+    "transfer_shipped": {**_TRANSFER, "expected_at": Spec(TIME, False)},
     "transfer_received": _TRANSFER,
     "transfer_cancelled": _TRANSFER,
+    "supply_expected": _fields(supply_id=Spec(ID), node=Spec(NODE), qty=Spec(QTY), expected_at=Spec(TIME),
+                               occurred_at=Spec(TIME)),
+    "supply_cancelled": _fields(supply_id=Spec(ID), occurred_at=Spec(TIME)),
 }
 FIELD_NAMES = sorted({name for fields in SCHEMA.values() for name in fields})
+TIME_NAMES = ("occurred_at", "as_of", "expires_at", "expected_at")
 
 _STAMP = re.compile(r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d+))?(?:[Zz]|([+-])(\d\d):(\d\d))", re.ASCII)
 
@@ -252,7 +258,7 @@ def expected(pairs: Pairs, accepted: frozenset[str] | None = None) -> Outcome:
     if tag.startswith("transfer_") and v["from_node"] == v["to_node"]:
         return frozenset({(RejectCode.INVALID_VALUE, "to_node")})
     at: dict[str, int] = {}
-    for name in ("occurred_at", "as_of", "expires_at"):
+    for name in TIME_NAMES:  # the first bad one is reported
         if name in v:
             micros = reference_micros(v[name])
             if micros is None:
@@ -266,6 +272,13 @@ def expected(pairs: Pairs, accepted: frozenset[str] | None = None) -> Outcome:
 
 def _build(tag: str, v: dict[str, Any], at: dict[str, int]) -> Event:
     e, s = v["event_id"], v["sku"]
+    if tag == "supply_expected":
+        return SupplyExpected(e, s, v["supply_id"], v["node"], v["qty"], at["expected_at"], at["occurred_at"])
+    if tag == "supply_cancelled":
+        return SupplyCancelled(e, s, v["supply_id"], at["occurred_at"])
+    if tag == "transfer_shipped":
+        return TransferShipped(e, s, v["transfer_id"], v["from_node"], v["to_node"], v["qty"], at["occurred_at"],
+                               at.get("expected_at"))
     if tag in ("sale", "sale_void"):
         return (Sale if tag == "sale" else SaleVoid)(e, s, v["node"], v["qty"], at["occurred_at"])
     if tag == "receipt":
@@ -283,8 +296,7 @@ def _build(tag: str, v: dict[str, Any], at: dict[str, int]) -> Event:
                        at.get("expires_at"))
     if tag == "release":
         return Release(e, s, v["reservation_id"], at["occurred_at"])
-    cls = {"transfer_shipped": TransferShipped, "transfer_received": TransferReceived,
-           "transfer_cancelled": TransferCancelled}[tag]
+    cls = {"transfer_received": TransferReceived, "transfer_cancelled": TransferCancelled}[tag]
     return cls(e, s, v["transfer_id"], v["from_node"], v["to_node"], v["qty"], at["occurred_at"])
 
 
@@ -493,8 +505,15 @@ def _apart(pair: tuple[str, str]) -> tuple[str, str]:
     return source, target if target != source else ("b" if source != "b" else "c")
 
 
+def _transfer(t: tuple[Any, ...]) -> Event:
+    kind, event_id, sku, transfer_id, (source, target), qty, at, expected_at = t
+    if kind is TransferShipped:
+        return TransferShipped(event_id, sku, transfer_id, source, target, qty, at, expected_at)
+    return kind(event_id, sku, transfer_id, source, target, qty, at)  # type: ignore[no-any-return]
+
+
 _TRANSFERS = st.tuples(st.sampled_from([TransferShipped, TransferReceived, TransferCancelled]), ids, codes, ids,
-                       st.tuples(codes, codes).map(_apart), qtys, micros)
+                       st.tuples(codes, codes).map(_apart), qtys, micros, st.none() | micros)
 valid_events: st.SearchStrategy[Event] = st.one_of(
     st.builds(Sale, ids, codes, codes, qtys, micros),
     st.builds(SaleVoid, ids, codes, codes, qtys, micros),
@@ -506,7 +525,9 @@ valid_events: st.SearchStrategy[Event] = st.one_of(
     st.builds(InventorySnapshot, ids, codes, codes, st.integers(0, 1_000_000_000), micros),
     st.builds(Reserve, ids, codes, ids, codes, qtys, micros, st.none() | codes, st.none() | micros),
     st.builds(Release, ids, codes, ids, micros),
-    _TRANSFERS.map(lambda t: t[0](t[1], t[2], t[3], t[4][0], t[4][1], t[5], t[6])),
+    _TRANSFERS.map(_transfer),
+    st.builds(SupplyExpected, ids, codes, ids, codes, qtys, micros, micros),
+    st.builds(SupplyCancelled, ids, codes, ids, micros),
 )
 styles = st.builds(Style, st.sampled_from(["none", "ascii", "all", "mixed"]),
                    st.sampled_from(["", "", " ", "\n", "\t", "\r\n  "]), st.sampled_from(["", " ", "\n"]),
@@ -524,7 +545,7 @@ def spelled(draw: st.DrawFn, event_: Event) -> Pairs:
             if draw(st.booleans()):
                 pairs.append((name, None))
             continue
-        if name in ("occurred_at", "as_of", "expires_at"):
+        if name in TIME_NAMES:
             value = draw(stamps(value))
         elif isinstance(value, Disposition):
             value = value.value

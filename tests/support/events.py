@@ -12,6 +12,8 @@ from atp.events import (
     Return,
     Sale,
     SaleVoid,
+    SupplyCancelled,
+    SupplyExpected,
     Topic,
     TransferCancelled,
     TransferReceived,
@@ -26,5 +28,6 @@ TOPIC_OF: dict[type, Topic] = {
     TransferCancelled: Topic.INVENTORY_TRANSFERS,
     Return: Topic.RETURNS,
     Receipt: Topic.ERP_INVENTORY, Adjustment: Topic.ERP_INVENTORY, InventorySnapshot: Topic.ERP_INVENTORY,
+    SupplyExpected: Topic.ERP_SUPPLY, SupplyCancelled: Topic.ERP_SUPPLY,
 }
 

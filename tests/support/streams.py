@@ -18,9 +18,13 @@ from atp.events import (
     Reserve,
     Return,
     Sale,
+    SupplyCancelled,
+    SupplyExpected,
     TransferReceived,
     TransferShipped,
 )
+from atp.state import replay
+from projection import encode_arrivals
 from rulebook import load_rules
 from tests.support.engine import Engine
 from tests.support.reference import Expected, expected
@@ -66,6 +70,49 @@ def random_stream(seed: int, skus: list[str], count: int) -> list[Event]:
         if rng.random() < 0.05:
             events.append(events[rng.randrange(len(events))])  # a producer retry or replay
     return events
+
+
+def with_supply(seed: int, events: list[Event], count: int) -> list[Event]:
+    """``events`` with ``count`` section 7 events of the same SKUs spread among them (duplicates too).
+
+    Lines are opened, revised (a newer or an older revision), cancelled and received by
+    referenced receipts, and transfers shipped with an ETA, then received, in any order.
+    """
+    rng = random.Random(seed)
+    mixed = list(events)
+    skus = sorted({e.sku for e in events})
+    t0, day = now_us() - 2 * HOUR, 24 * HOUR
+    for i in range(count):
+        sku, line, at, eid = rng.choice(skus), f"po-{rng.randrange(6)}", t0 + SECOND + i * 1000, f"{seed}-s{i}"
+        roll = rng.random()
+        if roll < 0.45:
+            event: Event = SupplyExpected(eid, sku, line, rng.choice(NODES), rng.randint(1, 50),
+                                          t0 + rng.randint(-1, 20) * day, at + rng.randint(-60, 60) * SECOND)
+        elif roll < 0.55:
+            event = SupplyCancelled(eid, sku, line, at)
+        elif roll < 0.75:
+            event = Receipt(eid, sku, rng.choice(NODES[:3]), rng.randint(1, 20), at, line)
+        elif roll < 0.9:
+            event = TransferShipped(eid, sku, f"d{rng.randrange(4)}", "dc-west", "store-002", rng.randint(1, 5), at,
+                                    t0 + rng.randint(0, 10) * day)
+        else:
+            event = TransferReceived(eid, sku, f"d{rng.randrange(4)}", "dc-west", "store-002", rng.randint(1, 3), at)
+        mixed.insert(rng.randrange(len(mixed) + 1), event)
+        if rng.random() < 0.05:
+            mixed.insert(rng.randrange(len(mixed) + 1), event)  # a producer retry or replay
+    return mixed
+
+
+def open_supply(engine: Engine, skus: Sequence[str], events: Sequence[Event]) -> dict[str, str]:
+    """Field ``s`` of every SKU's hash as ``atp.supply`` computes it after ``events`` ("" when none is open)."""
+    rules = load_rules(engine.rules_dir)
+    by_sku: dict[str, list[Event]] = {sku: [] for sku in skus}
+    for event in events:
+        by_sku[event.sku].append(event)
+    now = now_us()
+    states = {sku: replay(sku, by_sku[sku], now=now, rules=rules) for sku in skus}
+    return {sku: encode_arrivals(state.supply.arrivals(state.transfers)) if state.supply else ""
+            for sku, state in states.items()}
 
 
 def seed_from_env() -> int:

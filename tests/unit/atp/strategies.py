@@ -1,5 +1,5 @@
 """Hypothesis strategies: random but valid event streams over a small world, so
-reservations, transfers and snapshots collide often."""
+reservations, transfers, snapshots and supply lines collide often."""
 
 from __future__ import annotations
 
@@ -19,11 +19,14 @@ from atp.events import (
     Return,
     Sale,
     SaleVoid,
+    SupplyCancelled,
+    SupplyExpected,
     TransferCancelled,
     TransferReceived,
     TransferShipped,
 )
 from atp.rules import Channel, Node, NodeSelector, RuleSet, SafetyStockMatch, SafetyStockRule
+from atp.supply import DAY
 
 SKU = "TV-55"
 T0 = 1_795_000_000_000_000  # 2026-11-18, µs
@@ -68,11 +71,33 @@ event_bodies: st.SearchStrategy[Event] = st.one_of(
 )
 
 
+# contract section 7: lines, their revisions, cancels and receipts, and dated shipments
+MIDNIGHT0 = T0 - T0 % DAY
+supply_ids = st.sampled_from(["po-1", "po-2", "asn-7"])
+coarse_times = st.integers(0, 6).map(lambda hours: T0 + hours * HOUR)  # revisions often tie
+expected_ats = st.builds(lambda day, at: MIDNIGHT0 + day * DAY + at,
+                         st.integers(-3, 25), st.sampled_from([0, 1, 9 * HOUR, DAY - 1]))
+node_pairs = st.lists(nodes, min_size=2, max_size=2, unique=True)
+
+supply_bodies: st.SearchStrategy[Event] = st.one_of(
+    st.builds(lambda sid, n, q, eta, at: SupplyExpected("", SKU, sid, n, q, eta, at),
+              supply_ids, nodes, st.integers(1, 60), expected_ats, coarse_times),
+    st.builds(lambda sid, at: SupplyCancelled("", SKU, sid, at), supply_ids, coarse_times),
+    st.builds(lambda sid, n, q, at: Receipt("", SKU, n, q, at, sid),
+              supply_ids, nodes, st.integers(1, 40), coarse_times),
+    st.builds(lambda tid, pair, q, at, eta: TransferShipped("", SKU, tid, pair[0], pair[1], q, at, eta),
+              transfer_ids, node_pairs, qty, coarse_times, expected_ats),
+)
+
+
 def _number(events: list[Event]) -> list[Event]:
     return [type(e)(f"e{i}", *[getattr(e, f) for f in e.__dataclass_fields__][1:]) for i, e in enumerate(events)]
 
 
 event_streams: st.SearchStrategy[list[Event]] = st.lists(event_bodies, min_size=1, max_size=40).map(_number)
+supply_streams: st.SearchStrategy[list[Event]] = st.lists(
+    st.one_of(event_bodies, supply_bodies), min_size=1, max_size=40).map(_number)
+"""Sections 1 and 7 mixed, about half each."""
 
 # the engine clock at the end of the stream: before, among or after the expiries
 clocks = st.integers(0, 60 * HOUR).map(lambda offset: T0 + offset)

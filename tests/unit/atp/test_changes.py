@@ -10,10 +10,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from atp.changes import CHANGE, WHOLE, Change, restore, take_change
-from atp.events import InventorySnapshot, Reserve, Sale, TransferReceived, TransferShipped
+from atp.events import (
+    InventorySnapshot,
+    Receipt,
+    Reserve,
+    Sale,
+    SupplyCancelled,
+    SupplyExpected,
+    TransferReceived,
+    TransferShipped,
+)
 from atp.rules import RuleSet
 from atp.state import HOUR, Retention, SkuState
-from tests.unit.atp.strategies import SKU, T0, clocks, event_streams, rule_sets
+from tests.unit.atp.strategies import SKU, T0, clocks, rule_sets, supply_streams
 
 
 def fields(state: SkuState) -> Any:
@@ -55,7 +64,7 @@ def live_and_restored(steps: list[tuple[str, object]], rules: list[RuleSet], ret
 
 @st.composite
 def histories(draw: st.DrawFn) -> tuple[list[tuple[str, object]], list[RuleSet]]:
-    events = draw(event_streams)
+    events = draw(supply_streams)
     rules = [draw(rule_sets()), draw(rule_sets())]
     steps: list[tuple[str, object]] = []
     for event in events:
@@ -76,7 +85,7 @@ class TestRestoredEqualsLive:
 
         assert fields(restored) == fields(live)
 
-    @given(histories(), event_streams, clocks, rule_sets())
+    @given(histories(), supply_streams, clocks, rule_sets())
     def test_restored_state_continues_like_the_live_one(self, history, more, now, rules) -> None:
         steps, rule_sets_used = history
         live, restored = live_and_restored(steps, rule_sets_used, Retention())
@@ -173,6 +182,62 @@ class TestRecordSize:
         restored = restore(stored([whole, change]))
         assert "r-new" not in restored.reservations and not restored.transfers
         assert fields(restored) == fields(state)
+
+
+class TestSupplyRecords:
+    def test_a_change_records_only_the_touched_lines_and_etas(self, rules: RuleSet) -> None:
+        state = SkuState(SKU)
+        for i in range(200):
+            state.apply(SupplyExpected(f"line-{i}", SKU, f"po-{i}", "dc-east", 5, T0 + 86_400_000_000, T0 + i),
+                        now=T0 + 1_000, rules=rules)
+        whole = take_change(state)
+
+        state.apply(Receipt("rcv-1", SKU, "dc-east", 2, T0 + 500, "po-7"), now=T0 + 1_000, rules=rules)
+        state.apply(TransferShipped("ship-1", SKU, "t1", "dc-west", "dc-east", 3, T0 + 600, T0 + 2 * 86_400_000_000),
+                    now=T0 + 1_000, rules=rules)
+        change = take_change(state)
+
+        assert len(pickle.dumps(change)) < len(pickle.dumps(whole)) / 20
+        restored = restore(stored([whole, change]))
+        assert restored.supply is not None and restored.supply.lines["po-7"][5] == 2
+        assert fields(restored) == fields(state)
+
+    def test_a_sku_without_supply_records_none_and_restores_none(self, rules: RuleSet) -> None:
+        state = SkuState(SKU)
+        state.apply(sale(1), now=T0, rules=rules)
+        whole = take_change(state)
+        state.apply(sale(2), now=T0, rules=rules)
+
+        restored = restore(stored([whole, take_change(state)]))
+
+        assert state.supply is None and restored.supply is None
+
+    def test_pruned_lines_are_recorded_as_dropped(self, rules: RuleSet) -> None:
+        state = SkuState(SKU)
+        retention = Retention(window=HOUR, max_event_ids=100_000, prune_every=HOUR)
+        for event in (SupplyExpected("line-1", SKU, "po-1", "dc-east", 5, T0 + HOUR, T0),
+                      SupplyCancelled("cancel-1", SKU, "po-1", T0 + 1),
+                      SupplyExpected("line-2", SKU, "po-2", "dc-east", 5, T0 + HOUR, T0 + 2)):
+            state.apply(event, now=T0, rules=rules, retention=retention)
+        whole = take_change(state)
+
+        state.apply(Sale("late", SKU, "store-001", 1, T0 + 3 * HOUR), now=T0 + 3 * HOUR, rules=rules,
+                    retention=retention)
+        change = take_change(state)
+
+        restored = restore(stored([whole, change]))
+        assert state.supply is not None and list(state.supply.lines) == ["po-2"]  # open lines stay
+        assert fields(restored) == fields(state)
+
+    def test_records_written_before_supply_still_restore(self, rules: RuleSet) -> None:
+        state = SkuState(SKU)
+        state.apply(sale(1), now=T0, rules=rules)
+        kind, flat = take_change(state)
+        state.apply(sale(2), now=T0, rules=rules)
+        change_kind, change = take_change(state)
+        older = [(kind, (2, *flat[1:-1])), (change_kind, change[:-1])]  # format 2 and a 15-field change
+
+        assert fields(restore(stored(older))) == fields(state)
 
 
 class TestRestore:

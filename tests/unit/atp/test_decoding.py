@@ -29,6 +29,8 @@ from atp.events import (
     Return,
     Sale,
     SaleVoid,
+    SupplyCancelled,
+    SupplyExpected,
     Topic,
     TransferCancelled,
     TransferEvent,
@@ -511,3 +513,106 @@ def reference_micros(text: str) -> int | None:
 )
 def test_any_rfc3339_text_matches_a_field_by_field_reference(text: str) -> None:
     assert decoding.parse_timestamp(text) == reference_micros(text)
+
+
+# -- contract section 7: the supply events and a dated shipment (the engine's decoder only:
+# load_tests/decode_alternative.py, the benchmark's runner-up, stops at section 1) ---------
+
+ETA = "2026-12-01T08:00:00+01:00"
+ETA_US = 1_796_108_400_000_000  # 2026-12-01T07:00:00Z
+SUPPLY: dict[str, tuple[dict[str, Any], Event]] = {
+    "supply_expected": (
+        {"event_id": "e-10", "type": "supply_expected", "sku": "TV-55", "supply_id": "PO-4711/1",
+         "node": "dc-east", "qty": 40, "expected_at": ETA, "occurred_at": AT},
+        SupplyExpected("e-10", "TV-55", "PO-4711/1", "dc-east", 40, ETA_US, AT_US),
+    ),
+    "supply_cancelled": (
+        {"event_id": "e-11", "type": "supply_cancelled", "sku": "TV-55", "supply_id": "PO-4711/1",
+         "occurred_at": AT},
+        SupplyCancelled("e-11", "TV-55", "PO-4711/1", AT_US),
+    ),
+}  # fmt: skip
+SUPPLY_REQUIRED = [(t, f) for t, (body, _) in SUPPLY.items() for f in body if f != "type"]
+ON_ERP_SUPPLY = TOPIC_TYPES[Topic.ERP_SUPPLY]
+decode = decoding.decode_event
+
+
+def supply(type_name: str, **changes: Any) -> bytes:
+    body = SUPPLY[type_name][0] | changes
+    return orjson.dumps({k: v for k, v in body.items() if v is not ...})
+
+
+class TestSupplyEvents:
+    @pytest.mark.parametrize("type_name", SUPPLY)
+    def test_each_decodes_with_every_field_on_erp_supply(self, type_name: str) -> None:
+        assert decode(supply(type_name), ON_ERP_SUPPLY) == SUPPLY[type_name][1]
+
+    def test_erp_supply_takes_only_the_supply_types(self) -> None:
+        assert ON_ERP_SUPPLY == {"supply_expected", "supply_cancelled"}
+        assert_rejected(decode(value("receipt"), ON_ERP_SUPPLY), RejectCode.WRONG_TOPIC, "type")
+        assert_rejected(decode(supply("supply_expected"), TOPIC_TYPES[Topic.ERP_INVENTORY]), RejectCode.WRONG_TOPIC,
+                        "type")
+        assert_rejected(decode(supply("supply_expected", type="supply_expectd"), ON_ERP_SUPPLY),
+                        RejectCode.UNKNOWN_TYPE, "type")
+
+    def test_an_expected_date_in_the_past_is_valid(self) -> None:
+        event = decode(supply("supply_expected", expected_at="2020-01-01T00:00:00Z"))
+        assert isinstance(event, SupplyExpected) and event.expected_at == 1_577_836_800_000_000
+
+    @pytest.mark.parametrize(("type_name", "field"), SUPPLY_REQUIRED)
+    def test_missing_required_field_is_missing_field(self, type_name: str, field: str) -> None:
+        assert_rejected(decode(supply(type_name, **{field: ...})), RejectCode.MISSING_FIELD, field)
+
+    @pytest.mark.parametrize(("type_name", "field"), SUPPLY_REQUIRED)
+    def test_null_required_field_is_wrong_type(self, type_name: str, field: str) -> None:
+        assert_rejected(decode(supply(type_name, **{field: None})), RejectCode.WRONG_TYPE, field)
+
+    @pytest.mark.parametrize("type_name", SUPPLY)
+    @pytest.mark.parametrize("bad", ["", "x" * 129, "é" * 129])
+    def test_supply_id_not_1_to_128_chars_is_invalid_id(self, type_name: str, bad: str) -> None:
+        assert_rejected(decode(supply(type_name, supply_id=bad)), RejectCode.INVALID_ID, "supply_id")
+
+    def test_a_supply_id_of_128_characters_of_any_kind_is_valid(self) -> None:
+        assert isinstance(decode(supply("supply_cancelled", supply_id="é" * 128)), SupplyCancelled)
+
+    @pytest.mark.parametrize("bad", [0, -1, 1_000_001, 2**64 - 1])
+    def test_qty_outside_1_to_a_million_is_out_of_range(self, bad: int) -> None:
+        assert_rejected(decode(supply("supply_expected", qty=bad)), RejectCode.QTY_OUT_OF_RANGE, "qty")
+
+    @pytest.mark.parametrize(("field", "bad"), [("qty", 4.0), ("qty", "4"), ("supply_id", 4711), ("node", 1),
+                                                ("expected_at", 1_796_108_400)])
+    def test_fields_of_the_wrong_json_type_are_wrong_type(self, field: str, bad: object) -> None:
+        assert_rejected(decode(supply("supply_expected", **{field: bad})), RejectCode.WRONG_TYPE, field)
+
+    @pytest.mark.parametrize(("field", "code"), [("sku", RejectCode.INVALID_SKU), ("node", RejectCode.INVALID_NODE)])
+    def test_sku_and_node_outside_the_charset_are_refused(self, field: str, code: RejectCode) -> None:
+        assert_rejected(decode(supply("supply_expected", **{field: "TV 55"})), code, field)
+
+    @pytest.mark.parametrize("bad", ["2026-12-01", "2026-12-01T08:00:00", "next week", "2026-02-30T00:00:00Z"])
+    def test_a_bad_expected_at_is_a_bad_timestamp(self, bad: str) -> None:
+        assert_rejected(decode(supply("supply_expected", expected_at=bad)), RejectCode.BAD_TIMESTAMP, "expected_at")
+
+    def test_occurred_at_is_checked_before_expected_at(self) -> None:
+        both = supply("supply_expected", expected_at="soon", occurred_at="now")
+        assert_rejected(decode(both), RejectCode.BAD_TIMESTAMP, "occurred_at")
+        assert_rejected(decode(supply("supply_cancelled", occurred_at="now")), RejectCode.BAD_TIMESTAMP,
+                        "occurred_at")
+
+
+class TestDatedShipment:
+    def test_transfer_shipped_may_carry_expected_at(self) -> None:
+        event = decode(value("transfer_shipped", expected_at=ETA), TOPIC_TYPES[Topic.INVENTORY_TRANSFERS])
+        assert event == TransferShipped("e-transfer_shipped", "TV-55", "TR-1", "dc-east", "store-001", 12, AT_US,
+                                        ETA_US)
+
+    def test_null_expected_at_means_none(self) -> None:
+        assert decode(value("transfer_shipped", expected_at=None)) == VALID["transfer_shipped"][1]
+
+    @pytest.mark.parametrize("bad", ["tomorrow", "2026-12-01T08:00:00", 1_796_108_400])
+    def test_a_bad_expected_at_is_refused(self, bad: object) -> None:
+        code = RejectCode.WRONG_TYPE if isinstance(bad, int) else RejectCode.BAD_TIMESTAMP
+        assert_rejected(decode(value("transfer_shipped", expected_at=bad)), code, "expected_at")
+
+    @pytest.mark.parametrize("type_name", ["transfer_received", "transfer_cancelled"])
+    def test_other_transfer_events_ignore_expected_at(self, type_name: str) -> None:
+        assert decode(value(type_name, expected_at="not a time")) == VALID[type_name][1]

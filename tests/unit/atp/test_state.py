@@ -16,6 +16,8 @@ from atp.events import (
     Return,
     Sale,
     SaleVoid,
+    SupplyCancelled,
+    SupplyExpected,
     TransferCancelled,
     TransferReceived,
     TransferShipped,
@@ -25,6 +27,7 @@ from atp.positions import NodePosition
 from atp.rejections import RejectCode
 from atp.rules import Channel, Node, NodeSelector, Publish, RuleSet, SafetyStockMatch, SafetyStockRule
 from atp.state import Retention, SkuState
+from atp.supply import Arrival
 
 # Fixture rule set. With SKU "SOCK-1" stores hold back a safety stock of 2 and dc-east none, so:
 #   web          = dc-east atp + (store-001 atp − 1)
@@ -995,3 +998,129 @@ class TestSerialisation:
 
         assert twice.node_positions() == state.node_positions()
         assert twice.channels() == state.channels()
+
+
+# -- contract section 7: the SKU's expected supply -------------------------------------
+
+ETA = at(3 * DAY_MINUTES)
+
+
+def expected(qty: int, supply_id: str = "PO-1", node: str = "dc-east", *, eta: int = ETA, minute: int = 0,
+             event_id: str | None = None) -> SupplyExpected:
+    return SupplyExpected(_eid(event_id), SKU, supply_id, node, qty, eta, at(minute))
+
+
+def supply_cancelled(supply_id: str = "PO-1", *, minute: int = 0, event_id: str | None = None) -> SupplyCancelled:
+    return SupplyCancelled(_eid(event_id), SKU, supply_id, at(minute))
+
+
+def arrivals(state: SkuState) -> list[Arrival]:
+    return [] if state.supply is None else sorted(state.supply.arrivals(state.transfers))
+
+
+class TestExpectedSupply:
+    def test_a_sku_fed_only_section_1_events_holds_no_supply(self) -> None:
+        state = _state_after(receipt(5), shipped(2), sale(1), reserve(1))
+
+        assert state.supply is None
+
+    def test_a_line_is_open_supply_and_touches_no_position_or_channel(self) -> None:
+        state = SkuState(SKU)
+
+        outcome = _apply(state, expected(40, minute=1))
+
+        assert outcome.status is Status.APPLIED
+        assert (outcome.positions, outcome.channels) == ((), ())
+        assert state.positions == {} and arrivals(state) == [Arrival("dc-east", 40, ETA)]
+        assert outcome.as_of == at(1)
+
+    def test_the_newest_revision_holds_and_a_cancel_closes_the_line(self) -> None:
+        state = _state_after(expected(40, minute=5, eta=at(9 * DAY_MINUTES)), expected(10, "PO-1", "store-001",
+                                                                                        minute=1))
+        assert arrivals(state) == [Arrival("dc-east", 40, at(9 * DAY_MINUTES))]
+
+        _apply(state, supply_cancelled(minute=0))
+
+        assert arrivals(state) == []
+
+    def test_a_receipt_naming_the_line_counts_on_hand_and_receives_the_line(self) -> None:
+        state = _state_after(expected(40))
+
+        outcome = _apply(state, Receipt("rcv-1", SKU, "dc-east", 15, at(2), "PO-1"))
+
+        assert _pos(state).on_hand == 15 and [p.node for p in outcome.positions] == ["dc-east"]
+        assert arrivals(state) == [Arrival("dc-east", 25, ETA)]
+
+    def test_a_receipt_before_its_line_is_remembered(self) -> None:
+        state = _state_after(Receipt("rcv-1", SKU, "dc-east", 15, at(2), "PO-1"))
+        assert state.supply is not None and arrivals(state) == []
+
+        _apply(state, expected(40, minute=1))
+
+        assert arrivals(state) == [Arrival("dc-east", 25, ETA)]
+
+    def test_a_dated_shipment_is_supply_until_it_is_received(self) -> None:
+        dated = TransferShipped("ship-1", SKU, "T1", "dc-east", "store-001", 6, at(1), ETA)
+        state = _state_after(receipt(10), dated)
+        assert arrivals(state) == [Arrival("store-001", 6, ETA)]
+
+        _apply(state, received(4, minute=2))
+        assert arrivals(state) == [Arrival("store-001", 2, ETA)]
+        _apply(state, received(2, minute=3))
+        assert arrivals(state) == []
+
+    def test_duplicates_have_no_further_effect(self) -> None:
+        state = _state_after(expected(40, event_id="line-1"), Receipt("rcv-1", SKU, "dc-east", 15, at(2), "PO-1"))
+
+        repeats = [_apply(state, e) for e in (expected(40, event_id="line-1"),
+                                              Receipt("rcv-1", SKU, "dc-east", 15, at(2), "PO-1"))]
+
+        assert [o.status for o in repeats] == [Status.DUPLICATE, Status.DUPLICATE]
+        assert arrivals(state) == [Arrival("dc-east", 25, ETA)] and _pos(state).on_hand == 15
+
+    def test_an_event_outside_the_window_feeds_no_supply(self) -> None:
+        retention = Retention(window=60 * MINUTE, max_event_ids=100_000, prune_every=60 * MINUTE)
+        state = SkuState(SKU)
+        _apply(state, sale(1, minute=600), now=at(600), retention=retention)
+
+        outcome = _apply(state, expected(40, minute=1), now=at(600), retention=retention)
+
+        assert outcome.status is Status.REJECTED and outcome.rejection is not None
+        assert outcome.rejection.code is RejectCode.OUTSIDE_WINDOW and state.supply is None
+
+    def test_an_erp_count_leaves_the_lines_alone(self) -> None:
+        state = _state_after(expected(40), Receipt("rcv-1", SKU, "dc-east", 15, at(2), "PO-1"))
+
+        _apply(state, snapshot(3, minute=10))
+
+        assert _pos(state).on_hand == 3 and arrivals(state) == [Arrival("dc-east", 25, ETA)]
+
+    def test_a_line_at_an_undeclared_node_counts_as_undeclared(self) -> None:
+        state = SkuState(SKU)
+
+        _, results = state.apply_many([expected(5, node="dc-south")], now=NOW, rules=RULES)
+
+        assert results[0].touched_undeclared and state.positions == {}
+
+    def test_pruning_forgets_closed_lines_and_keeps_open_ones(self) -> None:
+        retention = Retention(window=60 * MINUTE, max_event_ids=100_000, prune_every=60 * MINUTE)
+        state = SkuState(SKU)
+        _apply(state, expected(5, "PO-old", minute=1), supply_cancelled("PO-old", minute=2),
+               expected(7, "PO-open", minute=3), Receipt("rcv-1", SKU, "dc-east", 1, at(4), "PO-done"),
+               now=at(5), retention=retention)
+
+        _apply(state, sale(1, minute=300), now=at(300), retention=retention)
+
+        assert state.supply is not None and list(state.supply.lines) == ["PO-open"]
+        assert arrivals(state) == [Arrival("dc-east", 7, ETA)]
+
+    def test_serialisation_keeps_the_supply_and_reads_the_previous_format(self) -> None:
+        state = _state_after(expected(40), Receipt("rcv-1", SKU, "dc-east", 15, at(2), "PO-1"),
+                             TransferShipped("ship-1", SKU, "T1", "dc-east", "store-001", 6, at(1), ETA))
+
+        restored = SkuState.from_bytes(state.to_bytes())
+        before_supply = SkuState.from_flat((2, *state.flat()[1:-1]))
+
+        assert arrivals(restored) == arrivals(state) == [Arrival("dc-east", 25, ETA), Arrival("store-001", 6, ETA)]
+        assert restored.supply is not None and restored.supply.__getstate__() == state.supply.__getstate__()
+        assert before_supply.supply is None and before_supply.node_positions() == state.node_positions()

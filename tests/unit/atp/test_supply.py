@@ -26,26 +26,9 @@ from atp.state import SkuState
 from atp.supply import DAY, Arrival, ExpectedSupply, PromiseDate, Schedule, channel_schedule, utc_day
 from tests.support.reference import expected
 from tests.support.reference_supply import AnyEvent, reference_schedule
-from tests.unit.atp.strategies import HOUR, NODES, SKU, T0, clocks, event_bodies, qty, rule_sets, transfer_ids
+from tests.unit.atp.strategies import HOUR, SKU, T0, clocks, event_bodies, rule_sets, supply_bodies
 
 # -- strategies -------------------------------------------------------------------
-
-MIDNIGHT0 = T0 - T0 % DAY
-supply_ids = st.sampled_from(["po-1", "po-2", "asn-7"])
-coarse_times = st.integers(0, 6).map(lambda hours: T0 + hours * HOUR)  # revisions often tie
-expected_ats = st.builds(lambda day, at: MIDNIGHT0 + day * DAY + at,
-                         st.integers(-3, 25), st.sampled_from([0, 1, 9 * HOUR, DAY - 1]))
-node_pairs = st.lists(st.sampled_from(NODES), min_size=2, max_size=2, unique=True)
-
-supply_bodies: st.SearchStrategy[AnyEvent] = st.one_of(
-    st.builds(lambda sid, n, q, eta, at: SupplyExpected("", SKU, sid, n, q, eta, at),
-              supply_ids, st.sampled_from(NODES), st.integers(1, 60), expected_ats, coarse_times),
-    st.builds(lambda sid, at: SupplyCancelled("", SKU, sid, at), supply_ids, coarse_times),
-    st.builds(lambda sid, n, q, at: Receipt("", SKU, n, q, at, sid),
-              supply_ids, st.sampled_from(NODES), st.integers(1, 40), coarse_times),
-    st.builds(lambda tid, pair, q, at, eta: TransferShipped("", SKU, tid, pair[0], pair[1], q, at, eta),
-              transfer_ids, node_pairs, qty, coarse_times, expected_ats),
-)
 
 
 def _numbered(events: list[AnyEvent]) -> list[AnyEvent]:
@@ -63,24 +46,23 @@ def promise_terms(draw: st.DrawFn) -> tuple[int, dict[str, int]]:
     return draw(st.integers(1, 40)), lead_days
 
 
-# -- the engine side: SkuState for section 1, ExpectedSupply beside it, as the wiring will do --
+# -- the engine side: SkuState holds the supply; ``beside`` is fed by hand from the events it applied --
 
 class Engine:
     def __init__(self, now: int, rules: RuleSet) -> None:
         self.now, self.rules = now, rules
         self.state = SkuState(SKU)
-        self.supply = ExpectedSupply()
-        self.seen: set[str] = set()
+        self.beside = ExpectedSupply()
+
+    @property
+    def supply(self) -> ExpectedSupply:
+        return self.state.supply if self.state.supply is not None else ExpectedSupply()
 
     def apply(self, event: AnyEvent) -> None:
-        if isinstance(event, SupplyExpected | SupplyCancelled):
-            if event.event_id not in self.seen:
-                self.seen.add(event.event_id)
-                self.supply.apply(event)
-            return
         outcome = self.state.apply(event, now=self.now, rules=self.rules)
-        if outcome.status is Status.APPLIED and isinstance(event, Receipt | TransferShipped):
-            self.supply.apply(event)
+        if outcome.status is Status.APPLIED and isinstance(event, SupplyExpected | SupplyCancelled | Receipt
+                                                           | TransferShipped):
+            self.beside.apply(event)
 
     def schedule(self, channel: str, horizon_days: int, lead_days: dict[str, int], future_supply: bool) -> Schedule:
         holdings = [(node, p.on_hand, p.reserved) for node, p in self.state.positions.items()]
@@ -95,6 +77,7 @@ def run(events: list[AnyEvent], now: int, rules: RuleSet) -> Engine:
     engine = Engine(now, rules)
     for event in events:
         engine.apply(event)
+    assert engine.supply.__getstate__() == engine.beside.__getstate__()  # the state feeds it every applied event
     return engine
 
 

@@ -93,6 +93,37 @@ class TestAnswersBeforeRedis:
         assert wrong_method.status_code == 405
         assert wrong_method.json()["error"]["code"] == "method_not_allowed"
 
+    def test_a_schedule_without_a_channel_names_it_and_never_reaches_the_fast_path(self, app: FastAPI) -> None:
+        response = call(app, "GET", "/v1/availability/TV-55/schedule")
+        assert response.status_code == 422
+        assert response.json()["error"]["field"] == "channel"
+
+    def test_a_schedule_of_another_channel_is_forbidden(self, app: FastAPI) -> None:
+        response = call(app, "GET", "/v1/availability/TV-55/schedule?channel=web", key=AMAZON_KEY)
+        assert response.status_code == 403
+
+    @pytest.mark.parametrize(("body", "code", "field"), [
+        ({"lines": [{"sku": "TV-55", "qty": 1}]}, "invalid_request", "channel"),
+        ({"channel": "web", "lines": []}, "invalid_request", "lines"),
+        ({"channel": "web", "lines": [{"sku": "TV-55", "qty": 1}] * 1001}, "too_many_lines", "lines"),
+        ({"channel": "web", "lines": [{"sku": "A", "qty": 1}, {"sku": "B", "qty": 0}]}, "invalid_request",
+         "lines[1].qty"),
+        ({"channel": "web", "lines": [{"sku": "A", "qty": "2"}]}, "invalid_request", "lines[0].qty"),
+        ({"channel": "web", "lines": [{"sku": "bad sku", "qty": 1}]}, "invalid_sku", "lines[0].sku"),
+        ({"channel": "web", "lines": [{"sku": "A"}]}, "invalid_request", "lines[0].qty"),
+        ({"channel": "web", "lines": [{"sku": "A", "qty": 1, "note": "x"}]}, "unknown_field", "lines[0].note"),
+    ])
+    def test_a_bad_promise_body_names_the_field(self, app: FastAPI, body: object, code: str, field: str) -> None:
+        async def main() -> httpx.Response:
+            async with app.router.lifespan_context(app):
+                transport = httpx.ASGITransport(app=app)
+                async with httpx.AsyncClient(transport=transport, base_url="http://unit") as client:
+                    return await client.post("/v1/availability/promise", json=body, headers={"X-API-Key": KEY})
+
+        response = asyncio.run(main())
+        assert response.status_code == 422
+        assert (response.json()["error"]["code"], response.json()["error"]["field"]) == (code, field)
+
     def test_healthz(self, app: FastAPI) -> None:
         assert call(app, "GET", "/healthz", key=None).json() == {"status": "ok"}
 
@@ -102,6 +133,8 @@ class TestOpenApi:
         ("get", "/v1/availability/{sku}"): {"200", "401", "403", "404", "422", "429", "503"},
         ("post", "/v1/availability/batch"): {"200", "400", "401", "403", "413", "422", "429", "503"},
         ("get", "/v1/channels/{channel}/snapshot"): {"200", "401", "403", "422", "429", "503"},
+        ("get", "/v1/availability/{sku}/schedule"): {"200", "401", "403", "422", "429", "503"},
+        ("post", "/v1/availability/promise"): {"200", "400", "401", "403", "413", "422", "429", "503"},
         ("get", "/metrics"): {"200", "401", "403", "429"},
         ("get", "/healthz"): {"200"},
         ("get", "/readyz"): {"200", "503"},
@@ -132,6 +165,8 @@ class TestOpenApi:
         ("/v1/availability/{sku}", "get", "SkuAvailability"),
         ("/v1/availability/batch", "post", "BatchResponse"),
         ("/v1/channels/{channel}/snapshot", "get", "ChannelSnapshot"),
+        ("/v1/availability/{sku}/schedule", "get", "SkuSchedule"),
+        ("/v1/availability/promise", "post", "PromiseResponse"),
     ])
     def test_availability_answers_document_freshness(self, app: FastAPI, path: str, method: str, schema: str) -> None:
         spec = app.openapi()

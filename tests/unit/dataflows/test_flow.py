@@ -20,8 +20,20 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from atp.encoding import encode_event
-from atp.events import Event, Pick, Receipt, Reserve, Sale, Topic, TransferShipped
+from atp.events import (
+    Event,
+    Pick,
+    Receipt,
+    Reserve,
+    Sale,
+    SupplyCancelled,
+    SupplyExpected,
+    Topic,
+    TransferReceived,
+    TransferShipped,
+)
 from atp.rules import RuleSet
+from atp.supply import Arrival
 from dataflows.flow import FlowEdges, build_flow
 from dataflows.kafka_io import Decoder
 from dataflows.messages import Backlog, Counts, FeedItem, Release, SkuWrite
@@ -30,11 +42,12 @@ from dataflows.rules_reload import ActiveRules
 from dataflows.shards import Applied
 from dataflows.store_guard import Registry
 from engine_settings import FlowSettings
-from projection import decode_position
+from projection import decode_position, encode_arrivals
 from rulebook import check_sources
 from tests.support.events import TOPIC_OF
 from tests.support.reference import expected
-from tests.unit.atp.strategies import SKU, event_streams, rule_sets
+from tests.support.reference_supply import open_supply
+from tests.unit.atp.strategies import SKU, event_streams, rule_sets, supply_streams
 
 RULES = """\
 nodes:
@@ -88,6 +101,16 @@ class Outputs:
                 found.setdefault(write.sku, {})[node] = (
                     p.on_hand, p.reserved, p.in_transit, p.unsellable, p.safety_stock, p.atp)
         return found
+
+    def supply(self) -> dict[str, str]:
+        """Each SKU's field ``s`` as the Redis sink would leave it (absent: no open supply)."""
+        held: dict[str, str | None] = {}
+        for write in self.writes():
+            if write.full:
+                held[write.sku] = None
+            if write.supply is not None:
+                held[write.sku] = write.supply or None
+        return {sku: value for sku, value in held.items() if value is not None}
 
     def counts(self) -> dict[str, int]:
         total: dict[str, int] = {}
@@ -161,8 +184,64 @@ class TestFlowWiring:
         assert out.channels()["TV-55"] == {"web": 3, "amazon": 1}
 
 
+class TestSupplyFlow:
+    ETA = AT + 5 * 86_400_000_000
+
+    def test_supply_events_on_erp_supply_become_the_skus_open_supply(self) -> None:
+        events: list[Event] = [
+            SupplyExpected("s1", "TV-55", "PO-1", "dc-east", 40, self.ETA, AT),
+            Receipt("e1", "TV-55", "dc-east", 10, AT + 1),
+            SupplyExpected("s2", "TV-55", "PO-1", "dc-east", 30, self.ETA + 1, AT + 2),  # a revision
+            SupplyExpected("s3", "TV-55", "PO-2", "store-001", 5, self.ETA, AT + 3),
+            Receipt("e2", "TV-55", "dc-east", 12, AT + 4, "PO-1"),
+            TransferShipped("e3", "TV-55", "t1", "dc-east", "store-001", 4, AT + 5, self.ETA),
+            SupplyCancelled("s4", "TV-55", "PO-2", AT + 6),
+        ]
+        out = run_flow([[event_message(e, i)] for i, e in enumerate(events)])
+
+        assert out.supply() == {"TV-55": encode_arrivals([Arrival("dc-east", 18, self.ETA + 1),
+                                                          Arrival("store-001", 4, self.ETA)])}
+        assert out.positions()["TV-55"]["dc-east"][0] == 10 + 12 - 4
+        assert out.counts()["applied_by:erp.supply:supply_expected"] == 3
+        assert out.dead_letters == []
+
+    def test_supply_is_written_only_when_it_changes_and_deleted_when_none_is_left(self) -> None:
+        events: list[Event] = [
+            SupplyExpected("s1", "TV-55", "PO-1", "dc-east", 40, self.ETA, AT),
+            Sale("e1", "TV-55", "dc-east", 1, AT + 1),
+            TransferShipped("e2", "TV-55", "t1", "dc-east", "store-001", 4, AT + 2, self.ETA),
+            TransferReceived("e3", "TV-55", "t1", "dc-east", "store-001", 4, AT + 3),
+            SupplyCancelled("s2", "TV-55", "PO-1", AT + 4),
+        ]
+        out = run_flow([[event_message(e, i)] for i, e in enumerate(events)])
+
+        assert [w.supply for w in out.writes()] == [
+            encode_arrivals([Arrival("dc-east", 40, self.ETA)]),  # the first write is full
+            None,  # a sale: the supply did not change
+            encode_arrivals([Arrival("dc-east", 40, self.ETA), Arrival("store-001", 4, self.ETA)]),
+            encode_arrivals([Arrival("dc-east", 40, self.ETA)]),
+            "",  # none left: the field goes
+        ]
+        assert out.supply() == {}
+
+    def test_bad_supply_events_are_dead_letters(self) -> None:
+        line = SupplyExpected("s1", "TV-55", "PO-1", "dc-east", 40, self.ETA, AT)
+        bad_date = encode_event(line).replace(b'"expected_at":"', b'"expected_at":"soon')
+        out = run_flow([[
+            message(Topic.ERP_SUPPLY.value, 0, bad_date),
+            message(Topic.ERP_SUPPLY.value, 1, encode_event(Receipt("e1", "TV-55", "dc-east", 3, AT))),
+            message(Topic.ERP_INVENTORY.value, 2, encode_event(line)),
+            message(Topic.ERP_SUPPLY.value, 3, b'{"type":"supply_forecast","event_id":"x","sku":"TV-55"}'),
+        ]])
+
+        assert sorted((letter["error"], letter["field"], letter["offset"]) for letter in out.letters()) == [
+            ("bad_timestamp", "expected_at", 0), ("unknown_type", "type", 3), ("wrong_topic", "type", 1),
+            ("wrong_topic", "type", 2)]
+        assert out.supply() == {}
+
+
 class TestFlowAgainstTheReference:
-    @given(event_streams, rule_sets(), st.randoms(use_true_random=False))
+    @given(event_streams | supply_streams, rule_sets(), st.randoms(use_true_random=False))
     def test_any_stream_in_any_polls_ends_at_the_reference_numbers(
         self, events: list[Event], rules: RuleSet, rng: random.Random,
     ) -> None:
@@ -179,3 +258,5 @@ class TestFlowAgainstTheReference:
         shown = out.channels().get(SKU, {})
         assert set(shown) <= set(reference.channels)
         assert {channel: shown.get(channel, 0) for channel in reference.channels} == reference.channels
+        supply = encode_arrivals(Arrival(*line) for line in open_supply(events))
+        assert out.supply().get(SKU, "") == supply

@@ -93,12 +93,25 @@ class TestShapeOfTheStream:
         kinds["transfer"] = kinds.pop("transfer_shipped") + kinds.pop("transfer_received", 0) + kinds.pop(
             "transfer_cancelled", 0)
         kinds["cycle_count"] = kinds.pop("snapshot")
+        opened = {event["supply_id"] for _, event in steady if event["type"] == "supply_expected"}
+        kinds["purchase_order"] = len(opened) - 2  # the launch SKU's two lines go out before the mix
+        kinds["supply_update"] = kinds.pop("supply_expected") - len(opened) + kinds.pop("supply_cancelled", 0)
         for kind, percent in MIX:
             share = 100 * kinds[kind] / len(steady)
             assert share == pytest.approx(percent, abs=max(0.5, percent * 0.15)), (kind, share)
 
     def test_reservations_are_half_sourced_and_expire_later(self, stream):
-        reserves = [e for _, e in decoded(stream[1]) if e["type"] == "reserve"]
+        retailer, events = stream
+        launch = retailer.catalog.skus[retailer.launch_sku]
+        everything = [e for _, e in decoded(events) if e["type"] == "reserve"]
+
+        def held(event: dict) -> timedelta:
+            return datetime.fromisoformat(event["expires_at"]) - datetime.fromisoformat(event["occurred_at"])
+
+        preorders = [e for e in everything if held(e) > timedelta(days=1)]
+        reserves = [e for e in everything if held(e) <= timedelta(days=1)]
+        assert 0.02 < len(preorders) / len([e for e in everything if e["channel"] == "web"]) < 0.08
+        assert all(e["sku"] == launch and "node" not in e and e["channel"] == "web" for e in preorders)
         sourced = sum("node" in e for e in reserves) / len(reserves)
         assert 0.4 < sourced < 0.6
         assert {e["channel"] for e in reserves} == {"web", "amazon", "walmart", "store_pickup"}
@@ -286,3 +299,36 @@ class TestNodes:
         retailer = DemoRetailer(nodes, skus=20, clock=stepping_clock())
         for role, value in retailer.events(2_000):
             assert not isinstance(decode_event(value, ACCEPTED[role]), Rejection)
+
+
+class TestFutureSupply:
+    def test_lines_are_opened_revised_late_cancelled_and_received_by_reference(self, stream):
+        retailer, events = stream
+        lines: dict[str, dict] = {}
+        cancelled: set[str] = set()
+        late = received = 0
+        for _, event in decoded(events):
+            if event["type"] == "supply_expected":
+                before = lines.get(event["supply_id"])
+                assert event["node"].startswith("dc-") and event["supply_id"] not in cancelled
+                if before is not None:
+                    assert event["occurred_at"] >= before["occurred_at"]
+                    late += event["expected_at"] > before["expected_at"]
+                lines[event["supply_id"]] = event
+            elif event["type"] == "supply_cancelled":
+                assert event["supply_id"] in lines
+                cancelled.add(event["supply_id"])
+            elif event["type"] == "receipt" and event.get("reference") in lines:
+                line = lines[event["reference"]]
+                assert (event["sku"], event["node"], event["qty"]) == (line["sku"], line["node"], line["qty"])
+                received += 1
+        assert len(lines) > 100 and late > 20 and cancelled and received > 20
+
+    def test_the_launch_sku_opens_empty_with_its_purchase_orders_on_the_way(self, stream):
+        retailer, events = stream
+        launch = retailer.catalog.skus[retailer.launch_sku]
+        counts = [e for _, e in decoded(events[:len(retailer.positions)]) if e["sku"] == launch]
+        assert counts and all(e["on_hand"] == 0 for e in counts)
+        first = [e for _, e in decoded(events[len(retailer.positions):len(retailer.positions) + 2])]
+        assert [(e["type"], e["sku"], e["qty"]) for e in first] == [
+            ("supply_expected", launch, 400), ("supply_expected", launch, 600)]
