@@ -267,7 +267,8 @@ def parser() -> argparse.ArgumentParser:
     proposed = rules_commands.add_parser(
         "preview", help="what proposed rules would change, against the live numbers in Redis (writes nothing)")
     proposed.add_argument("directory", type=Path)
-    proposed.add_argument("--top", type=int, default=10, help="largest changes listed per channel (default 10)")
+    proposed.add_argument("--top", type=int, default=10,
+                          help="largest changes listed per channel, of numbers and of schedules (default 10)")
     proposed.add_argument("--json", action="store_true", help="machine-readable, with every change")
     proposed.add_argument("--redis", help=REDIS_HELP)
     proposed.set_defaults(handler=_rules_preview)

@@ -2,20 +2,27 @@
 
 Reads every SKU's positions and unsourced reservations from the Redis projection,
 computes each channel's number under the proposed rules (``atp.allocation``) and
-compares it with the number shown now. Nothing is written.
+compares it with the number shown now; for SKUs with open supply, also the days to come
+(``avail.schedule_preview``). Nothing is written.
 """
 
 from __future__ import annotations
 
 import heapq
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import orjson
+
 from atp.allocation import channel_numbers
+from atp.events import Micros
 from atp.rules import RuleSet
+from avail.schedule_preview import SchedulePreview
 from projection import CHANNEL_PREFIX, NODE_PREFIX, UNSOURCED_PREFIX, Keys, decode_position
 from projection.connect import SyncClient
+from rulebook import published_rules
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +64,9 @@ class Preview:
     proposed_version: str
     channels: dict[str, ChannelPreview]
     changes: list[Change]
+    schedules: SchedulePreview | None = None
+    """None when no rule set is published to compare the days to come with."""
+    proposes_future_supply: bool = False
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -66,6 +76,7 @@ class Preview:
                          for name, c in sorted(self.channels.items())},
             "changes": [{"sku": c.sku, "channel": c.channel, "before": c.before, "after": c.after}
                         for c in self.changes],
+            "schedules": None if self.schedules is None else self.schedules.to_json(),
         }
 
     def lines(self) -> Iterator[str]:
@@ -75,18 +86,26 @@ class Preview:
                    f"{c.after_total:,} ({c.after_total - c.before_total:+,})")
             for _, sku, before, after in sorted(c.top, reverse=True):
                 yield f"    {sku}: {before} -> {after} ({after - before:+})"
+        if self.schedules is not None:
+            yield from self.schedules.lines()
+        elif self.proposes_future_supply:
+            yield "schedules: not compared (no rule set published: is the flow running?)"
 
 
 def preview(client: SyncClient, keys: Keys, proposed: RuleSet, top: int = 10, chunk: int = 1000,
-            progress: Callable[[int], object] | None = None) -> Preview:
+            progress: Callable[[int], object] | None = None, now: Micros | None = None) -> Preview:
     """Compares the shown numbers in Redis with what ``proposed`` would show, SKU by SKU.
 
-    ``progress`` is called with the number of SKUs done after each chunk.
+    ``progress`` is called with the number of SKUs done after each chunk; ``now`` (default: the
+    wall clock) sets *today* for the schedules.
     """
     current = client.get(keys.rules_version)
     current_version = current.decode() if isinstance(current, bytes) else None
     channels: dict[str, ChannelPreview] = {}
     changes: list[Change] = []
+    live = _live_rules(client, keys)
+    schedules = None if live is None else SchedulePreview(
+        live, proposed, time.time_ns() // 1000 if now is None else now, keep=top)
     start = 0
     while True:
         skus = [s.decode() for s in cast(list[bytes], client.zrange(keys.skus, start, start + chunk - 1))]
@@ -117,4 +136,13 @@ def preview(client: SyncClient, keys: Keys, proposed: RuleSet, top: int = 10, ch
                 channels.setdefault(channel, ChannelPreview(channel)).add(sku, before_n, after_n, top)
                 if before_n != after_n or (channel in after) != (channel in shown):
                     changes.append(Change(sku, channel, before_n, after_n))
-    return Preview(current_version, proposed.version, channels, changes)
+            if schedules is not None:
+                schedules.add(sku, fields, after)
+    return Preview(current_version, proposed.version, channels, changes, schedules,
+                   any(c.future_supply for c in proposed.channels.values()))
+
+
+def _live_rules(client: SyncClient, keys: Keys) -> RuleSet | None:
+    """The rule set the flow publishes and the API answers schedules with; None if none is, or it does not load."""
+    raw: Any = client.get(keys.rules_source)
+    return None if raw is None else published_rules(orjson.loads(raw)["sources"])

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from atp.events import Event, Receipt, Reserve, Sale
+from atp.events import Event, Receipt, Reserve, Sale, SupplyExpected
+from atp.supply import DAY
 from rulebook import load_rules
 from tests.integration.test_flow import HOUR, now_us, observed_many
 from tests.support.engine import ADMIN_KEY, RULES_YAML, Engine, flow_log, wait_for
@@ -113,9 +114,17 @@ def test_a_valid_change_is_applied_without_restart_and_a_broken_one_is_refused(e
     assert fixed == f"rules {v2.version} active"
 
 
+# RULES_V2, and web promises what is on its way (contract section 7)
+PROPOSED = RULES_V2.replace("    node_buffer: {store: 1}\n", "    node_buffer: {store: 1}\n    future_supply: true\n") \
+    + "promise:\n  lead_days: {dc: 1}\n"
+
+
 def test_preview_matches_what_applying_then_shows(engine: Engine, tmp_path: Path) -> None:
     skus = [f"TV-preview-{engine.name}-{i:02d}" for i in range(25)]
     events = stock(skus)
+    for i, sku in enumerate(skus[:5]):  # a purchase-order line each, 3 days on
+        events[sku].append(SupplyExpected(f"{sku}-po", sku, "po-1", "dc-west", 10 * (i + 1), now_us() + 3 * DAY,
+                                          now_us() - HOUR))
     engine.produce([e for sku in skus for e in events[sku]])
     v1 = load_rules(engine.rules_dir)
     want_v1 = {sku: expected(sku, events[sku], now=now_us(), rules=v1) for sku in skus}
@@ -123,7 +132,7 @@ def test_preview_matches_what_applying_then_shows(engine: Engine, tmp_path: Path
 
     proposed = tmp_path / "proposed"
     proposed.mkdir()
-    (proposed / "rules.yaml").write_text(RULES_V2)
+    (proposed / "rules.yaml").write_text(PROPOSED)
     done = subprocess.run(  # noqa: S603
         [sys.executable, "-m", "avail", "rules", "preview", str(proposed), "--json"],
         env=engine.env(), capture_output=True, text=True, check=False, timeout=60,
@@ -141,10 +150,25 @@ def test_preview_matches_what_applying_then_shows(engine: Engine, tmp_path: Path
     assert amazon["changed"] == len(skus) and amazon["after_total"] < amazon["before_total"]
     assert report["channels"]["ebay"]["before_total"] == 0 and report["channels"]["ebay"]["after_total"] > 0
 
-    replace_rules(engine, RULES_V2)
+    web = report["schedules"]["channels"]["web"]  # flat before, the lines from their sellable day after
+    assert (web["skus"], web["changed"], web["horizon_days"]) == (5, 5, {"before": 30, "after": 30})
+    assert {c["sku"] for c in report["schedules"]["changes"]} == set(skus[:5])
+    predicted_schedules = {top["sku"]: top["after"] for top in web["top"]}
+
+    replace_rules(engine, PROPOSED)
     applied = wait_for(lambda: {sku: e.channels for sku, e in observed_many(engine, skus).items()},
                        lambda seen: seen == predicted, timeout=20)
     assert applied == predicted, flow_log(engine)
+
+    def schedules() -> dict[str, dict[str, object]]:
+        answers = [engine.get(f"/v1/availability/{sku}/schedule", channel="web") for sku in skus[:5]]
+        bodies = [a.json() for a in answers if a.status_code == 200]  # 503 while the API swaps rule sets
+        return {b["sku"]: {"available": b["available"], "first_date": b["today"] if b["available"] else
+                           next((s["date"] for s in b["schedule"] if s["available"]), None),
+                           "schedule": b["schedule"]} for b in bodies}
+
+    served = wait_for(schedules, lambda seen: seen == predicted_schedules, timeout=10)
+    assert served == predicted_schedules
 
 
 def test_a_flow_started_on_broken_rules_runs_the_last_published_set(
