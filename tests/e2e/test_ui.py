@@ -151,8 +151,9 @@ def test_a_refused_rules_change_shows_with_its_file_and_line(engine: Engine, pag
         staged.replace(rules)
         refused = page.get_by_test_id("rules-refused")
         expect(refused).to_contain_text(re.compile(rf"rules\.yaml:{line} channels\.amazon\.percent"), timeout=WAIT_MS)
+        # the page shows what readiness reports (read before the good rules go back)
+        assert "refused" in engine.get("/readyz", key="").json()["checks"]["rules"]["detail"], flow_log(engine)
     finally:
         staged = rules.with_suffix(".tmp")
         staged.write_text(good)
         staged.replace(rules)
-    assert "refused" in engine.get("/readyz", key="").json()["checks"]["rules"]["detail"], flow_log(engine)
