@@ -50,6 +50,8 @@ MARKERS = {
                                b'"to_node":"dc-west","qty":1',
     Topic.RETURNS: b'"type":"return","node":"dc-east","qty":1,"disposition":"restock"',
     Topic.ERP_INVENTORY: b'"type":"receipt","node":"dc-east","qty":1',
+    Topic.ERP_SUPPLY: b'"type":"supply_expected","supply_id":"S-%s","node":"dc-east","qty":1,'
+                      b'"expected_at":"2030-01-01T00:00:00Z"',
 }
 
 

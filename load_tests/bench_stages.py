@@ -8,7 +8,8 @@ touched shard each ``--epoch-events`` (records appended to state logs in a tempo
 directory, fsynced unless ``--no-sync``; the wall time of snapshots is reported apart,
 since fsync waits cost no CPU). Times are process CPU time, so a busy machine slows the
 run but hardly moves the numbers: use it to compare changes to the hot paths.
-``python -m load_tests.bench_stages [--scale full] [--events 200000] [--poll 1000]``
+``python -m load_tests.bench_stages [--scale full] [--events 200000] [--poll 1000] [--supply-share 0.01]
+[--dated-transfer-share 0.2]`` (the last two as in ``load_tests.produce_backlog``)
 """
 
 from __future__ import annotations
@@ -73,11 +74,15 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--python-gc", action="store_true", help="keep Python's GC thresholds, not the flow's")
     parser.add_argument("--no-sync", action="store_true", help="do not fsync state-log records")
+    parser.add_argument("--supply-share", type=float, default=Scenario.supply_share)
+    parser.add_argument("--dated-transfer-share", type=float, default=Scenario.dated_transfer_share)
     args = parser.parse_args()
     scale: Literal["small", "full"] = args.scale
     topics = topic_names()
     messages: dict[str, list[_Message]] = {name: [] for name in topics.values()}
-    for batch in LoadGenerator(Scenario.at_scale(scale, seed=args.seed, day_events=args.events)).batches(args.events):
+    scenario = Scenario.at_scale(scale, seed=args.seed, day_events=args.events, supply_share=args.supply_share,
+                                 dated_transfer_share=args.dated_transfer_share)
+    for batch in LoadGenerator(scenario).batches(args.events):
         for role, key, value in batch:
             held = messages[topics[role]]
             held.append(_Message(topics[role], len(held), key, value))
@@ -139,7 +144,8 @@ def main() -> None:
     result = {"gc_thresholds": gc.get_threshold(), "scale": scale, "events": total, "poll": args.poll,
               "epoch_events": args.epoch_events, "snapshot_bytes_per_epoch": snapshot_bytes / max(1, epochs),
               "positions": positions, "cpu_us_per_event": {stage: us for stage, us in rows},
-              "snapshot_wall_us_per_event": snapshot_wall * 1e6 / total, "sync": not args.no_sync}
+              "snapshot_wall_us_per_event": snapshot_wall * 1e6 / total, "sync": not args.no_sync,
+              "supply_share": args.supply_share, "dated_transfer_share": args.dated_transfer_share}
     report.save("flow_stages", result, ["stage", "µs CPU per event"], rows)
     print(f"{SHARDS} shards, {positions:,} positions, state logs grow {snapshot_bytes / max(1, epochs) / 1e6:.2f} MB "
           f"per epoch of {args.epoch_events:,} events; snapshots take {snapshot_wall * 1e6 / total:.1f} µs wall "

@@ -1,9 +1,9 @@
 """The losing decoder: ``orjson.loads`` plus checks written by hand.
 
 Kept so that ``load_tests/bench_decode.py`` can rerun the comparison with
-``atp.decoding`` (msgspec Structs). Same contract, same decisions (see the
-``atp.decoding`` docstring) and the same shared helpers, except where the parser
-itself differs:
+``atp.decoding`` (msgspec Structs). Same contract (sections 1 and 7), same decisions
+(see the ``atp.decoding`` docstring) and the same shared helpers, except where the
+parser itself differs:
 
 - orjson turns integers beyond 64 bits into floats, so ``"qty":
   99999999999999999999999`` is ``WRONG_TYPE`` here (``QTY_OUT_OF_RANGE`` there).
@@ -46,6 +46,8 @@ from atp.events import (
     Return,
     Sale,
     SaleVoid,
+    SupplyCancelled,
+    SupplyExpected,
     TransferCancelled,
     TransferReceived,
     TransferShipped,
@@ -159,7 +161,7 @@ def _pick(obj: Json) -> Event:
     )
 
 
-def _transfer(cls: type[TransferShipped | TransferReceived | TransferCancelled]) -> Callable[[Json], Event]:
+def _transfer(cls: type[TransferReceived | TransferCancelled]) -> Callable[[Json], Event]:
     def build(obj: Json) -> Event:
         event_id, sku, transfer_id = _id(obj, "event_id"), _code(obj, "sku"), _id(obj, "transfer_id")
         from_node, to_node = _code(obj, "from_node"), _code(obj, "to_node")
@@ -168,6 +170,17 @@ def _transfer(cls: type[TransferShipped | TransferReceived | TransferCancelled])
         return cls(event_id, sku, transfer_id, from_node, to_node, qty, at)
 
     return build
+
+
+def _transfer_shipped(obj: Json) -> Event:
+    event_id, sku, transfer_id = _id(obj, "event_id"), _code(obj, "sku"), _id(obj, "transfer_id")
+    from_node, to_node, qty = _code(obj, "from_node"), _code(obj, "to_node"), _qty(obj)
+    # types before values, as msgspec checks the whole struct before ``to_event`` parses times
+    occurred, expected = _text(obj, "occurred_at"), _optional(obj, "expected_at", _text)
+    check_transfer_nodes(from_node, to_node)
+    at = timestamp_field(occurred, "occurred_at")
+    expected_at = None if expected is None else timestamp_field(expected, "expected_at")
+    return TransferShipped(event_id, sku, transfer_id, from_node, to_node, qty, at, expected_at)
 
 
 def _return(obj: Json) -> Event:
@@ -200,6 +213,18 @@ def _adjustment(obj: Json) -> Event:
     return Adjustment(event_id, sku, node, qty, reason, _time(obj, "occurred_at"))
 
 
+def _supply_expected(obj: Json) -> Event:
+    event_id, sku, supply_id = _id(obj, "event_id"), _code(obj, "sku"), _id(obj, "supply_id")
+    node, qty = _code(obj, "node"), _qty(obj)
+    occurred, expected = _text(obj, "occurred_at"), _text(obj, "expected_at")
+    at = timestamp_field(occurred, "occurred_at")  # occurred_at first, as atp.decoding
+    return SupplyExpected(event_id, sku, supply_id, node, qty, timestamp_field(expected, "expected_at"), at)
+
+
+def _supply_cancelled(obj: Json) -> Event:
+    return SupplyCancelled(_id(obj, "event_id"), _code(obj, "sku"), _id(obj, "supply_id"), _time(obj, "occurred_at"))
+
+
 def _snapshot(obj: Json) -> Event:
     event_id, sku, node = _id(obj, "event_id"), _code(obj, "sku"), _code(obj, "node")
     on_hand = _int(obj, "on_hand", 0, MAX_ON_HAND)
@@ -212,13 +237,15 @@ _BUILDERS: Final[dict[str, Callable[[Json], Event]]] = {
     "reserve": _reserve,
     "release": _release,
     "pick": _pick,
-    "transfer_shipped": _transfer(TransferShipped),
+    "transfer_shipped": _transfer_shipped,
     "transfer_received": _transfer(TransferReceived),
     "transfer_cancelled": _transfer(TransferCancelled),
     "return": _return,
     "receipt": _receipt,
     "adjustment": _adjustment,
     "snapshot": _snapshot,
+    "supply_expected": _supply_expected,
+    "supply_cancelled": _supply_cancelled,
 }
 
 

@@ -21,6 +21,13 @@ at position g of the stream sits at the g-th quantile of the day's total density
 Flash sales add demand (sales and reservations) for a few mid-ranked SKUs in a window,
 ``multiplier`` times their normal rate, on top of everything else.
 
+Future supply (contract section 7) takes ``supply_share`` of the events (default 1 %),
+on ``erp.supply``: ``supply_expected`` opens a purchase-order line (mostly at a DC,
+expected 2 to 28 days later) or revises an open one (qty and date), and
+``supply_cancelled`` closes one; the other event types keep their mix, scaled by
+``1 - supply_share``. ``dated_transfer_share`` of the shipments (default 20 %) carry an
+``expected_at``. ``supply_share=0, dated_transfer_share=0`` gives the stream of before.
+
 Consistency, so that the engine does real work:
 
 - ``release`` and reserved ``pick`` events name open reservations of earlier batches
@@ -33,6 +40,11 @@ Consistency, so that the engine does real work:
   engine's on_hand equals the book. Shipments refill store positions that fell to a
   third of par, receipts refill DCs, and counts go first to positions the book has
   negative ("found" stock), so positions stay mostly plausible.
+- Receipts name open lines at least ``transit_events`` events old in ``reference``
+  (whole, or 1 in 7 half of what is left, the rest received later); cancels name lines
+  of earlier batches, revisions such lines not yet due (a PO changes before delivery),
+  never a cancelled one. The other receipts refill as above, with ``PO-<n>``
+  references that name no line.
 - Timestamps have microseconds and strictly increase along the stream.
 
 Same ``Scenario`` (seed included), same bytes. ``start`` is midnight of the first
@@ -59,7 +71,7 @@ import numpy.typing as npt
 from atp.decoding import parse_timestamp
 from atp.encoding import OPTIONAL, event_template
 from atp.events import TYPE_NAMES as EVENT_TYPE_NAMES
-from atp.events import Topic
+from atp.events import Micros, Topic
 from demo_retailer.catalog import CATEGORIES
 
 I8 = npt.NDArray[np.int8]
@@ -82,12 +94,14 @@ class Kind(IntEnum):
     RECEIPT = 9
     ADJUSTMENT = 10
     SNAPSHOT = 11
+    SUPPLY_EXPECTED = 12  # after the stock kinds: without supply the kind draws are those of before
+    SUPPLY_CANCELLED = 13
 
 
 TYPE_NAMES: Final = tuple(kind.name.lower() for kind in Kind)
 EVENT_CLASSES: Final = {name: cls for cls, name in EVENT_TYPE_NAMES.items()}
 ROLES: Final = (Topic.POS_SALES, Topic.POS_SALES, Topic.ECOM_RESERVATIONS, Topic.ECOM_RESERVATIONS, Topic.WMS_PICKS,
-                *[Topic.INVENTORY_TRANSFERS] * 3, Topic.RETURNS, *[Topic.ERP_INVENTORY] * 3)
+                *[Topic.INVENTORY_TRANSFERS] * 3, Topic.RETURNS, *[Topic.ERP_INVENTORY] * 3, *[Topic.ERP_SUPPLY] * 2)
 DEFAULT_MIX: Final = (
     ("sale", 0.60), ("sale_void", 0.01), ("reserve", 0.12), ("release", 0.035), ("pick", 0.065),
     ("transfer_shipped", 0.03), ("transfer_received", 0.027), ("transfer_cancelled", 0.003),
@@ -103,13 +117,15 @@ _WEB_HOURS = (.4, .25, .15, .1, .1, .15, .3, .6, .9, 1.1, 1.2, 1.3, 1.4, 1.3, 1.
 _SHIFT_HOURS = (.1, .1, .1, .1, .1, .3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, .4, .1)
 _ERP_HOURS = (.5, 2, 3, 3, 2, .5, .6, .6, .6, .6, .6, .6, .6, .6, .6, .6, .6, .6, .6, .6, .6, .6, .3, .3)
 HOURLY: Final = (_STORE_HOURS, _STORE_HOURS, _WEB_HOURS, _WEB_HOURS, _SHIFT_HOURS, _SHIFT_HOURS, _SHIFT_HOURS,
-                 _SHIFT_HOURS, _STORE_HOURS, _SHIFT_HOURS, _ERP_HOURS, _ERP_HOURS)  # by Kind
+                 _SHIFT_HOURS, _STORE_HOURS, _SHIFT_HOURS, _ERP_HOURS, _ERP_HOURS,
+                 _SHIFT_HOURS, _SHIFT_HOURS)  # by Kind
 # Tags by store number within each run of 12, as in the first region of rules/nodes.yaml.
 _PICKUP = frozenset({1, 2, 3, 5, 6, 7, 9, 10, 12})
 _SHIP_FROM_STORE = frozenset({1, 2, 5, 9})
 _REASONS = ((b"shrink", -2, -1), (b"damaged", -1, -1), (b"found", 1, 2), (b"recount", -3, 3), (b"theft", -3, -1))
 _DISPOSITIONS = (b"restock", b"damaged", b"inspect")
 _US = 1_000_000
+_DAY_US = 86_400 * _US
 
 
 @dataclass(frozen=True)
@@ -146,11 +162,19 @@ class Scenario:
     transit_events: int = 20_000
     cover_days: float = 3.0  # par level: this many days of expected demand
     opening_counts: bool = True
+    supply_share: float = 0.01  # supply_expected + supply_cancelled, of all events
+    supply_cancel_share: float = 0.1  # of the supply events
+    supply_revision_share: float = 0.3  # of supply_expected: revise an open line rather than open one
+    dated_transfer_share: float = 0.2  # shipments with expected_at
 
     def __post_init__(self) -> None:
-        unknown = {name for name, _ in self.mix} - set(TYPE_NAMES)
+        unknown = {name for name, _ in self.mix} - set(TYPE_NAMES[: Kind.SNAPSHOT + 1])
         if unknown or self.stores < 1 or self.dcs < 1 or self.skus < 1 or self.batch_size < 1:
-            raise ValueError(f"bad scenario: unknown types {sorted(unknown)} or an empty dimension")
+            raise ValueError(f"bad scenario: unknown types {sorted(unknown)} (supply types come from supply_share)"
+                             " or an empty dimension")
+        shares = (self.supply_cancel_share, self.supply_revision_share, self.dated_transfer_share)
+        if not 0 <= self.supply_share < 1 or not all(0 <= share <= 1 for share in shares):
+            raise ValueError("supply_share must be in [0, 1), the other supply shares in [0, 1]")
         if not all(c.isascii() and (c.isalnum() or c in "._:/-") for c in self.run_id) or len(self.run_id) > 100:
             # ids are pasted into JSON templates unescaped
             raise ValueError(f"run_id must be up to 100 characters of A-Z a-z 0-9 . _ - : /, got {self.run_id!r}")
@@ -281,7 +305,13 @@ class LoadGenerator:
         mix = dict(sc.mix)
         share = np.array([mix.get(name, 0.0) for name in TYPE_NAMES])
         share /= share.sum()
+        if sc.supply_share:
+            share *= 1 - sc.supply_share
+            share[Kind.SUPPLY_EXPECTED] = sc.supply_share * (1 - sc.supply_cancel_share)
+            share[Kind.SUPPLY_CANCELLED] = sc.supply_share * sc.supply_cancel_share
         self.shares = share
+        # a draw at or past the last cumulative share (rounding) is the last kind that occurs
+        self._last_kind = int(np.flatnonzero(share)[-1])
         shapes = np.array(HOURLY, dtype=np.float64)
         density = share[:, None] * shapes / shapes.mean(axis=1, keepdims=True)  # (kind, hour)
         self._kind_cdf = (np.cumsum(density, axis=0) / density.sum(axis=0)).T.copy()  # (hour, kind)
@@ -318,11 +348,11 @@ class LoadGenerator:
         self._seen = np.zeros(len(self._book), np.bool_)
         self._on_order = np.zeros(len(self._book), np.bool_)
 
-        self._reservations, self._shipments = _Pool(), _Pool()
+        self._reservations, self._shipments, self._lines = _Pool(), _Pool(), _Pool()
         self._store_low = self._dc_low = self._negative = np.zeros(0, np.int64)
         self._g = 0  # slots drawn so far (openings excluded): the position on the day's curve
         self._seq = 0  # messages so far: event ids
-        self._counters = {"R": 0, "T": 0, "PO": 0}
+        self._counters = {"R": 0, "T": 0, "PO": 0, "POL": 0}
         self._last_t = self._start - 1
         self._stamp_cache: dict[int, bytes] = {}
         self._index: dict[str, int] = {}  # SKU or node id → index, built on first use
@@ -355,6 +385,15 @@ class LoadGenerator:
             self._index = {name: i for names in (self.sku_ids, self.node_ids) for i, name in enumerate(names)}
         return int(self._book[self._index[sku] * self.width + self._index[node]])
 
+    def open_lines(self) -> list[tuple[str, str, str, int, Micros]]:
+        """(SKU, supply_id, node, qty not yet received, expected_at) of each line the stream left open."""
+        c = self._lines.cols
+        if not c:
+            return []
+        return [(self.sku_ids[sku], f"POL-{self.run_id}-{line}", self.node_ids[node], qty - received, exp)
+                for line, sku, node, qty, received, exp in zip(
+                    *(c[k].tolist() for k in ("id", "sku", "node", "qty", "received", "exp")), strict=True)]
+
     def par(self, positions: I64) -> I64:
         skus, nodes = np.divmod(positions, self.width)
         return np.asarray(np.where(nodes < self._dcs, self._dc_par[skus], self._store_par[skus]), dtype=np.int64)
@@ -370,7 +409,7 @@ class LoadGenerator:
         flash = (self._flash_of[minute] >= 0) & (rng.random(n) < self._flash_q[minute])
         kind = (rng.random(n)[:, None] >= self._kind_cdf[hour]).sum(axis=1).astype(np.int8)
         kind[flash] = np.where(rng.random(flash.sum()) < self._flash_sale_share[minute[flash]], Kind.SALE, Kind.RESERVE)
-        s = _Slots.empty(t, np.minimum(kind, len(Kind) - 1).astype(np.int8))
+        s = _Slots.empty(t, np.minimum(kind, self._last_kind).astype(np.int8))
         zipf = self._sku_of_rank[_pick(self._rank_cdf, rng.random(n))]
         for i, cdf in enumerate(self._flash_cdfs):
             hot = np.flatnonzero(flash & (self._flash_of[minute] == i))
@@ -382,6 +421,7 @@ class LoadGenerator:
         self._fresh(s, zipf)
         s.sku[voided[0]], s.node[voided[0]], s.qty[voided[0]] = s.sku[voided[1]], s.node[voided[1]], s.qty[voided[1]]
         self._ship(s, zipf)
+        self._supply(s, zipf)
         self._receipts(s, zipf)
         self._counts(s, zipf)
         openings = self._openings(s)
@@ -468,9 +508,7 @@ class LoadGenerator:
         """Receipts and cancellations close shipments old enough; short of them, ship instead."""
         slots = np.flatnonzero((s.kind == Kind.TRANSFER_RECEIVED) | (s.kind == Kind.TRANSFER_CANCELLED))
         pool = self._shipments
-        due = int(np.searchsorted(pool.cols["g"], self._g - len(s.t) - self.scenario.transit_events, "right")) \
-            if len(pool) else 0
-        taken = min(len(slots), due)
+        taken = min(len(slots), self._due(pool, s))
         s.kind[slots[taken:]] = Kind.TRANSFER_SHIPPED
         slots = slots[:taken]
         if not taken:
@@ -482,6 +520,12 @@ class LoadGenerator:
         keep = np.ones(len(pool), np.bool_)
         keep[:taken] = False
         pool.keep(keep)
+
+    def _due(self, pool: _Pool, s: _Slots) -> int:
+        """How many of the oldest in ``pool`` (a FIFO by ``g``) are at least ``transit_events`` old."""
+        if not len(pool):
+            return 0
+        return int(np.searchsorted(pool.cols["g"], self._g - len(s.t) - self.scenario.transit_events, "right"))
 
     def _fresh(self, s: _Slots, zipf: I64) -> None:
         """SKU, node and quantity of the events that start something: sales, reservations, returns, ..."""
@@ -550,11 +594,71 @@ class LoadGenerator:
         s.sku[slots], s.node[slots], s.node2[slots], s.qty[slots], s.ref[slots] = skus, source, stores, qty, ids
         self._on_order[positions] = True
         self._shipments.add(id=ids, sku=skus, to=stores, qty=qty, g=self._g - len(s.t) + slots, **{"from": source})
+        share = self.scenario.dated_transfer_share
+        if share and len(slots):  # no draw without: the stream of before
+            eta = s.t[slots] + self._rng.integers(1, 4, len(slots)) * _DAY_US
+            s.exp[slots] = np.where(self._rng.random(len(slots)) < share, eta, -1)
+
+    def _supply(self, s: _Slots, zipf: I64) -> None:
+        """Purchase-order lines: cancels and revisions name lines of earlier batches, other slots open new ones."""
+        expected, cancels = s.of(Kind.SUPPLY_EXPECTED), s.of(Kind.SUPPLY_CANCELLED)
+        if not len(expected) and not len(cancels):
+            return
+        rng, pool = self._rng, self._lines
+        revising = expected[rng.random(len(expected)) < self.scenario.supply_revision_share]
+        none = np.zeros(0, np.int64)
+        cancelled = rng.choice(len(pool), size=min(len(pool), len(cancels)), replace=False) if len(pool) else none
+        # only lines not due yet are revised, so that no receipt of this batch comes before its line's revision
+        free = np.setdiff1d(np.arange(self._due(pool, s), len(pool)), cancelled)
+        revised = rng.choice(free, size=min(len(free), len(revising)), replace=False) if len(free) else none
+        s.kind[cancels[len(cancelled):]] = Kind.SUPPLY_EXPECTED  # nothing to cancel: open a line instead
+        cancels, revising = cancels[: len(cancelled)], revising[: len(revised)]
+        c = pool.cols
+        if len(pool):
+            s.sku[cancels], s.ref[cancels] = c["sku"][cancelled], c["id"][cancelled]
+            # qty never below what was received, so that a revised line stays open; the node stays
+            factor = rng.uniform(0.5, 1.5, len(revised))
+            qty = np.maximum(c["received"][revised] + 1, np.rint(c["qty"][revised] * factor).astype(np.int64))
+            exp = np.maximum(c["exp"][revised] + rng.integers(-3, 8, len(revised)) * _DAY_US, s.t[revising])
+            c["qty"][revised], c["exp"][revised] = qty, exp
+            s.sku[revising], s.node[revising], s.ref[revising] = c["sku"][revised], c["node"][revised], c["id"][revised]
+            s.qty[revising], s.exp[revising] = qty, exp
+            keep = np.ones(len(pool), np.bool_)
+            keep[cancelled] = False
+            pool.keep(keep)
+        new = np.flatnonzero(s.kind == Kind.SUPPLY_EXPECTED)
+        new = new[~np.isin(new, revising)]
+        n = len(new)
+        skus = zipf[new]
+        node = np.where(rng.random(n) < 0.9, self._dc(n), self._stores(skus))  # 1 in 10 delivered to a store
+        qty = 12 * rng.integers(2, 21, n)
+        day = s.t[new] - s.t[new] % _DAY_US
+        exp = day + rng.integers(2, 29, n) * _DAY_US + rng.integers(6 * 3600, 18 * 3600, n) * _US
+        ids = self._next("POL", n)
+        s.sku[new], s.node[new], s.qty[new], s.exp[new], s.ref[new] = skus, node, qty, exp, ids
+        pool.add(id=ids, sku=skus, node=node, qty=qty.copy(), received=np.zeros(n, np.int64), exp=exp.copy(),
+                 g=self._g - len(s.t) + new)
+
+    def _receive_lines(self, s: _Slots, slots: I64) -> I64:
+        """The first receipt slots receive open lines old enough; returns the slots left."""
+        pool = self._lines
+        taken = min(len(slots), self._due(pool, s))
+        if not taken:
+            return slots
+        c = pool.cols
+        left = c["qty"][:taken] - c["received"][:taken]
+        qty = np.where((self._rng.random(taken) < 1 / 7) & (left > 1), left // 2, left)  # short deliveries
+        mine = slots[:taken]
+        s.sku[mine], s.node[mine], s.qty[mine], s.ref[mine] = c["sku"][:taken], c["node"][:taken], qty, c["id"][:taken]
+        s.aux[mine] = 1  # the reference names a line
+        c["received"][:taken] += qty
+        pool.keep(c["received"] < c["qty"])
+        return slots[taken:]
 
     def _receipts(self, s: _Slots, zipf: I64) -> None:
-        """Supplier receipts: DC positions low after the last batch first, DC top-ups, 1 in 10 to a store."""
+        """Supplier receipts: lines due, then DC positions low after the last batch, DC top-ups, 1 in 10 to a store."""
         rng = self._rng
-        slots = s.of(Kind.RECEIPT)
+        slots = self._receive_lines(s, s.of(Kind.RECEIPT))
         at_store = rng.random(len(slots)) < 0.1
         dc_slots, store_slots = slots[~at_store], slots[at_store]
         low = self._dc_low[: len(dc_slots)]
@@ -591,7 +695,8 @@ class LoadGenerator:
 
     def _openings(self, s: _Slots) -> tuple[I64, I64]:
         """Positions this batch touches for the first time, with their opening count (the book's par)."""
-        positions = np.concatenate((s.sku[s.node >= 0] * self.width + s.node[s.node >= 0],
+        stock = (s.node >= 0) & (s.kind < Kind.SUPPLY_EXPECTED)  # an expected line holds no stock yet
+        positions = np.concatenate((s.sku[stock] * self.width + s.node[stock],
                                     s.sku[s.node2 >= 0] * self.width + s.node2[s.node2 >= 0]))
         new = np.unique(positions[~self._seen[positions]])
         self._seen[new] = True
@@ -601,7 +706,7 @@ class LoadGenerator:
 
     def _apply(self, s: _Slots) -> None:
         """Moves the book by this batch's events and notes the positions to refill or count next."""
-        at_node = np.array([-1, 1, 0, 0, -1, -1, 0, 1, 1, 1, 1, 0], np.int64)[s.kind]
+        at_node = np.array([-1, 1, 0, 0, -1, -1, 0, 1, 1, 1, 1, 0, 0, 0], np.int64)[s.kind]
         at_node[(s.kind == Kind.RETURN) & (s.aux != 0)] = 0  # damaged or to inspect: not on_hand
         moved = np.flatnonzero(at_node)
         positions = s.sku[moved] * self.width + s.node[moved]
@@ -646,18 +751,26 @@ class LoadGenerator:
             optional: list[list[object]] = []  # optional fields come after the time in the contract's order
             if k == Kind.RESERVE:
                 columns += [ref[idx].tolist(), self._channel_bytes[aux[idx]].tolist(), qty[idx].tolist()]
-                optional += [self._node_part[node[idx]].tolist(), self._optional(exp[idx], b',"expires_at":"%s"')]
+                optional += [self._node_part[node[idx]].tolist(),
+                             self._optional(exp[idx], b',"expires_at":"%s"', stamps=True)]
             elif k == Kind.RELEASE:
                 columns.append(ref[idx].tolist())
             elif k in (Kind.TRANSFER_SHIPPED, Kind.TRANSFER_RECEIVED, Kind.TRANSFER_CANCELLED):
                 columns += [ref[idx].tolist(), self._node_bytes[node[idx]].tolist(),
                             self._node_bytes[node2[idx]].tolist(), qty[idx].tolist()]
+                if k == Kind.TRANSFER_SHIPPED:
+                    optional.append(self._optional(exp[idx], b',"expected_at":"%s"', stamps=True))
+            elif k == Kind.SUPPLY_EXPECTED:
+                columns += [ref[idx].tolist(), self._node_bytes[node[idx]].tolist(), qty[idx].tolist(),
+                            self._stamps(exp[idx]).tolist()]
+            elif k == Kind.SUPPLY_CANCELLED:
+                columns.append(ref[idx].tolist())
             else:
                 columns += [self._node_bytes[node[idx]].tolist(), qty[idx].tolist()]
                 if k == Kind.PICK:
                     optional.append(self._optional(ref[idx], b',"reservation_id":"R-%s-%%d"' % self.run_id.encode()))
                 elif k == Kind.RECEIPT:
-                    optional.append(self._optional(ref[idx], b',"reference":"PO-%d"'))
+                    optional.append(self._references(ref[idx], aux[idx]))
                 elif k == Kind.RETURN:
                     columns.append([_DISPOSITIONS[a] for a in aux[idx].tolist()])
                 elif k == Kind.ADJUSTMENT:
@@ -669,15 +782,24 @@ class LoadGenerator:
         roles = np.array([r.value for r in ROLES], dtype=object)[kind]
         return Batch(roles.tolist(), self._sku_bytes[sku].tolist(), values.tolist(), kind, sku, t, n_open)
 
-    def _optional(self, column: I64, template: bytes) -> list[object]:
-        """``template % value`` where the value is set (>= 0), else nothing; timestamps for expiries."""
+    def _optional(self, column: I64, template: bytes, *, stamps: bool = False) -> list[object]:
+        """``template % value`` where the value is set (>= 0), else nothing; ``stamps``: µs as timestamps."""
         parts = np.full(len(column), b"", dtype=object)
         has = column >= 0
         if has.any():
-            values = self._stamps(column[has]).tolist() if b"expires_at" in template else column[has].tolist()
+            values = self._stamps(column[has]).tolist() if stamps else column[has].tolist()
             parts[has] = [template % v for v in values]
         result: list[object] = parts.tolist()
         return result
+
+    def _references(self, ref: I64, aux: I64) -> list[object]:
+        """Receipts' ``reference``: the line received (``aux`` 1), else a purchase order that names no line."""
+        lines = aux == 1
+        parts = self._optional(np.where(lines, -1, ref), b',"reference":"PO-%d"')
+        template = b',"reference":"POL-%s-%%d"' % self.run_id.encode()
+        for i, line in zip(np.flatnonzero(lines).tolist(), ref[lines].tolist(), strict=True):
+            parts[i] = template % line
+        return parts
 
     def _stamps(self, micros: I64) -> npt.NDArray[np.object_]:
         """RFC 3339 UTC with microseconds, e.g. ``2026-11-23T10:15:00.123456Z``."""
@@ -699,6 +821,7 @@ def _templates(run: bytes) -> dict[Kind, bytes]:
     text, number = b'"%s"', b"%d"
     common = {"event_id": b'"' + run + b'-%d"', "sku": text}
     reservation = {"reservation_id": b'"R-' + run + b'-%d"'}
+    line = {"supply_id": b'"POL-' + run + b'-%d"'}
     movement = {**common, "node": text, "qty": number, "occurred_at": text}
     slots: dict[Kind, dict[str, bytes]] = {
         Kind.SALE: movement, Kind.SALE_VOID: movement,
@@ -710,10 +833,13 @@ def _templates(run: bytes) -> dict[Kind, bytes]:
         Kind.RECEIPT: {**movement, "reference": OPTIONAL},
         Kind.ADJUSTMENT: {**movement, "reason": text},
         Kind.SNAPSHOT: {**common, "node": text, "on_hand": number, "as_of": text},
+        Kind.SUPPLY_EXPECTED: {**common, **line, "node": text, "qty": number, "expected_at": text, "occurred_at": text},
+        Kind.SUPPLY_CANCELLED: {**common, **line, "occurred_at": text},
     }
     for k in (Kind.TRANSFER_SHIPPED, Kind.TRANSFER_RECEIVED, Kind.TRANSFER_CANCELLED):
         slots[k] = {**common, "transfer_id": b'"T-' + run + b'-%d"', "from_node": text, "to_node": text,
                     "qty": number, "occurred_at": text}
+    slots[Kind.TRANSFER_SHIPPED]["expected_at"] = OPTIONAL
     return {k: event_template(EVENT_CLASSES[TYPE_NAMES[k]], fields) for k, fields in slots.items()}
 
 
@@ -731,9 +857,12 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--scale", choices=("small", "full"), default="full")
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--supply-share", type=float, default=Scenario.supply_share,
+                        help="share of supply_expected and supply_cancelled events")
     args = parser.parse_args()
     started = time.process_time()  # CPU time: one core, whatever else the machine runs
-    generator = LoadGenerator(Scenario.at_scale(args.scale, seed=args.seed, day_events=args.events))
+    generator = LoadGenerator(Scenario.at_scale(args.scale, seed=args.seed, day_events=args.events,
+                                                supply_share=args.supply_share))
     setup = time.process_time() - started
     started = time.process_time()
     made = opening = size = 0

@@ -1,7 +1,8 @@
-"""Pre-produce a backlog of generated retail events (load_tests/generator.py) to the six inbound topics.
+"""Pre-produce a backlog of generated retail events (load_tests/generator.py) to the seven inbound topics.
 
 ``python -m load_tests.produce_backlog --events 1000000 --bootstrap 127.0.0.1:9092 [--scale small|full]
-[--seed S] [--topic-prefix P] [--partitions 4] [--day-events D] [--start now|RFC3339] [--run-id ID]``
+[--seed S] [--topic-prefix P] [--partitions 4] [--day-events D] [--start now|RFC3339] [--run-id ID]
+[--supply-share 0.01] [--dated-transfer-share 0.2]``
 
 Topics are ``<prefix><default name>`` (``pos.sales``, ...), created first with
 ``--partitions`` partitions each (existing ones are kept), plus ``<prefix>availability.dlq``
@@ -10,7 +11,10 @@ with one. Keys are the SKU. By default the backlog is one simulated day
 runs produce the same bytes; ``--start now`` makes the day start now, so that
 reservations expire by the engine's clock while it runs. Event ids repeat between
 runs with the same ``--run-id`` (default from the seed): the engine ignores a
-repeated id, so use a fresh broker or another run id.
+repeated id, so use a fresh broker or another run id. ``--supply-share`` (default 1 %)
+is the share of ``erp.supply`` events (purchase-order lines, revisions, cancels; receipts
+name the lines), ``--dated-transfer-share`` (default 20 %) that of shipments with an
+``expected_at``; both at 0 give the backlog of before future supply.
 
 Benchmarks import ``produce_backlog(...)`` and get a ``Produced`` back.
 """
@@ -122,9 +126,17 @@ def main() -> None:
     parser.add_argument("--day-events", type=int, help="events per simulated day (default: --events)")
     parser.add_argument("--start", help="midnight of the first simulated day: RFC 3339, or 'now'")
     parser.add_argument("--run-id", help="event id prefix (default: lg<seed>)")
+    parser.add_argument("--supply-share", type=float, default=Scenario.supply_share,
+                        help="share of supply_expected and supply_cancelled events (erp.supply)")
+    parser.add_argument("--dated-transfer-share", type=float, default=Scenario.dated_transfer_share,
+                        help="share of transfer_shipped events with expected_at")
     args = parser.parse_args()
     scale: Literal["small", "full"] = args.scale
-    scenario = Scenario.at_scale(scale, seed=args.seed, day_events=args.day_events or args.events)
+    try:
+        scenario = Scenario.at_scale(scale, seed=args.seed, day_events=args.day_events or args.events,
+                                     supply_share=args.supply_share, dated_transfer_share=args.dated_transfer_share)
+    except ValueError as exc:
+        parser.error(str(exc))
     now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     try:
         if args.start:

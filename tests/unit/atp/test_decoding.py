@@ -515,8 +515,7 @@ def test_any_rfc3339_text_matches_a_field_by_field_reference(text: str) -> None:
     assert decoding.parse_timestamp(text) == reference_micros(text)
 
 
-# -- contract section 7: the supply events and a dated shipment (the engine's decoder only:
-# load_tests/decode_alternative.py, the benchmark's runner-up, stops at section 1) ---------
+# -- contract section 7: the supply events and a dated shipment ----------------------------
 
 ETA = "2026-12-01T08:00:00+01:00"
 ETA_US = 1_796_108_400_000_000  # 2026-12-01T07:00:00Z

@@ -23,13 +23,16 @@ from atp.events import (
     Return,
     Sale,
     SaleVoid,
+    SupplyCancelled,
+    SupplyExpected,
     Topic,
     TransferCancelled,
     TransferReceived,
     TransferShipped,
 )
 from atp.rejections import Rejection
-from load_tests.generator import TYPE_NAMES, Batch, Kind, LoadGenerator, Scenario
+from atp.supply import ExpectedSupply
+from load_tests.generator import DEFAULT_MIX, TYPE_NAMES, Batch, Kind, LoadGenerator, Scenario
 
 DAY_EVENTS = 80_000
 DAY_US = 86_400 * 1_000_000
@@ -102,6 +105,28 @@ class TestValidity:
         assert any(p.reservation_id is None for p in picks) and any(p.reservation_id for p in picks)
         dispositions = {e.disposition for _, _, e in day.events if isinstance(e, Return)}
         assert dispositions == {"restock", "damaged", "inspect"}
+        shipped = [e for _, _, e in day.events if isinstance(e, TransferShipped)]
+        assert any(e.expected_at is None for e in shipped) and any(e.expected_at is not None for e in shipped)
+        references = [e.reference for _, _, e in day.events if isinstance(e, Receipt)]
+        assert None in references
+        assert {r.split("-")[0] for r in references if r is not None} == {"PO", "POL"}  # POL: names a line
+
+    def test_supply_events_go_to_erp_supply(self, day: Day) -> None:
+        supply = (SupplyExpected, SupplyCancelled)
+        roles = {type(event): role for role, _, event in day.events if isinstance(event, supply)}
+        assert roles == dict.fromkeys(supply, Topic.ERP_SUPPLY.value)
+
+    def test_without_supply_the_stream_has_no_supply_and_no_dated_shipment(self) -> None:
+        scenario = Scenario.at_scale("small", day_events=20_000, supply_share=0, dated_transfer_share=0)
+        records = list(LoadGenerator(scenario).records(20_000))
+        assert not [value for role, _, value in records if role == Topic.ERP_SUPPLY.value or b"expected_at" in value]
+        assert not [value for _, _, value in records if b'"reference":"POL-' in value]
+
+    @pytest.mark.parametrize("change", [{"mix": (*DEFAULT_MIX, ("supply_expected", 0.01))}, {"supply_share": 1.0},
+                                        {"supply_cancel_share": -0.1}, {"dated_transfer_share": 2.0}])
+    def test_supply_shares_are_checked(self, change: dict[str, object]) -> None:
+        with pytest.raises(ValueError, match="supply"):
+            Scenario.at_scale("small", **change)
 
     def test_occurred_at_strictly_increases_and_counts_precede_their_batch(self, day: Day) -> None:
         last = -1
@@ -138,11 +163,12 @@ class TestShape:
         # early slots with nothing to name yet fall back: release → reserve, received → shipped
         groups = [[Kind.SALE], [Kind.SALE_VOID], [Kind.RESERVE, Kind.RELEASE], [Kind.PICK], [Kind.RETURN],
                   [Kind.TRANSFER_SHIPPED, Kind.TRANSFER_RECEIVED, Kind.TRANSFER_CANCELLED], [Kind.RECEIPT],
-                  [Kind.ADJUSTMENT], [Kind.SNAPSHOT]]
+                  [Kind.ADJUSTMENT], [Kind.SNAPSHOT], [Kind.SUPPLY_EXPECTED, Kind.SUPPLY_CANCELLED]]
         for group in groups:
             got, expected = share[group].sum(), want[group].sum()
             assert abs(got - expected) <= max(0.004, 0.1 * expected), ([TYPE_NAMES[k] for k in group], got, expected)
         assert share[Kind.SALE] > 0.55
+        assert want[Kind.SUPPLY_EXPECTED] + want[Kind.SUPPLY_CANCELLED] == pytest.approx(0.01)  # the default
 
     def test_top_one_percent_of_skus_take_a_large_share_of_sales(self, day: Day) -> None:
         kinds, skus, _ = _day_slots(day)
@@ -202,6 +228,51 @@ class TestConsistency:
                                                                              event.to_node, event.qty)
                 closed.add(event.transfer_id)
         assert len(closed) > 0.5 * len(shipped)
+
+    def test_supply_lines_are_revised_cancelled_and_received_only_while_open(self, day: Day) -> None:
+        lines: dict[str, SupplyExpected] = {}
+        received: dict[str, int] = defaultdict(int)
+        cancelled: set[str] = set()
+        revised = partial = 0
+        for _, _, event in day.events:
+            if isinstance(event, SupplyExpected):
+                line = lines.get(event.supply_id)
+                if line is not None:
+                    assert event.supply_id not in cancelled and received[event.supply_id] < line.qty
+                    assert (event.sku, event.node) == (line.sku, line.node) and event.qty > received[event.supply_id]
+                    assert line.occurred_at < event.occurred_at
+                    revised += 1
+                lines[event.supply_id] = event
+            elif isinstance(event, SupplyCancelled):
+                line = lines[event.supply_id]
+                assert event.supply_id not in cancelled and received[event.supply_id] < line.qty
+                assert event.sku == line.sku and line.occurred_at < event.occurred_at
+                cancelled.add(event.supply_id)
+            elif isinstance(event, Receipt) and event.reference is not None and event.reference.startswith("POL-"):
+                line = lines[event.reference]
+                assert event.reference not in cancelled and (event.sku, event.node) == (line.sku, line.node)
+                received[event.reference] += event.qty
+                assert received[event.reference] <= line.qty
+                partial += received[event.reference] < line.qty
+        assert revised > 20 and len(cancelled) > 20 and partial > 5
+        assert len(received) > 0.5 * len(lines)
+        dc_lines = sum(line.node.startswith("dc-") for line in lines.values())
+        assert 0.8 < dc_lines / len(lines) < 0.97
+
+    def test_lines_replayed_leave_open_what_the_generator_holds_open(self, day: Day) -> None:
+        supply: dict[str, ExpectedSupply] = defaultdict(ExpectedSupply)
+        for _, _, event in day.events:
+            if isinstance(event, SupplyExpected | SupplyCancelled | Receipt):
+                supply[event.sku].apply(event)
+        replayed = sorted((sku, node, qty, expected_at) for sku, lines in supply.items()
+                          for node, qty, expected_at in lines.arrivals({}))
+        held = sorted((sku, node, qty, expected_at) for sku, _, node, qty, expected_at in day.generator.open_lines())
+        assert held and replayed == held
+
+    def test_dated_shipments_are_expected_one_to_three_days_later(self, day: Day) -> None:
+        days = {(e.expected_at - e.occurred_at) // DAY_US for _, _, e in day.events
+                if isinstance(e, TransferShipped) and e.expected_at is not None}
+        assert days == {1, 2, 3}
 
     def test_voids_take_back_an_earlier_sale(self, day: Day) -> None:
         sales: set[tuple[str, str, int]] = set()
