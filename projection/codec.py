@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from atp.positions import NodePosition
 from atp.rules import RuleSet
-from atp.supply import Arrival
+from atp.supply import DAY, Arrival
 
 NODE_PREFIX = "n:"
 CHANNEL_PREFIX = "c:"
@@ -18,7 +18,7 @@ AS_OF = "a"
 RULES_VERSION = "r"
 FEED_BACKLOG_PREFIX = "feed_backlog:"  # a field of Keys.stats per channel
 SUPPLY = "s"
-"""The SKU's open expected supply (contract section 7), ``encode_arrivals``; absent when there is none."""
+"""The SKU's open expected supply by node and day (contract section 7), ``encode_arrivals``; absent: none."""
 
 
 def backlog_field(channel: str) -> str:
@@ -33,17 +33,28 @@ def consumer_lag_field(topic: str, partition: int) -> str:
 
 
 def encode_arrivals(arrivals: Iterable[Arrival]) -> str:
-    """``node,qty,expected_at_us`` per open line or dated transfer, ``;``-joined, sorted (ids hold neither mark)."""
-    return ";".join(f"{a.node},{a.qty},{a.expected_at}" for a in sorted(arrivals))
+    """``node,qty,day`` per node and UTC day of arrival (days since 1970-01-01), ``;``-joined, sorted.
+
+    A schedule needs only an arrival's UTC date (contract section 7), so one node's arrivals
+    on one day are summed and times dropped: a hash with a few lines then stays within
+    Redis's compact-hash value limit (64 bytes by default; past it the whole hash takes
+    about 2.5 times the memory). Ids hold neither mark.
+    """
+    by_day: dict[tuple[str, int], int] = {}
+    for arrival in arrivals:
+        key = (arrival.node, arrival.expected_at // DAY)
+        by_day[key] = by_day.get(key, 0) + arrival.qty
+    return ";".join(f"{node},{qty},{day}" for (node, day), qty in sorted(by_day.items()))
 
 
 def decode_arrivals(value: str | None) -> list[Arrival]:
+    """The arrivals of ``encode_arrivals``, each at the midnight (UTC) that starts its day."""
     if not value:
         return []
     arrivals = []
     for part in value.split(";"):
-        node, qty, expected_at = part.split(",")
-        arrivals.append(Arrival(node, int(qty), int(expected_at)))
+        node, qty, day = part.split(",")
+        arrivals.append(Arrival(node, int(qty), int(day) * DAY))
     return arrivals
 
 

@@ -9,7 +9,7 @@ Per SKU, one hash; its hash tag is the SKU's slot group (below)::
                             n:<node>     "on_hand,reserved,in_transit,unsellable,safety_stock,atp"
                             c:<channel>  shown quantity
                             u:<channel>  reserved for the channel at no node yet (rules preview)
-                            s  open expected supply, "node,qty,expected_at_us;…" (absent: none)
+                            s  open expected supply, "node,qty,day;…" by UTC day of arrival (absent: none)
 
 Per channel, the delta feed (contract section 5)::
 
