@@ -30,6 +30,11 @@ def count(value: str | None) -> int:
     return int(value) if value is not None and value.lstrip("-").isdigit() else 0
 
 
+def rejected_total(stats: Mapping[str, str]) -> int:
+    """Dead letters of every code (the ``rejected:<code>`` counters)."""
+    return sum(count(value) for name, value in stats.items() if name.startswith("rejected:"))
+
+
 @dataclass(frozen=True, slots=True)
 class Sample:
     at_s: float
@@ -40,7 +45,7 @@ class Sample:
 
     @classmethod
     def of(cls, at_s: float, stats: Mapping[str, str]) -> Sample:
-        rejected = sum(count(value) for name, value in stats.items() if name.startswith("rejected:"))
+        rejected = rejected_total(stats)
         # the histogram keeps one count per bucket (queryable_age_le:<bound>), no total
         written = sum(count(value) for name, value in stats.items() if name.startswith("queryable_age_le:"))
         return cls(at_s, count(stats.get("applied")), rejected, written, count(stats.get("queryable_age_us_sum")))

@@ -23,7 +23,7 @@ from starlette.responses import HTMLResponse, Response
 
 from availability_api import queries
 from availability_api.auth import ADMIN
-from availability_api.counter_history import count, series
+from availability_api.counter_history import count, rejected_total, series
 from availability_api.openapi import error_responses
 from availability_api.routes import Authenticated, json_response
 
@@ -80,7 +80,7 @@ async def overview(
         "totals": {
             "applied": count(stats.get("applied")),
             "duplicate": count(stats.get("duplicate")),
-            "rejected": sum(count(v) for name, v in stats.items() if name.startswith("rejected:")),
+            "rejected": rejected_total(stats),
         },
         "series": series(sampler.samples()),
         "sample_every_s": sampler.every_s,
