@@ -13,7 +13,7 @@ WORKDIR /app
 # The lock first, then sources, rules last: editing code or a rule does not reinstall the dependencies.
 COPY requirements.lock ./
 RUN pip install --require-hashes --no-deps -r requirements.lock
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY atp ./atp
 COPY projection ./projection
 COPY engine_settings ./engine_settings
@@ -23,7 +23,11 @@ COPY demo_retailer ./demo_retailer
 COPY dataflows ./dataflows
 COPY availability_api ./availability_api
 COPY avail ./avail
-RUN pip install --no-deps --no-build-isolation . \
+# setup.py compiles the core with mypyc (from the lock): gcc for the build only
+RUN apt-get update -qq && apt-get install -y -qq --no-install-recommends gcc libc6-dev >/dev/null \
+    && pip install --no-deps --no-build-isolation . \
+    && apt-get purge -y -qq gcc libc6-dev >/dev/null && apt-get autoremove -y -qq >/dev/null \
+    && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin avail \
     && mkdir -p /var/lib/avail && chown avail /var/lib/avail
 COPY rules ./rules

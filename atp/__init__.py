@@ -1,5 +1,10 @@
 """Pure availability domain: events, positions, rules and channel allocation."""
 
+from atp.native import use_sources_unless_wanted
+
+use_sources_unless_wanted()  # before any compiled module is imported (AVAIL_NATIVE=0)
+
+# ruff: noqa: E402
 from atp.decoding import decode_event
 from atp.events import Event, Topic
 from atp.exceptions import AtpError, InvalidRule, UnknownSku

@@ -67,7 +67,7 @@ _Restorable = TypeVar("_Restorable", Position, Reservation, Transfer)
 
 
 def _restored(kind: type[_Restorable], values: Any) -> _Restorable:
-    restored = kind.__new__(kind)
+    restored: _Restorable = kind()  # a native class (mypyc) has no bare __new__
     restored.__setstate__(values)
     return restored
 
@@ -93,15 +93,17 @@ class _Changes:
         self.incidents: list[Incident] = []
 
 
+_PERSISTED = (  # ``pending`` describes the last snapshot, not the state
+    "sku", "positions", "counted_atp", "reservations", "transfers", "seen",
+    "horizon", "watermark", "as_of", "unsourced", "contrib", "shown", "rules_version",
+    "expiry_due", "supply",
+)
+
+
 class SkuState:
     """All of one SKU's inventory; ``apply`` returns an ``Outcome`` of what changed."""
 
-    __slots__ = (
-        "sku", "positions", "counted_atp", "reservations", "transfers", "seen",
-        "horizon", "watermark", "as_of", "unsourced", "contrib", "shown", "rules_version",
-        "expiry_due", "supply", "pending",
-    )
-    _PERSISTED = __slots__[:-1]  # ``pending`` describes the last snapshot, not the state
+    __slots__ = (*_PERSISTED, "pending")
 
     def __init__(self, sku: str) -> None:
         self.sku = sku
@@ -264,12 +266,12 @@ class SkuState:
         return state
 
     def __getstate__(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self._PERSISTED)
+        return tuple(getattr(self, name) for name in _PERSISTED)
 
     def __setstate__(self, state: tuple[object, ...]) -> None:
-        if len(state) == len(self._PERSISTED) - 1:  # pickled before ``supply``
+        if len(state) == len(_PERSISTED) - 1:  # pickled before ``supply``
             state = (*state, None)
-        for name, value in zip(self._PERSISTED, state, strict=True):
+        for name, value in zip(_PERSISTED, state, strict=True):
             setattr(self, name, value)
         self.pending = PendingChange(whole=True)
 

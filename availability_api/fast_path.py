@@ -39,6 +39,9 @@ ROUTE_SUFFIXES = ("/explain", "/schedule")
 """``/v1/availability/{sku}/explain`` and ``…/schedule`` are other routes' (a SKU may hold ``/``, but not end so)."""
 BATCH_PATH = "/v1/availability/batch"
 _ID = re.compile(ID_PATTERN)
+_ONE_ID = ID_PATTERN.removeprefix("^").removesuffix("$")
+_IDS = re.compile(f"{_ONE_ID}(?:\n{_ONE_ID})*")
+"""Ids joined by newlines (a character no id holds): all of them valid exactly when this matches."""
 _CHANNEL_QUERY = re.compile(rb"channel=([A-Za-z0-9._:/-]{1,64})")
 _API_KEY = b"x-api-key"
 _CONTENT_TYPE = b"content-type"
@@ -180,9 +183,12 @@ def _batch_request(body: bytes) -> tuple[list[str], str | None] | None:
     skus, channel = parsed.get("skus"), parsed.get("channel")
     if type(skus) is not list or not 1 <= len(skus) <= MAX_BATCH:
         return None
-    for sku in skus:
-        if type(sku) is not str or not _ID.fullmatch(sku):
-            return None
+    try:
+        joined = "\n".join(skus)  # every id at once: one regex call instead of one per SKU
+    except TypeError:  # not all strings (orjson makes exact str only)
+        return None
+    if not _IDS.fullmatch(joined):
+        return None
     if channel is not None and (type(channel) is not str or not _ID.fullmatch(channel)):
         return None
     return skus, channel

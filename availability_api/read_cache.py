@@ -119,6 +119,28 @@ class ReadCache:
         self.stats.miss += len(keys) - hits
         return found
 
+    def memoised(self, keys: Callable[[str], str | None], skus: Sequence[str], memo_key: object,
+                 ) -> tuple[list[Any], list[int]]:
+        """What each SKU's live entry holds under ``memo_key`` in its memo (None when nothing), and where None.
+
+        The hot path of batches, in one pass: ``keys`` gives a SKU's key if known (else None: not
+        looked up). Only the values found count, as hits: look the others up with ``get_many``,
+        which counts them, so each lookup is counted once.
+        """
+        if not self._live:
+            return [None] * len(skus), list(range(len(skus)))
+        entries, now = self._entries.get, self._clock()
+        found: list[Any] = []
+        missing: list[int] = []
+        for at, sku in enumerate(skus):
+            entry = entries(keys(sku))  # type: ignore[arg-type]  # None is a key no entry has
+            value = entry[2].get(memo_key) if entry is not None and entry[1] > now else None
+            if value is None:
+                missing.append(at)
+            found.append(value)
+        self.stats.hit += len(skus) - len(missing)
+        return found, missing
+
     def begin(self, key: str) -> tuple[int, int]:
         """Notes a read of ``key`` going to Redis; pass the ticket to ``finish`` whatever happens."""
         slot = self._in_flight.get(key)
@@ -270,8 +292,9 @@ class _Coalescer:
 HGETALL_MANY = ("local hashes = {} for i, key in ipairs(KEYS) do hashes[i] = redis.call('HGETALL', key) end "
                 "return hashes")
 """Every key's hash in one command: a pipeline of HGETALLs costs the client ~20 µs of Python per key, this ~1."""
-READ_CHUNK = 1000
-"""Keys per script call, so one call holds Redis for a millisecond at most."""
+READ_CHUNK = 250
+"""Keys per script call: one call holds Redis, and the parsing of its reply the API, for about a millisecond
+(the chunks of a big read go out together, and other requests run between their replies)."""
 
 
 def _chunks(keys: list[str], slot: Callable[[str], int] | None) -> list[list[str]]:
@@ -311,6 +334,27 @@ class SkuReader:
         self.keys = keys
         self.cache = cache
         self._reads = _Coalescer(redis)
+        self._key_of: dict[str, str] = {}
+        """SKU → its Redis key, for as many SKUs as the cache holds (``Keys.sku`` hashes the name each time)."""
+        self._key_memo_size = max(cache.max_entries, 1000)
+
+    def key_of(self, sku: str) -> str:
+        """``keys.sku(sku)``, remembered."""
+        key = self._key_of.get(sku)
+        if key is None:
+            if len(self._key_of) >= self._key_memo_size:
+                self._key_of.clear()
+            key = self._key_of[sku] = self.keys.sku(sku)
+        return key
+
+    def keys_of(self, skus: Sequence[str]) -> list[str]:
+        """Each SKU's Redis key, in order."""
+        known = self._key_of.get
+        return [known(sku) or self.key_of(sku) for sku in skus]
+
+    def memoised(self, skus: Sequence[str], memo_key: object) -> tuple[list[Any], list[int]]:
+        """``ReadCache.memoised`` of these SKUs: the values found, and where none was."""
+        return self.cache.memoised(self._key_of.get, skus, memo_key)
 
     async def one(self, sku: str) -> SkuFields:
         """The SKU's hash; ``UnknownSku`` when the engine never saw it. One round trip on a miss."""
@@ -318,7 +362,7 @@ class SkuReader:
 
     async def one_with_memo(self, sku: str) -> tuple[SkuFields, Memo]:
         """``one``, and the memo where answers rendered from these fields may be kept."""
-        key = self.keys.sku(sku)
+        key = self.key_of(sku)
         cache = self.cache
         found = cache.get(key)
         if found is None:
@@ -340,9 +384,11 @@ class SkuReader:
 
     async def many_with_memos(self, skus: Sequence[str]) -> list[tuple[SkuFields, Memo]]:
         """``many``, each hash with the memo where answers rendered from it may be kept."""
+        return await self.read_keys(self.keys_of(skus))
+
+    async def read_keys(self, keys: Sequence[str]) -> list[tuple[SkuFields, Memo]]:
+        """``many_with_memos`` of SKU keys (``keys_of``)."""
         cache = self.cache
-        sku_key = self.keys.sku
-        keys = [sku_key(sku) for sku in skus]
         found = cache.get_many(keys)
         missing = [i for i, entry in enumerate(found) if entry is None]
         if missing:

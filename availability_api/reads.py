@@ -9,6 +9,8 @@ in its own way, with the bodies of ``availability_api.errors``.
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 
 from availability_api.context import Context
@@ -16,8 +18,9 @@ from availability_api.documents import batch_item, sku_document
 from availability_api.freshness import Freshness
 from availability_api.rules_cache import RulesView
 
-_BATCH_ITEM = "batch"
 _TAILS: dict[str | None, bytes] = {}
+RENDER_SLICE = 100
+"""SKUs a batch renders between two yields to the event loop (about a millisecond of work)."""
 
 Feeding = frozenset[str] | None
 """The nodes that feed the asked channel; None when no channel was asked."""
@@ -46,22 +49,60 @@ async def batch_answer(
     ctx: Context, skus: list[str], channel: str | None, view: RulesView | None, feeding: Feeding,
 ) -> tuple[bytes, Freshness]:
     """``POST /v1/availability/batch``: the JSON body (one result per SKU, in order) and its freshness."""
-    found = await ctx.skus.many_with_memos(skus)
-    names = view.channel_names if view is not None else []
-    version = view.version if view is not None else None
+    reader = ctx.skus
     # Each known item rendered once per cached hash and channel view; joined, they are exactly what
-    # orjson makes of {"results": [...], "stale": ...} (compact, no spaces).
-    items = []
-    item_view = (_BATCH_ITEM, channel, feeding)
-    for sku, (fields, memo) in zip(skus, found, strict=True):
-        rendered = memo.get(item_view) if fields else None
-        if rendered is None:
-            rendered = orjson.dumps(batch_item(sku, fields, channel, feeding, names, version))
-            if fields:
-                memo[item_view] = rendered
-        items.append(rendered)
+    # orjson makes of {"results": [...], "stale": ...} (compact, no spaces). Most are in the memos of
+    # cached hashes: one pass finds them, and only the others are read (from the cache or Redis).
+    item_view = _view_key(channel, feeding)
+    items, missing = reader.memoised(skus, item_view)
+    if missing:
+        found = await reader.read_keys(reader.keys_of([skus[i] for i in missing]))
+        names = view.channel_names if view is not None else []
+        version = view.version if view is not None else None
+        rendered_here = 0
+        for at, (fields, memo) in zip(missing, found, strict=True):
+            rendered = memo.get(item_view) if fields else None
+            if rendered is None:
+                rendered = orjson.dumps(batch_item(skus[at], fields, channel, feeding, names, version))
+                if fields:
+                    memo[item_view] = rendered
+                rendered_here += 1
+                if rendered_here % RENDER_SLICE == 0:
+                    # A big batch of SKUs not rendered yet takes milliseconds: let other requests in between.
+                    await asyncio.sleep(0)
+            items[at] = rendered
     freshness = ctx.freshness.current()
-    return b'{"results":[' + b",".join(items) + b"]" + _freshness_tail(freshness), freshness
+    tail = b"]" + _freshness_tail(freshness)
+    if not items:
+        return b'{"results":[' + tail, freshness
+    # One copy of the (large) body: the head and the tail go onto the first and last items.
+    items[0] = b'{"results":[' + items[0]
+    items[-1] += tail
+    return b",".join(items), freshness
+
+
+class _ViewKey:
+    """A batch item's memo key for one channel view: one object per view, found by identity (cheap to hash)."""
+
+    __slots__ = ("channel", "feeding")
+
+    def __init__(self, channel: str | None, feeding: Feeding) -> None:
+        self.channel = channel
+        self.feeding = feeding
+
+
+_VIEW_KEYS: dict[tuple[str | None, Feeding], _ViewKey] = {}
+_MAX_VIEW_KEYS = 1000
+
+
+def _view_key(channel: str | None, feeding: Feeding) -> _ViewKey:
+    """The one key of this view (``feeding`` is the rules view's own set, kept while the rules are unchanged)."""
+    key = _VIEW_KEYS.get((channel, feeding))
+    if key is None:
+        if len(_VIEW_KEYS) >= _MAX_VIEW_KEYS:  # rules changed many times: forget old views (their memos stay right)
+            _VIEW_KEYS.clear()
+        key = _VIEW_KEYS[channel, feeding] = _ViewKey(channel, feeding)
+    return key
 
 
 def _freshness_tail(freshness: Freshness) -> bytes:

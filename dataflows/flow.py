@@ -21,6 +21,7 @@ from bytewax.operators import KeyedStream
 from bytewax.outputs import Sink
 from bytewax.recovery import RecoveryConfig, init_db_dir
 
+from atp import native
 from dataflows import kafka_io
 from dataflows.consumer_lag import ConsumerLags
 from dataflows.feed_sink import FeedSink
@@ -272,6 +273,7 @@ def run(
     active = startup_rules(settings.rules_dir, url, keys)
     log.info("rules %s from %s: %d nodes, %d channels", active.rules.version, settings.rules_dir,
              len(active.rules.nodes), len(active.rules.channels))
+    log.info("core build: %s (AVAIL_NATIVE=0 runs the pure-Python sources)", native.build())
     cli_main(  # type: ignore[no-untyped-call]
         build_flow(settings, active, Registry(generation), state_log), workers_per_process=workers,
         process_id=process_id,

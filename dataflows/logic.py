@@ -26,9 +26,9 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Emitted = SkuWrite | DeadLetter | ChannelDelta
 Incoming = Inbound | RulesChanged | Rebuild
 
-SkuSnapshot = tuple[bytes, int, str]
+SkuSnapshot = tuple[bytes, int, str] | tuple[bytes, int]
 """What Bytewax stores per SKU: the pickled state, the last version written, and the
-Redis data generation of its last whole write (``store_guard``)."""
+Redis data generation of its last whole write (``store_guard``; absent from older snapshots)."""
 
 
 def now_us() -> int:
@@ -61,7 +61,7 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
         if resume is not None:
             self.state = SkuState.from_bytes(resume[0])
             self.version = resume[1]
-            self.written_generation = resume[2] if len(resume) > 2 else ""  # noqa: PLR2004 - older snapshots
+            self.written_generation = resume[2] if len(resume) > 2 else ""  # noqa: PLR2004
             registry.add(self.state.sku, self)
         self.full_write_pending = True
         self.written_rules_version = ""
@@ -77,8 +77,13 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
         registry.add(state.sku, logic)
         return logic
 
-    def on_batch(self, values: list[Incoming], *, trace: bool = False) -> tuple[Iterable[Emitted], bool]:
-        """``trace``: keep the applied events' ids on the write and its deltas, for DEBUG logs downstream."""
+    def on_batch(self, values: list[Incoming], *, trace: bool = False,
+                 counts: dict[str, int] | None = None) -> tuple[Iterable[Emitted], bool]:
+        """``trace``: keep the applied events' ids on the write and its deltas, for DEBUG logs downstream.
+
+        ``counts``: where the events' statistics add up (a shard sums one activation's in one
+        dict); by default in the write's own ``counts``.
+        """
         now = now_us()
         rules = self.active.current()
         inbound: list[Inbound] = []
@@ -99,7 +104,8 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
         state = self.state
         emitted: list[Emitted] = []
         write = SkuWrite(state.sku, 0, False)
-        counts = write.counts
+        if counts is None:
+            counts = write.counts
         if inbound:
             outcome, results = state.apply_many([item.event for item in inbound], now=now, rules=rules)
             age_sum = 0

@@ -155,6 +155,8 @@ def _flatten(items: Sequence[SinkItem]) -> list[SkuWrite | Counts | Heartbeat]:
     for item in items:
         if isinstance(item, Applied):
             flat.extend(item.writes)
+            if item.counts:
+                flat.append(Counts(item.counts))
         else:
             flat.append(item)
     return flat

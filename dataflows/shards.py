@@ -47,6 +47,7 @@ class Applied:
     writes: list[SkuWrite] = field(default_factory=list)
     deltas: list[ChannelDelta] = field(default_factory=list)
     letters: list[DeadLetter] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)  # statistics of all the activation's events
 
 
 ShardIncoming = ShardBatch | RulesChanged | Rebuild
@@ -107,7 +108,7 @@ class ShardLogic(StatefulBatchLogic[ShardIncoming, Applied, LogPosition | None])
                 if not isinstance(items[0], Inbound) and not any(isinstance(i, Inbound) for i in items):
                     continue  # a refresh for a SKU this shard holds no state for
                 logic = self.skus[sku] = SkuLogic(self.active, None, self.registry)
-            emitted, _ = logic.on_batch(items, trace=trace)  # type: ignore[arg-type]
+            emitted, _ = logic.on_batch(items, trace=trace, counts=applied.counts)  # type: ignore[arg-type]
             self.touched[sku] = None
             _collect(applied, emitted)
             self._note_due(logic)
@@ -167,7 +168,7 @@ def _collect(applied: Applied, emitted: Iterable[Emitted]) -> None:
 
 
 def _out(applied: Applied) -> list[Applied]:
-    return [applied] if applied.writes or applied.deltas or applied.letters else []
+    return [applied] if applied.writes or applied.deltas or applied.letters or applied.counts else []
 
 
 def shard_builder(

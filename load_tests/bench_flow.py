@@ -8,16 +8,28 @@ sits on a local Tansu broker and both write to a local Redis:
 
 - engine: ``avail flow`` (one worker, recovery on, default 1 s snapshots) as a child process;
 - baseline: one process, one confluent-kafka consumer over every partition, the same
-  decoder, and one pipelined HSET per event (no state, no ATP, no versions).
+  decoder, and one pipelined HSET per event (no state, no ATP, no versions);
+- with ``--quix``, a peer: the same logic written with Quix Streams (``load_tests/quix_peer/app.py``:
+  the engine's decoder, per-SKU ``SkuState`` in Quix's RocksDB state, changed positions and
+  channel numbers to Redis at each 1 s checkpoint).
 
-Runs alternate (engine, baseline) ``--rounds`` times; the rate of each run is measured
+Runs alternate (engine, baseline[, quix]) ``--rounds`` times; the rate of each run is measured
 between 10 % and 95 % of the backlog (startup excluded) and medians are reported.
-``python -m load_tests.bench_flow [--scale full|small] [--events 200000] [--seed 2026] [--rounds 3]``
+``python -m load_tests.bench_flow [--scale full|small] [--events 200000] [--seed 2026] [--rounds 3] [--quix]``
+
+``--quix`` is opt-in: the peer runs in its own virtual environment (quixstreams pins an older
+confluent-kafka and pydantic than the engine), ``.venv/quix-peer/``, built on first use from
+``load_tests/quix_peer/requirements.lock`` (hash-checked, no dependency resolution). That first
+build downloads about 145 MB from the package index (~35 s here) and each round gets a third
+run, so the default benchmark stays as it was. With ``--quix`` the engine and Quix runs also
+read the rest of the backlog after the timed span, and their Redis channel numbers are compared
+SKU by SKU (``quix_check`` in the JSON).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import signal
@@ -36,10 +48,15 @@ from load_tests.generator import Scenario
 from load_tests.produce_backlog import produce_backlog, topic_names
 from load_tests.profile_summary import summarise
 from local_servers import LOOPBACK, start_redis, start_tansu
-from projection import Keys
+from projection import CHANNEL_PREFIX, Keys
 from projection.connect import SyncClient, sync_client
+from rulebook import load_rules
 
 RULES = {"full": Path(__file__).parent / "rules_full", "small": Path(__file__).parent.parent / "rules"}
+QUIX_PEER = Path(__file__).parent / "quix_peer"
+QUIX_VENV = Path(__file__).parent.parent / ".venv" / "quix-peer"  # ignored by git, removed by make clean
+QUIX_COMMIT_INTERVAL_S = 1.0  # the engine's snapshot interval (Quix's default: 5 s)
+QUIX_POLL_TIMEOUT_S = 0.1  # Quix's default (1 s) stalls the last 10,000 messages of a backlog (quix_peer/app.py)
 
 
 def handled(client: SyncClient, prefix: str) -> int:
@@ -121,7 +138,8 @@ while True:
 
 
 def run_engine(bootstrap: str, url: str, prefix: str, topics: dict[str, str], total: int, work: Path,
-               rules: Path, profile: Path | None = None) -> Run:
+               rules: Path, profile: Path | None = None, finish: bool = False) -> Run:
+    """``finish``: after the timed span, wait until the whole backlog is handled (Redis then holds the end state)."""
     recovery = work / f"recovery-{prefix}"
     env = engine_env(bootstrap, url, prefix, topics, rules, recovery)
     with (work / f"{prefix}.log").open("wb") as log:
@@ -131,7 +149,11 @@ def run_engine(bootstrap: str, url: str, prefix: str, topics: dict[str, str], to
                        "--output", str(profile), "--", *command]
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
     try:
-        return timed(sync_client(url), prefix, total, [process], timeout=600)
+        client = sync_client(url)
+        run = timed(client, prefix, total, [process], timeout=600)
+        if finish:
+            wait_all(client, prefix, total, process)
+        return run
     finally:
         if profile is not None:
             process.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
@@ -154,6 +176,121 @@ def run_baseline(bootstrap: str, url: str, prefix: str, topics: dict[str, str], 
         process.wait()
 
 
+class QuixEnvironmentError(RuntimeError):
+    """The Quix Streams peer's virtual environment could not be built."""
+
+
+def quix_python(venv: Path = QUIX_VENV, lock: Path = QUIX_PEER / "requirements.lock") -> Path:
+    """The peer's interpreter; builds ``venv`` from ``lock`` first when missing or made from another lock."""
+    python = venv / "bin" / "python"
+    digest = hashlib.sha256(lock.read_bytes()).hexdigest()
+    stamp = venv / "requirements.lock.sha256"
+    if python.exists() and stamp.exists() and stamp.read_text().strip() == digest:
+        return python
+    print(f"building the Quix Streams environment {venv} from {lock} (first use: downloads about 145 MB)")
+    shutil.rmtree(venv, ignore_errors=True)
+    steps = [[sys.executable, "-m", "venv", str(venv)],
+             [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--require-hashes",
+              "--no-deps", "-r", str(lock)],
+             [str(python), "-c", "import quixstreams, rocksdict, confluent_kafka"]]
+    for step in steps:
+        try:
+            done = subprocess.run(step, capture_output=True, text=True, timeout=900, check=False)  # noqa: S603
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise QuixEnvironmentError(f"could not build {venv} ({' '.join(step[:4])}...): {exc}") from exc
+        if done.returncode != 0:
+            lines = [line for line in (done.stderr + done.stdout).splitlines()
+                     if "is ignored: it is neither a file nor a directory" not in line]
+            raise QuixEnvironmentError(
+                f"could not build the Quix Streams environment {venv}: `{' '.join(step[:4])} ...` exited with "
+                f"{done.returncode}:\n" + "\n".join(lines[-15:])
+                + "\n(building it needs the package index: run again to retry, or run without --quix)")
+    stamp.write_text(digest + "\n")
+    return python
+
+
+def wait_all(client: SyncClient, prefix: str, total: int, process: subprocess.Popen[bytes],
+             timeout: float = 300) -> None:
+    """After the timed span: until every event of the backlog is counted (so Redis holds the final numbers)."""
+    deadline = time.monotonic() + timeout
+    while handled(client, prefix) < total:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode} before handling all {total} events")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"only {handled(client, prefix)} of {total} handled {timeout:.0f} s after timing")
+        time.sleep(0.05)
+
+
+def run_quix(python: Path, bootstrap: str, url: str, prefix: str, topics: dict[str, str], total: int, work: Path,
+             rules: Path) -> Run:
+    """The Quix Streams peer (a new consumer group and state dir), timed like the others, then read to the end."""
+    state = work / f"quix-state-{prefix}"
+    env = {**os.environ, **{f"AVAIL_TOPIC_{Topic(role).name}": name for role, name in topics.items()}}
+    command = [str(python), str(QUIX_PEER / "app.py"), "--bootstrap", bootstrap, "--redis-url", url, "--prefix", prefix,
+               "--rules-dir", str(rules), "--state-dir", str(state), "--group", f"bench-{prefix}-{time.time_ns()}",
+               "--commit-interval", str(QUIX_COMMIT_INTERVAL_S), "--poll-timeout", str(QUIX_POLL_TIMEOUT_S)]
+    log_path = work / f"{prefix}.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+    try:
+        client = sync_client(url)
+        run = timed(client, prefix, total, [process], timeout=600)
+        wait_all(client, prefix, total, process)
+        return run
+    except (RuntimeError, TimeoutError) as exc:
+        tail = log_path.read_text(errors="replace").splitlines()[-20:]
+        raise RuntimeError(f"the Quix peer failed ({exc}); the end of {log_path}:\n" + "\n".join(tail)) from exc
+    finally:
+        process.kill()
+        process.wait()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+SAMPLED_SKUS = 200
+
+
+def compare(client: SyncClient, engine: str, quix: str, channels: Sequence[str]) -> dict[str, object]:
+    """The engine's and the peer's Redis numbers for the same backlog, SKU by SKU.
+
+    Every SKU's channel numbers (absent counts as 0), and for the first ``SAMPLED_SKUS`` SKUs
+    every ``n:`` (position) and ``c:`` field.
+    """
+    engine_keys, quix_keys = Keys(engine), Keys(quix)
+    skus = sorted({s.decode() for s in client.zrange(engine_keys.skus, 0, -1)}  # type: ignore[union-attr]
+                  | {s.decode() for s in client.zrange(quix_keys.skus, 0, -1)})  # type: ignore[union-attr]
+    fields = [CHANNEL_PREFIX + c for c in channels]
+    pipe = client.pipeline(transaction=False)
+    for sku in skus:
+        pipe.hmget(engine_keys.sku(sku), fields)
+        pipe.hmget(quix_keys.sku(sku), fields)
+    answers = pipe.execute()
+    mismatched: list[dict[str, object]] = []
+    differing = 0
+    for index, sku in enumerate(skus):
+        ours, theirs = answers[2 * index], answers[2 * index + 1]
+        for field, a, b in zip(fields, ours, theirs, strict=True):
+            if int(a or 0) != int(b or 0):
+                differing += 1
+                if len(mismatched) < 5:  # noqa: PLR2004
+                    mismatched.append({"sku": sku, "field": field, "engine": int(a or 0), "quix": int(b or 0)})
+    sampled = skus[:SAMPLED_SKUS]
+    pipe = client.pipeline(transaction=False)
+    for sku in sampled:
+        pipe.hgetall(engine_keys.sku(sku))
+        pipe.hgetall(quix_keys.sku(sku))
+    hashes = pipe.execute()
+    sampled_differing = 0
+    for index in range(len(sampled)):
+        ours, theirs = ({k: v for k, v in h.items() if k[:2] in (b"n:", b"c:")}
+                        for h in (hashes[2 * index], hashes[2 * index + 1]))
+        sampled_differing += sum(1 for k in ours.keys() | theirs.keys()
+                                 if ours.get(k, b"0") != theirs.get(k, b"0"))
+    return {"skus": len(skus), "only_engine": len(skus) - client.zcard(quix_keys.skus),  # type: ignore[operator]
+            "only_quix": len(skus) - client.zcard(engine_keys.skus),  # type: ignore[operator]
+            "channel_values": len(skus) * len(fields), "channel_mismatches": differing,
+            "sampled_skus": len(sampled), "sampled_field_mismatches": sampled_differing, "examples": mismatched}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000)
@@ -163,7 +300,15 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=2, help="partitions per inbound topic")
     parser.add_argument("--profile", action="store_true",
                         help="one more engine run under py-spy: results/flow_profile.txt and its summary")
+    parser.add_argument("--quix", action="store_true",
+                        help="a third contender each round: the same logic with Quix Streams (load_tests/quix_peer)")
     args = parser.parse_args()
+    quix = None
+    if args.quix:
+        try:
+            quix = quix_python()
+        except QuixEnvironmentError as exc:
+            parser.exit(2, f"--quix: {exc}\n")
     work = Path(tempfile.mkdtemp(prefix="bench-flow-"))
     broker, redis_server = start_tansu(log_dir=work), start_redis(log_dir=work)
     try:
@@ -179,12 +324,23 @@ def main() -> None:
               f" produced in {time.monotonic() - started:.1f} s")
         engine_runs: list[Run] = []
         baseline_runs: list[Run] = []
+        quix_runs: list[Run] = []
+        checks: list[dict[str, object]] = []
+        channels = sorted(load_rules(RULES[scale]).channels)
         for i in range(args.rounds):
-            engine_runs.append(run_engine(bootstrap, url, f"engine{i}", topics, args.events, work, RULES[scale]))
+            engine_runs.append(run_engine(bootstrap, url, f"engine{i}", topics, args.events, work, RULES[scale],
+                                          finish=quix is not None))
             baseline_runs.append(run_baseline(bootstrap, url, f"base{i}", topics, args.events, args.partitions))
-            print(f"round {i + 1}: engine {engine_runs[-1].events_per_s:,.0f} events/s "
-                  f"({engine_runs[-1].cpu_us_per_event:.1f} µs CPU/event), baseline "
-                  f"{baseline_runs[-1].events_per_s:,.0f} events/s ({baseline_runs[-1].cpu_us_per_event:.1f} µs)")
+            line = (f"round {i + 1}: engine {engine_runs[-1].events_per_s:,.0f} events/s "
+                    f"({engine_runs[-1].cpu_us_per_event:.1f} µs CPU/event), baseline "
+                    f"{baseline_runs[-1].events_per_s:,.0f} events/s ({baseline_runs[-1].cpu_us_per_event:.1f} µs)")
+            if quix is not None:
+                quix_runs.append(run_quix(quix, bootstrap, url, f"quix{i}", topics, args.events, work, RULES[scale]))
+                checks.append(compare(sync_client(url), f"engine{i}", f"quix{i}", channels))
+                q, check = quix_runs[-1], checks[-1]
+                line += (f", quix {q.events_per_s:,.0f} events/s ({q.cpu_us_per_event:.1f} µs); in Redis "
+                         f"{check['channel_mismatches']} of {check['channel_values']} channel numbers differ")
+            print(line)
         if args.profile:
             report.RESULTS.mkdir(parents=True, exist_ok=True)
             stacks = report.RESULTS / "flow_profile.txt"
@@ -212,12 +368,31 @@ def main() -> None:
              b.cpu_us_per_event] for i, (e, b) in enumerate(zip(engine_runs, baseline_runs, strict=True))]
         rows.append(["median", result["engine_median"], result["baseline_median"], result["ratio_of_medians"],
                      engine_cpu, baseline_cpu])
+        series = {"engine": [*engine, result["engine_median"]], "bare baseline": [*baseline, result["baseline_median"]]}
+        if quix_runs:
+            quix_rates = [r.events_per_s for r in quix_runs]
+            ratios = [e.events_per_s / q.events_per_s for e, q in zip(engine_runs, quix_runs, strict=True)]
+            quix_cpu = statistics.median(r.cpu_us_per_event for r in quix_runs)
+            result |= {
+                "quix_events_per_s": quix_rates,
+                "quix_cpu_us_per_event": [r.cpu_us_per_event for r in quix_runs],
+                "quix_median": statistics.median(quix_rates),
+                "engine_quix_ratios": ratios,  # engine events/s ÷ quix events/s, per round
+                "engine_quix_ratio_median": statistics.median(ratios),
+                "quix_cpu_ratio_of_medians": quix_cpu / engine_cpu,  # quix CPU per event ÷ the engine's
+                "quix_commit_interval_s": QUIX_COMMIT_INTERVAL_S,
+                "quix_poll_timeout_s": QUIX_POLL_TIMEOUT_S,
+                "quix_check": checks,  # the engine's and quix's Redis numbers after the whole backlog, per round
+            }
+            columns += ["quix events/s", "engine/quix", "quix µs CPU/event"]
+            for row, q, ratio in zip(rows[:-1], quix_runs, ratios, strict=True):
+                row += [q.events_per_s, ratio, q.cpu_us_per_event]
+            # the median row: the median of the per-round ratios (the rounds alternate, so each pairs like loads)
+            rows[-1] += [result["quix_median"], result["engine_quix_ratio_median"], quix_cpu]
+            series["Quix Streams"] = [*quix_rates, result["quix_median"]]
         report.save("flow_throughput", result, columns, rows)
         report.bars("flow_throughput", f"Flow throughput, {scale} scale, {args.events:,} events (one worker)",
-                    [f"round {i + 1}" for i in range(args.rounds)] + ["median"],
-                    {"engine": [*engine, result["engine_median"]], "bare baseline": [*baseline,
-                                                                                     result["baseline_median"]]},
-                    "events/s", target=50_000)
+                    [f"round {i + 1}" for i in range(args.rounds)] + ["median"], series, "events/s", target=50_000)
     finally:
         broker.stop()
         redis_server.stop()

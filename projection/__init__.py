@@ -1,5 +1,11 @@
 """The Redis projection the flow writes and the API and commands read: keys, field codec, data generations."""
 
+from atp.native import use_sources_unless_wanted
+
+use_sources_unless_wanted()  # before any compiled module is imported (AVAIL_NATIVE=0)
+
+# ruff: noqa: E402
+
 from projection.codec import (
     AS_OF,
     CHANNEL_PREFIX,

@@ -115,7 +115,7 @@ class Outputs:
     def counts(self) -> dict[str, int]:
         total: dict[str, int] = {}
         for item in self.redis:
-            values = item.values if isinstance(item, Counts) else {}
+            values = item.values if isinstance(item, Counts) else item.counts if isinstance(item, Applied) else {}
             for write in item.writes if isinstance(item, Applied) else ():
                 values = {**values, **{k: v + values.get(k, 0) for k, v in write.counts.items()}}
             for key, value in values.items():

@@ -1,0 +1,80 @@
+"""Which build of the core runs: native (compiled with mypyc at install) or pure Python.
+
+``setup.py`` compiles ``COMPILED`` into extension modules that sit next to their sources,
+and Python's import prefers an extension module to a source file. ``AVAIL_NATIVE=0`` makes
+the same install run the sources instead (``use_sources``), so the test suite runs on
+both builds and an operator can rule the compiled code out without reinstalling. This
+module is never compiled itself and imports nothing of the project: ``setup.py`` reads it.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+
+COMPILED = (
+    "atp.allocation",
+    "atp.changes",
+    "atp.encoding",
+    "atp.events",
+    "atp.explain",
+    "atp.outcomes",
+    "atp.pending",
+    "atp.positions",
+    "atp.rejections",
+    "atp.reservations",
+    "atp.state",
+    "atp.supply",
+    "dataflows.kafka_io",
+    "dataflows.logic",
+    "dataflows.messages",
+    "dataflows.redis_sink",
+    "dataflows.shard_key",
+    "dataflows.shards",
+    "projection.codec",
+)
+"""Modules compiled to C at install: the flow's per-event path. Not ``atp.rules`` (its ``cached_property`` memos need an
+instance ``__dict__``, which a native class has not), nor ``atp.decoding`` (msgspec reads class
+keywords that compiled classes drop), nor ``atp.exceptions`` (other packages subclass its
+errors, which a native class refuses), nor package ``__init__`` modules."""
+
+SWITCH = "AVAIL_NATIVE"
+"""Environment variable: ``0`` runs the pure-Python sources even where compiled modules are installed."""
+
+
+def wanted(environ: dict[str, str] | os._Environ[str] = os.environ) -> bool:
+    return environ.get(SWITCH, "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+class _Sources(importlib.abc.MetaPathFinder):
+    """Finds the ``.py`` file of a compiled module, ahead of its extension module."""
+
+    def find_spec(self, fullname: str, path: Sequence[str] | None,
+                  target: ModuleType | None = None) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in COMPILED:
+            return None
+        name = fullname.rpartition(".")[2] + ".py"
+        for entry in path or sys.path:
+            source = Path(entry) / name
+            if source.is_file():
+                return importlib.util.spec_from_file_location(fullname, source)
+        return None
+
+
+def use_sources_unless_wanted() -> None:
+    """Called first thing by each package holding compiled modules; idempotent."""
+    if not wanted() and not any(isinstance(finder, _Sources) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _Sources())
+
+
+def build() -> str:
+    """``native`` when the core runs compiled, else ``pure``."""
+    import atp.state  # noqa: PLC0415 - only to ask where it came from
+
+    return "native" if Path(atp.state.__file__ or "").suffix != ".py" else "pure"

@@ -1,0 +1,54 @@
+"""The two builds of the core: compiled at install (mypyc), and the sources under ``AVAIL_NATIVE=0``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from atp.native import COMPILED, SWITCH, wanted
+
+ROOT = Path(__file__).resolve().parents[2]
+WHICH = (
+    "import importlib, sys, atp.native as native\n"
+    "files = [importlib.import_module(name).__file__ for name in native.COMPILED]\n"
+    "print(native.build(), sorted({f.rsplit('.', 1)[1] for f in files}))\n"
+)
+
+
+def which(**env: str) -> str:
+    environ = {k: v for k, v in os.environ.items() if k != SWITCH} | env
+    done = subprocess.run([sys.executable, "-c", WHICH], cwd=ROOT, env=environ,  # noqa: S603
+                          capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def compiled_here() -> bool:
+    return any((ROOT / "atp").glob("state.*.so"))
+
+
+def test_the_switch_off_runs_every_compiled_module_from_its_source() -> None:
+    assert which(**{SWITCH: "0"}) == "pure ['py']"
+
+
+def test_the_install_runs_the_compiled_core() -> None:
+    if not compiled_here():
+        if os.environ.get("AVAIL_REQUIRE_NATIVE") == "1":
+            pytest.fail("no compiled core next to atp/state.py: the install did not run mypyc (setup.py)")
+        pytest.skip("installed with AVAIL_NATIVE=0: nothing compiled")
+    assert which() == "native ['so']"
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("1", True), ("", True), ("yes", True), ("0", False), ("false", False), ("OFF", False), (" no ", False),
+])
+def test_the_switch_reads_the_usual_spellings(value: str, expected: bool) -> None:
+    assert wanted({SWITCH: value}) is expected
+    assert wanted({}) is True
+
+
+def test_every_compiled_module_has_its_source() -> None:
+    assert all((ROOT / (name.replace(".", "/") + ".py")).is_file() for name in COMPILED)
