@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from atp.values import ByFields
+
 Micros = int
 
 
 @dataclass(frozen=True, slots=True)
-class StockMovement:
+class StockMovement(ByFields):
     """What the node-and-quantity events carry: ``qty`` units of a SKU moved at one node."""
 
     event_id: str
@@ -35,7 +37,7 @@ class SaleVoid(StockMovement):
 
 
 @dataclass(frozen=True, slots=True)
-class Reserve:
+class Reserve(ByFields):
     event_id: str
     sku: str
     reservation_id: str
@@ -47,7 +49,7 @@ class Reserve:
 
 
 @dataclass(frozen=True, slots=True)
-class Release:
+class Release(ByFields):
     event_id: str
     sku: str
     reservation_id: str
@@ -62,7 +64,7 @@ class Pick(StockMovement):
 
 
 @dataclass(frozen=True, slots=True)
-class TransferMovement:
+class TransferMovement(ByFields):
     """What every transfer event carries: a transfer's line of ``qty`` units from one node to another."""
 
     event_id: str
@@ -98,7 +100,7 @@ class Disposition(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Return:
+class Return(ByFields):
     event_id: str
     sku: str
     node: str
@@ -115,7 +117,7 @@ class Receipt(StockMovement):
 
 
 @dataclass(frozen=True, slots=True)
-class Adjustment:
+class Adjustment(ByFields):
     """A signed correction of on_hand; qty is never zero."""
 
     event_id: str
@@ -127,7 +129,7 @@ class Adjustment:
 
 
 @dataclass(frozen=True, slots=True)
-class InventorySnapshot:
+class InventorySnapshot(ByFields):
     """An authoritative count of on_hand as of ``as_of`` (type ``snapshot``)."""
 
     event_id: str
@@ -138,7 +140,7 @@ class InventorySnapshot:
 
 
 @dataclass(frozen=True, slots=True)
-class SupplyExpected:
+class SupplyExpected(ByFields):
     """Opens or revises the expected-supply line ``supply_id`` (a purchase-order line or an ASN)."""
 
     event_id: str
@@ -151,7 +153,7 @@ class SupplyExpected:
 
 
 @dataclass(frozen=True, slots=True)
-class SupplyCancelled:
+class SupplyCancelled(ByFields):
     """Closes the expected-supply line ``supply_id`` for good."""
 
     event_id: str

@@ -5,6 +5,13 @@ and Python's import prefers an extension module to a source file. ``AVAIL_NATIVE
 the same install run the sources instead (``use_sources``), so the test suite runs on
 both builds and an operator can rule the compiled code out without reinstalling. This
 module is never compiled itself and imports nothing of the project: ``setup.py`` reads it.
+
+What compiling asks of the code: values that cross processes (Bytewax pickles the items it
+moves between workers) pickle as a call of their constructor (``atp.values.ByFields``), a
+SKU's state through its flat form. Long-lived leaf objects (``Position``, ``Reservation``,
+``Transfer``) carry ``acyclic=True``: the cycle collector neither tracks nor walks them. A
+dataclass's generated ``__init__`` stays Python, so the classes built per event or per SKU
+write theirs out.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ COMPILED = (
     "atp.reservations",
     "atp.state",
     "atp.supply",
+    "atp.values",
     "dataflows.kafka_io",
     "dataflows.logic",
     "dataflows.messages",

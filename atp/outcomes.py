@@ -8,6 +8,7 @@ from enum import StrEnum
 from atp.events import Micros
 from atp.positions import NodePosition
 from atp.rejections import Rejection
+from atp.values import ByFields
 
 
 class Status(StrEnum):
@@ -19,7 +20,7 @@ class Status(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class ChannelChange:
+class ChannelChange(ByFields):
     channel: str
     available: int
     previous: int
@@ -31,7 +32,7 @@ class IncidentKind(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Incident:
+class Incident(ByFields):
     """An oversell or a phantom sale (contract section 8), found as its event was applied.
 
     Oversell: a ``reserve`` for ``channel`` that took effect with ``qty`` above ``before``,
@@ -53,7 +54,7 @@ class Incident:
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(ByFields):
     """Only what changed: positions whose reported numbers moved, channels likewise.
 
     ``status`` describes the event; changes can come with any status, because every

@@ -5,11 +5,14 @@ from __future__ import annotations
 from array import array
 from dataclasses import dataclass
 
+from mypy_extensions import mypyc_attr
+
 from atp.events import Micros
+from atp.values import ByFields
 
 
 @dataclass(frozen=True, slots=True)
-class NodePosition:
+class NodePosition(ByFields):
     """What the engine reports for one position (contract section 2)."""
 
     node: str
@@ -25,6 +28,7 @@ def node_atp(on_hand: int, reserved: int, safety_stock: int) -> int:
     return max(0, on_hand - reserved - safety_stock)
 
 
+@mypyc_attr(acyclic=True)
 class Position:
     """Mutable counts of one position, owned by its ``SkuState``.
 
@@ -58,6 +62,11 @@ class Position:
             node, self.on_hand, self.reserved, self.in_transit, self.unsellable,
             self.safety_stock, self.atp,
         )
+
+    def numbers_at(self, node: str) -> tuple[str, int, int, int, int, int, int]:
+        """``view`` as a tuple, in ``NodePosition``'s field order: no object to build."""
+        return (node, self.on_hand, self.reserved, self.in_transit, self.unsellable, self.safety_stock,
+                node_atp(self.on_hand, self.reserved, self.safety_stock))
 
     def numbers(self) -> tuple[int, int, int, int, int]:
         """What ``view`` reports but the node and the derived atp, cheap to compare."""

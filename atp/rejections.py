@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from atp.values import ByFields
+
 
 class RejectCode(StrEnum):
     """Machine-readable reject reasons, stable across releases (metrics label them)."""
@@ -29,7 +31,7 @@ class RejectCode(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class Rejection:
+class Rejection(ByFields):
     """A message that was not applied, with the field at fault when there is one."""
 
     code: RejectCode

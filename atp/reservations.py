@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from atp.events import Micros
 
 
+@mypyc_attr(acyclic=True)
 class Reservation:
     """What is known of one reservation_id, whichever of its events came first.
 
@@ -59,6 +62,7 @@ class Reservation:
          self.released, self.picked, self.last_at, self.counted) = state
 
 
+@mypyc_attr(acyclic=True)
 class Transfer:
     """One transfer (transfer_id, from, to): in transit = shipped − received − cancelled."""
 

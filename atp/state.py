@@ -80,6 +80,29 @@ class EventResult(NamedTuple):
     touched_undeclared: bool  # it named a node the rules do not declare
 
 
+PositionNumbers = tuple[str, int, int, int, int, int, int]
+"""A position as the flow writes it: node, on_hand, reserved, in_transit, unsellable, safety_stock, atp."""
+
+
+class Net:
+    """What a batch of events changed, in the compact forms the flow writes (``apply_events``).
+
+    ``positions``: each position whose numbers moved; ``channels``: (channel, available,
+    previous) of each channel whose number moved; ``rejected``: (index of the event,
+    its rejection); ``undeclared_events``: how many events named a node the rules do not declare.
+    """
+
+    __slots__ = ("channels", "incidents", "positions", "rejected", "undeclared", "undeclared_events")
+
+    def __init__(self) -> None:
+        self.positions: list[PositionNumbers] = []
+        self.channels: list[tuple[str, int, int]] = []
+        self.incidents: list[Incident] = []
+        self.undeclared: list[str] = []
+        self.rejected: list[tuple[int, Rejection]] = []
+        self.undeclared_events = 0
+
+
 class _Changes:
     """Collects what one call touched, to report only real differences."""
 
@@ -154,6 +177,31 @@ class SkuState:
             results.append(EventResult(status, rejection, changes.touched_undeclared))
         return self._finish(changes, rules, Status.APPLIED), results
 
+    def apply_events(
+        self, events: Sequence[Event], *, now: Micros, rules: RuleSet,
+        retention: Retention = DEFAULT_RETENTION,
+    ) -> tuple[Net, list[Status]]:
+        """``apply_many`` for the flow: the same state, its net change as ``Net`` and each event's status.
+
+        No object per event or per changed position: tuples and the statuses only.
+        """
+        changes = _Changes()
+        statuses: list[Status] = []
+        rejected: list[tuple[int, Rejection]] = []
+        undeclared_events = 0
+        for index, event in enumerate(events):
+            self._sync(rules, now, changes)
+            changes.touched_undeclared = False
+            status, rejection = self._apply_one(event, now, rules, retention, changes)
+            statuses.append(status)
+            if rejection is not None:
+                rejected.append((index, rejection))
+            if changes.touched_undeclared:
+                undeclared_events += 1
+        net = self._settle(changes, rules)
+        net.rejected, net.undeclared_events = rejected, undeclared_events
+        return net, statuses
+
     def _apply_one(
         self, event: Event, now: Micros, rules: RuleSet, retention: Retention, changes: _Changes,
     ) -> tuple[Status, Rejection | None]:
@@ -191,6 +239,10 @@ class SkuState:
 
     def node_positions(self) -> tuple[NodePosition, ...]:
         return tuple(p.view(node) for node, p in sorted(self.positions.items()))
+
+    def position_numbers(self) -> list[PositionNumbers]:
+        """``node_positions`` as the flow writes them, sorted by node."""
+        return [p.numbers_at(node) for node, p in sorted(self.positions.items())]
 
     def channels(self) -> dict[str, int]:
         return dict(self.shown)
@@ -264,6 +316,9 @@ class SkuState:
         state.supply = None if supply is None else _restored_supply(supply)
         state.pending = PendingChange(whole=False)
         return state
+
+    def __reduce__(self) -> tuple[Callable[[tuple[Any, ...]], SkuState], tuple[tuple[Any, ...]]]:
+        return _from_flat, (self.flat(),)  # compiled, the class has no slots for pickle's default
 
     def __getstate__(self) -> tuple[object, ...]:
         return tuple(getattr(self, name) for name in _PERSISTED)
@@ -423,19 +478,30 @@ class SkuState:
     def _finish(
         self, changes: _Changes, rules: RuleSet, status: Status, rejection: Rejection | None = None,
     ) -> Outcome:
-        changed_positions = []
+        net = self._settle(changes, rules)
+        return Outcome(
+            self.sku, status, tuple(NodePosition(*numbers) for numbers in net.positions),
+            tuple(ChannelChange(*change) for change in net.channels), self.as_of,
+            self.rules_version, rejection, tuple(net.undeclared), tuple(net.incidents),
+        )
+
+    def _settle(self, changes: _Changes, rules: RuleSet) -> Net:
+        """Brings ``counted_atp``, ``contrib`` and ``shown`` up to date with what ``changes`` touched."""
+        net = Net()
+        changed_positions = net.positions
+        counted_atp, contrib = self.counted_atp, self.contrib
         for node, before in changes.before.items():
             position = self.positions[node]
             atp = position.atp
-            counted = self.counted_atp[node]
+            counted = counted_atp[node]
             if atp != counted:
-                self.counted_atp[node] = atp
+                counted_atp[node] = atp
                 for channel, node_buffer in rules.eligibility(node):
-                    self.contrib[channel] += max(0, atp - node_buffer) - max(0, counted - node_buffer)
+                    contrib[channel] += max(0, atp - node_buffer) - max(0, counted - node_buffer)
                     changes.channels.add(channel)
             if position.numbers() != before:  # a tuple: building every view costs more than the comparison
-                changed_positions.append(position.view(node))
-        channel_changes = []
+                changed_positions.append(position.numbers_at(node))
+        channel_changes = net.channels
         for name in sorted(changes.channels):
             previous = self.shown.get(name, 0)
             rule = rules.channels.get(name)
@@ -443,13 +509,15 @@ class SkuState:
                 self.shown.pop(name, None)
                 available = 0
             else:
-                available = self.shown[name] = rule.shown(self.contrib[name] - self.unsourced.get(name, 0))
+                available = self.shown[name] = rule.shown(contrib[name] - self.unsourced.get(name, 0))
             if available != previous:
-                channel_changes.append(ChannelChange(name, available, previous))
-        return Outcome(
-            self.sku, status, tuple(changed_positions), tuple(channel_changes), self.as_of,
-            self.rules_version, rejection, tuple(changes.undeclared), tuple(changes.incidents),
-        )
+                channel_changes.append((name, available, previous))
+        net.incidents, net.undeclared = changes.incidents, changes.undeclared
+        return net
+
+
+def _from_flat(flat: tuple[Any, ...]) -> SkuState:
+    return SkuState.from_flat(flat)
 
 
 def _restored_supply(values: Any) -> ExpectedSupply:

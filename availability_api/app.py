@@ -160,12 +160,14 @@ def create_app(settings: ApiSettings, *, clock: Callable[[], float] = time.time)
             tracking = asyncio.create_task(listener.run(), name="read-cache-invalidations")
             with contextlib.suppress(TimeoutError):  # Redis may be down at start: the cache stays off till it is up
                 await asyncio.wait_for(listener.tried.wait(), settings.redis_timeout_s)
+        skus = SkuReader(redis, keys, cache)
+        refreshing = asyncio.create_task(skus.keep_fresh(), name="read-cache-refresh") if cache.enabled else None
         app.state.context = Context(
             keys=keys, redis=redis, rules=RulesCache(load_rules), keyring=keyring, metrics=metrics,
             hub=hub, sse_heartbeat_s=settings.sse_heartbeat_s,
             limiter=SharedRateLimits.over(settings.redis_url.get_secret_value(), redis, settings.redis_prefix,
                                           settings.redis_timeout_s), freshness=freshness,
-            skus=SkuReader(redis, keys, cache), rule_sets=RuleSets(redis, keys), sampler=sampler, clock=clock,
+            skus=skus, rule_sets=RuleSets(redis, keys), sampler=sampler, clock=clock,
         )
         # Everything built so far lives as long as the process: keep it out of every future garbage
         # collection, whose full passes would otherwise walk it all and stall requests for milliseconds.
@@ -175,7 +177,7 @@ def create_app(settings: ApiSettings, *, clock: Callable[[], float] = time.time)
             with _on_exit_signal(asyncio.get_running_loop(), lambda: hub.end_all(SHUTDOWN)):
                 yield
         finally:
-            for task in (watching, sampling, tracking):
+            for task in (watching, sampling, tracking, refreshing):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

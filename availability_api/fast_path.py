@@ -41,7 +41,7 @@ BATCH_PATH = "/v1/availability/batch"
 _ID = re.compile(ID_PATTERN)
 _ONE_ID = ID_PATTERN.removeprefix("^").removesuffix("$")
 _IDS = re.compile(f"{_ONE_ID}(?:\n{_ONE_ID})*")
-"""Ids joined by newlines (a character no id holds): all of them valid exactly when this matches."""
+"""Ids joined by newlines: all of them valid exactly when this matches and the newlines are only the joins."""
 _CHANNEL_QUERY = re.compile(rb"channel=([A-Za-z0-9._:/-]{1,64})")
 _API_KEY = b"x-api-key"
 _CONTENT_TYPE = b"content-type"
@@ -187,7 +187,7 @@ def _batch_request(body: bytes) -> tuple[list[str], str | None] | None:
         joined = "\n".join(skus)  # every id at once: one regex call instead of one per SKU
     except TypeError:  # not all strings (orjson makes exact str only)
         return None
-    if not _IDS.fullmatch(joined):
+    if joined.count("\n") != len(skus) - 1 or not _IDS.fullmatch(joined):  # no id may hold a newline itself
         return None
     if channel is not None and (type(channel) is not str or not _ID.fullmatch(channel)):
         return None

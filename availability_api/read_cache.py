@@ -14,12 +14,18 @@ Three rules keep every answer as fresh as an uncached read would be:
   came back are never stored;
 - an entry older than ``ttl_s`` is never served, whatever happened to invalidations.
 
+Hashes that requests use are re-read before their TTL runs out (``SkuReader.keep_fresh``,
+in the background and many keys a command), under the same rules, so hot SKUs are not
+missed every TTL; an entry not used since it was read is left to expire.
+
 Single event loop, no locks: every method runs to completion between awaits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import random
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -27,17 +33,20 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, RedisError
 
 from atp.exceptions import UnknownSku
 from availability_api.types import RedisClient, SkuFields
 from projection import Keys
 from projection.connect import slot_of
 
+log = logging.getLogger(__name__)
 Clock = Callable[[], float]
 Memo = dict[Any, Any]
 """What was worked out from one cached hash, by what else it depends on (answers rendered per channel view,
 schedules per channel, rule set and day), so a hit works nothing out again."""
+Entry = list[Any]
+"""``[fields, expires_at, memo, used]``; every lookup that finds it sets ``used`` (then refresh it in time)."""
 
 
 @dataclass(slots=True)
@@ -55,6 +64,9 @@ class CacheStats:
     """Reads not cached because their key was invalidated (or tracking changed) while they were in flight."""
     flush: int = 0
     """Whole-cache drops: tracking lost or re-established, FLUSHDB/FLUSHALL."""
+    refreshed: int = 0
+    """Used entries re-read before they expired, or at once when invalidated (``SkuReader.keep_fresh``), whether
+    or not they were stored."""
 
 
 class ReadCache:
@@ -68,13 +80,26 @@ class ReadCache:
         self.ttl_s = ttl_s
         self._clock = clock
         self._random = random
-        self._entries: dict[str, tuple[SkuFields, float, Memo]] = {}
+        self._entries: dict[str, Entry] = {}
         self._in_flight: dict[str, list[int]] = {}
         """key → [reads in flight, invalidations seen since the first of them began]."""
         self._epoch = 0
         """Bumped whenever tracking starts or stops: reads begun before are never stored."""
         self._live = False
         self.stats = CacheStats()
+        self.refreshing = False
+        """Whether a refresher re-reads used entries before they expire (``due``); set by it."""
+        self.on_drop: Callable[[str], None] | None = None
+        """Called with the key of each used entry an invalidation drops (the refresher reads it again at once)."""
+        self.refresh_step_s = max(ttl_s / 16, 0.01)
+        self._refresh_lead_s = ttl_s / 8
+        """An entry is due this long before it expires: time enough for the read, and none wasted."""
+        self._schedule: dict[int, list[tuple[str, Entry]]] = {}
+        """Refresh time (in ``refresh_step_s``) → the entries stored for then (some since replaced or dropped)."""
+        self._indexes: dict[object, dict[str, tuple[Entry, Any]]] = {}
+        """Memo key → name → (entry, what its memo holds under that key): ``memoised`` finds them in one lookup.
+
+        A record is good while its entry is: a dropped entry's expiry is set to 0 (``_drop``)."""
 
     @property
     def enabled(self) -> bool:
@@ -96,6 +121,7 @@ class ReadCache:
         entry = self._entries.get(key)
         if entry is not None and entry[1] > self._clock():
             self.stats.hit += 1
+            entry[3] = True
             return entry[0], entry[2]
         self.stats.miss += 1  # an expired entry stays until its re-read finishes: see ``finish``
         return None
@@ -112,6 +138,7 @@ class ReadCache:
             entry = entries.get(key)
             if entry is not None and entry[1] > now:
                 hits += 1
+                entry[3] = True
                 found.append((entry[0], entry[2]))
             else:
                 found.append(None)
@@ -119,26 +146,51 @@ class ReadCache:
         self.stats.miss += len(keys) - hits
         return found
 
-    def memoised(self, keys: Callable[[str], str | None], skus: Sequence[str], memo_key: object,
+    def memoised(self, keys: Callable[[str], str | None], names: Sequence[str], memo_key: object,
                  ) -> tuple[list[Any], list[int]]:
-        """What each SKU's live entry holds under ``memo_key`` in its memo (None when nothing), and where None.
+        """What each name's live entry holds under ``memo_key`` in its memo (None when nothing), and where None.
 
-        The hot path of batches, in one pass: ``keys`` gives a SKU's key if known (else None: not
-        looked up). Only the values found count, as hits: look the others up with ``get_many``,
-        which counts them, so each lookup is counted once.
+        The hot path of batches: ``names`` are the caller's (SKUs), ``keys`` gives a name's cache key
+        if known (else None: not looked up). What was found before is found by name in one lookup
+        (an index per memo key), the rest through the entries. Only the values found count, as hits:
+        look the others up with ``get_many``, which counts them, so each lookup is counted once.
         """
         if not self._live:
-            return [None] * len(skus), list(range(len(skus)))
-        entries, now = self._entries.get, self._clock()
+            return [None] * len(names), list(range(len(names)))
+        now = self._clock()
+        index = self._indexes.get(memo_key)
+        if index is None or len(index) > self.max_entries:  # bounded: records of dropped entries go too
+            if len(self._indexes) >= _MAX_INDEXES:
+                self._indexes.clear()
+            index = self._indexes[memo_key] = {}
+        recorded = index.get
         found: list[Any] = []
         missing: list[int] = []
-        for at, sku in enumerate(skus):
-            entry = entries(keys(sku))  # type: ignore[arg-type]  # None is a key no entry has
-            value = entry[2].get(memo_key) if entry is not None and entry[1] > now else None
-            if value is None:
-                missing.append(at)
-            found.append(value)
-        self.stats.hit += len(skus) - len(missing)
+        for at, name in enumerate(names):
+            record = recorded(name)
+            if record is not None:
+                entry = record[0]
+                if entry[1] > now:
+                    entry[3] = True
+                    found.append(record[1])
+                    continue
+            missing.append(at)
+            found.append(None)
+        if missing:
+            entries, still = self._entries.get, []
+            for at in missing:
+                name = names[at]
+                held = entries(keys(name))  # type: ignore[arg-type]  # None is a key no entry has
+                if held is not None and held[1] > now:
+                    held[3] = True
+                    value = held[2].get(memo_key)
+                    if value is not None:
+                        index[name] = held, value
+                        found[at] = value
+                        continue
+                still.append(at)
+            missing = still
+        self.stats.hit += len(names) - len(missing)
         return found, missing
 
     def begin(self, key: str) -> tuple[int, int]:
@@ -166,20 +218,51 @@ class ReadCache:
             self.stats.not_stored += 1
             return memo
         entries = self._entries
-        held = entries.get(key)
-        if held is None:
-            if len(entries) >= self.max_entries:
-                del entries[next(iter(entries))]
-        else:
-            del entries[key]  # re-inserted below: the oldest inserted is dropped first
-            if held[0] == fields:
-                # An expired entry read again unchanged: what was rendered from it still holds (answers
-                # depend on the fields and the memo's keys only), so a TTL expiry costs a read, not a render.
-                memo = held[2]
         # Each entry lives a random 50-100 % of the TTL: entries cached together (a batch, a burst after a
         # flush) would otherwise all expire together and send a stampede of misses to Redis at once.
-        entries[key] = (fields, self._clock() + self.ttl_s * (0.5 + 0.5 * self._random()), memo)
+        expires = self._clock() + self.ttl_s * (0.5 + 0.5 * self._random())
+        entry = entries.get(key)
+        if entry is None:
+            if len(entries) >= self.max_entries:
+                _drop(entries.pop(next(iter(entries))))
+            entry = [fields, expires, memo, False]
+        else:
+            del entries[key]  # re-inserted below: the oldest inserted is dropped first
+            if entry[0] == fields:
+                # Read again unchanged (a refresh, or an expired entry): the entry lives on, with what was
+                # rendered from it (answers depend on the fields and the memo's keys only), so a TTL expiry
+                # costs a read, not a render.
+                entry[1], entry[3] = expires, False
+            else:
+                _drop(entry)
+                entry = [fields, expires, memo, False]
+        entries[key] = entry
+        memo = entry[2]
+        if self.refreshing:
+            self._schedule.setdefault(int((expires - self._refresh_lead_s) / self.refresh_step_s), []).append(
+                (key, entry),
+            )
         return memo
+
+    def due(self) -> list[str]:
+        """The keys of entries used since they were read and about to expire: re-read them now (once each)."""
+        if not self._live or not self._schedule:
+            return []
+        now = int(self._clock() / self.refresh_step_s)
+        entries = self._entries
+        keys = []
+        step, lead = self.refresh_step_s, self._refresh_lead_s
+        for at in [at for at in self._schedule if at <= now]:
+            for key, entry in self._schedule.pop(at):
+                # Used, still the entry of its key, and this is its latest refresh time (it lives on when re-read
+                # unchanged, and is scheduled again).
+                if entry[3] and entries.get(key) is entry and int((entry[1] - lead) / step) == at:
+                    keys.append(key)
+        return keys
+
+    def stop_refreshing(self) -> None:
+        self.refreshing = False
+        self._schedule.clear()
 
     def invalidate(self, keys: Iterable[str] | None) -> None:
         """Redis said these keys changed; None means every key (FLUSHDB, FLUSHALL)."""
@@ -188,7 +271,11 @@ class ReadCache:
             return
         for key in keys:
             self.stats.invalidation += 1
-            self._entries.pop(key, None)
+            entry = self._entries.pop(key, None)
+            if entry is not None:
+                _drop(entry)
+                if entry[3] and self.on_drop is not None:
+                    self.on_drop(key)
             slot = self._in_flight.get(key)
             if slot is not None:
                 slot[1] += 1
@@ -207,6 +294,16 @@ class ReadCache:
         self.stats.flush += 1
         self._epoch += 1
         self._entries.clear()
+        self._schedule.clear()
+        self._indexes.clear()
+
+
+_MAX_INDEXES = 64
+
+
+def _drop(entry: Entry) -> None:
+    """Marks an entry no longer cached: the records of ``memoised`` that point to it are void from now on."""
+    entry[1] = 0.0
 
 
 class _Coalescer:
@@ -230,15 +327,17 @@ class _Coalescer:
         loop = asyncio.get_running_loop()
         answer: asyncio.Future[list[SkuFields]] = loop.create_future()
         if not self._pending:
-            loop.call_soon(self._flush)
+            # The task's first step runs in the next loop iteration and takes what was asked until then.
+            # Every hop through the loop's queue costs a waiting request a turn behind all the others.
+            task = loop.create_task(self._send_pending())
+            self._tasks.add(task)  # a reference until done, so the task is not collected midway
+            task.add_done_callback(self._tasks.discard)
         self._pending.append((keys, answer))
         return answer
 
-    def _flush(self) -> None:
+    async def _send_pending(self) -> None:
         batch, self._pending = self._pending, []
-        task = asyncio.get_running_loop().create_task(self._send(batch))
-        self._tasks.add(task)  # a reference until done, so the task is not collected midway
-        task.add_done_callback(self._tasks.discard)
+        await self._send(batch)
 
     async def _pipelined(self, chunks: list[list[str]]) -> list[list[list[str]]]:
         """On a cluster: every chunk's script call in one pipeline (one connection and round trip per master).
@@ -272,9 +371,10 @@ class _Coalescer:
                     keys.sort(key=slot_of)
                     replies = await self._pipelined(_chunks(keys, slot_of))
                 else:
-                    replies = await asyncio.gather(*(
-                        self._hgetall_script(keys=chunk) for chunk in _chunks(keys, None)
-                    ))
+                    chunks = _chunks(keys, None)
+                    replies = [await self._hgetall_script(keys=chunks[0])] if len(chunks) == 1 else (
+                        await asyncio.gather(*(self._hgetall_script(keys=chunk) for chunk in chunks))
+                    )
                 answers = [fields for reply in replies for fields in _hashes(reply)]
         except BaseException as exc:  # every waiter gets the failure (503), even a cancellation
             for _, answer in batch:
@@ -337,6 +437,8 @@ class SkuReader:
         self._key_of: dict[str, str] = {}
         """SKU → its Redis key, for as many SKUs as the cache holds (``Keys.sku`` hashes the name each time)."""
         self._key_memo_size = max(cache.max_entries, 1000)
+        self._invalidated: list[str] = []
+        self._tasks: set[asyncio.Task[None]] = set()
 
     def key_of(self, sku: str) -> str:
         """``keys.sku(sku)``, remembered."""
@@ -392,14 +494,65 @@ class SkuReader:
         found = cache.get_many(keys)
         missing = [i for i, entry in enumerate(found) if entry is None]
         if missing:
-            tickets = [cache.begin(keys[i]) for i in missing]
-            answers: list[SkuFields] | None = None
-            memos: list[Memo] = []
-            try:
-                answers = await self._reads.hgetall([keys[i] for i in missing])
-            finally:
-                memos = [cache.finish(keys[i], tickets[n], answers[n] if answers is not None else None)
-                         for n, i in enumerate(missing)]
+            answers, memos = await self._read([keys[i] for i in missing])
             for n, i in enumerate(missing):
                 found[i] = answers[n], memos[n]
         return cast(list[tuple[SkuFields, Memo]], found)
+
+    async def _read(self, keys: list[str]) -> tuple[list[SkuFields], list[Memo]]:
+        """Each key's hash from Redis, stored in the cache unless it changed meanwhile, and the memos to use."""
+        cache = self.cache
+        tickets = [cache.begin(key) for key in keys]
+        answers: list[SkuFields] | None = None
+        memos: list[Memo] = []
+        try:
+            answers = await self._reads.hgetall(keys)
+        finally:
+            memos = [cache.finish(key, tickets[n], answers[n] if answers is not None else None)
+                     for n, key in enumerate(keys)]
+        return answers, memos
+
+    async def keep_fresh(self) -> None:
+        """Until cancelled: re-reads the hashes requests used shortly before they expire, many a command.
+
+        A hot SKU is then never missed for its TTL alone: requests find it (and what was rendered
+        from it, kept while the hash reads back unchanged) instead of waiting for Redis. The reads
+        follow the cache's rules (one raced by an invalidation is not stored); a failed one leaves
+        its entries to expire, and requests read them again.
+        """
+        cache = self.cache
+        cache.refreshing = True
+        cache.on_drop = self._read_again
+        try:
+            while True:
+                await asyncio.sleep(cache.refresh_step_s)
+                keys = cache.due()
+                if not keys:
+                    continue
+                cache.stats.refreshed += len(keys)
+                try:
+                    await self._read(keys)
+                except RedisError:
+                    pass  # requests see Redis failing on their own reads
+                except Exception:
+                    log.exception("refreshing the read cache failed")
+        finally:
+            cache.on_drop = None
+            cache.stop_refreshing()
+
+    def _read_again(self, key: str) -> None:
+        """A used hash was invalidated: read it again now, so that the requests after it need not wait for it.
+
+        The keys invalidated in one loop iteration go in one read (a task: the reads follow the cache's rules).
+        """
+        if not self._invalidated:
+            task = asyncio.get_running_loop().create_task(self._read_invalidated())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        self._invalidated.append(key)
+
+    async def _read_invalidated(self) -> None:
+        keys, self._invalidated = list(dict.fromkeys(self._invalidated)), []
+        self.cache.stats.refreshed += len(keys)
+        with contextlib.suppress(RedisError):  # requests see Redis failing on their own reads
+            await self._read(keys)

@@ -71,9 +71,15 @@ class RulesCache:
         self._lock = asyncio.Lock()
 
     async def current(self) -> RulesView | None:
-        """The rules, reloaded first when the copy is older than the TTL; None if none published."""
+        """The rules, reloaded first when the copy is older than the TTL; None if none published.
+
+        While one request reloads them, the others go on with the copy (if it is younger than twice
+        the TTL) instead of queueing behind that Redis round trip: every request in flight would
+        otherwise wait for it once a TTL (the slowest answers of the batch route).
+        """
         if self._is_older_than(self._ttl_s):
-            await self._reload(self._ttl_s)
+            if not (self._lock.locked() and self._view is not None and not self._is_older_than(2 * self._ttl_s)):
+                await self._reload(self._ttl_s)
         return self._view
 
     async def require(self) -> RulesView:

@@ -17,6 +17,7 @@ from confluent_kafka.admin import AdminClient
 from atp.decoding import decode_event
 from atp.events import TOPIC_TYPES
 from atp.rejections import RejectCode, Rejection
+from atp.values import ByFields
 from dataflows.consumer_lag import LAG_EVERY_S, ConsumerLags, partition_lag
 from dataflows.kafka_logging import LIBRDKAFKA_LOGGER
 from dataflows.messages import DeadLetter, Inbound, RawMessage
@@ -41,7 +42,7 @@ def consumer_config(settings: FlowSettings) -> dict[str, str]:
 
 
 @dataclass(slots=True)
-class DecodedBatch:
+class DecodedBatch(ByFields):
     """One poll of one partition, decoded: valid events by state shard, and the rejects."""
 
     shards: dict[str, ShardBatch] = field(default_factory=dict)

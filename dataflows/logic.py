@@ -13,13 +13,13 @@ from atp.changes import take_change
 from atp.events import TYPE_NAMES, event_time
 from atp.outcomes import Outcome, Status
 from atp.rules import RuleSet
-from atp.state import SkuState
+from atp.state import Net, SkuState
 from dataflows.messages import ChannelDelta, DeadLetter, Inbound, SkuWrite
 from dataflows.rules_reload import ActiveRules, RulesChanged
 from dataflows.state_log import SkuRecord
 from dataflows.store_guard import Rebuild, Registry
 from projection import encode_arrivals, encode_position
-from projection.codec import AGE_SECONDS_BUCKETS, bucket_field
+from projection.codec import AGE_SECONDS_BUCKETS, bucket_field, encode_numbers
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -107,29 +107,29 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
         if counts is None:
             counts = write.counts
         if inbound:
-            outcome, results = state.apply_many([item.event for item in inbound], now=now, rules=rules)
+            net, statuses = state.apply_events([item.event for item in inbound], now=now, rules=rules)
             age_sum = 0
-            for item, result in zip(inbound, results, strict=True):
-                status = result.status.value
-                counts[status] = counts.get(status, 0) + 1
-                if result.status is Status.APPLIED:
-                    kind = (item.raw.topic, type(item.event))
+            for item, status in zip(inbound, statuses, strict=True):
+                counts[status.value] = counts.get(status.value, 0) + 1
+                if status is Status.APPLIED:
+                    event = item.event
+                    kind = (item.raw.topic, type(event))
                     by_kind = _KIND_FIELDS.get(kind) or _kind_field(kind)
                     counts[by_kind] = counts.get(by_kind, 0) + 1
-                    age_us = max(0, now - event_time(item.event))
+                    age_us = max(0, now - event_time(event))
                     bucket = _AGE_FIELDS[bisect_left(_AGE_BOUNDS_US, age_us)]
                     counts[bucket] = counts.get(bucket, 0) + 1
                     age_sum += age_us
-                if result.rejection is not None:
-                    emitted.append(DeadLetter(item.raw, result.rejection))
-                if result.touched_undeclared:
-                    counts["undeclared_node_events"] = counts.get("undeclared_node_events", 0) + 1
+            for index, rejection in net.rejected:
+                emitted.append(DeadLetter(inbound[index].raw, rejection))
+            if net.undeclared_events:
+                counts["undeclared_node_events"] = counts.get("undeclared_node_events", 0) + net.undeclared_events
             if age_sum:
-                counts["event_age_us_sum"] = age_sum
+                counts["event_age_us_sum"] = counts.get("event_age_us_sum", 0) + age_sum
             if trace:
-                write.event_ids = tuple(item.event.event_id for item, result in zip(inbound, results, strict=True)
-                                        if result.status is Status.APPLIED)
-            _merge(write, outcome, rules)
+                write.event_ids = tuple(item.event.event_id for item, status in zip(inbound, statuses, strict=True)
+                                        if status is Status.APPLIED)
+            _merge_net(write, net, rules)
         if refresh:
             _merge(write, state.refresh(now=now, rules=rules), rules)
         self._finish(write, now, rules, emitted)
@@ -170,7 +170,7 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
         if self.full_write_pending:
             write.full = True
             self.written_generation = self.registry.generation
-            write.positions = {p.node: encode_position(p) for p in state.node_positions()}
+            write.positions = {numbers[0]: encode_numbers(numbers) for numbers in state.position_numbers()}
             write.channels = {name: state.shown.get(name, 0) for name in rules.channels}
         elif rules_changed:  # the set of channels only changes with the rules
             write.removed_channels = sorted(self.written_channels - rules.channels.keys())
@@ -218,6 +218,17 @@ _AGE_FIELDS = tuple(bucket_field("event_age", bound, AGE_SECONDS_BUCKETS) for bo
 def _kind_field(kind: tuple[str, type]) -> str:
     field = _KIND_FIELDS[kind] = f"{APPLIED_BY_KIND}{kind[0]}:{TYPE_NAMES[kind[1]]}"
     return field
+
+
+def _merge_net(write: SkuWrite, net: Net, rules: RuleSet) -> None:
+    write.incidents.extend(net.incidents)
+    positions = write.positions
+    for numbers in net.positions:
+        positions[numbers[0]] = encode_numbers(numbers)
+    channels = rules.channels
+    for channel, available, _ in net.channels:
+        if channel in channels:  # a removed channel is deleted in _finish
+            write.channels[channel] = available
 
 
 def _merge(write: SkuWrite, outcome: Outcome, rules: RuleSet) -> None:

@@ -11,10 +11,13 @@ import orjson
 from atp.events import Event
 from atp.outcomes import Incident
 from atp.rejections import Rejection
+from atp.values import ByFields
 
 
-@dataclass(slots=True)  # built per event: a frozen dataclass's __init__ costs about twice as much
-class RawMessage:
+# The items built per event or per SKU spell out their __init__: compiled (mypyc), a written
+# __init__ is a C constructor, where a dataclass's generated one stays Python.
+@dataclass(slots=True, init=False)
+class RawMessage(ByFields):
     """Where an inbound message came from, kept until it is applied or dead-lettered."""
 
     topic: str
@@ -23,11 +26,17 @@ class RawMessage:
     key: bytes | None
     value: bytes | None
 
+    def __init__(self, topic: str, partition: int, offset: int, key: bytes | None, value: bytes | None) -> None:
+        self.topic, self.partition, self.offset, self.key, self.value = topic, partition, offset, key, value
 
-@dataclass(slots=True)  # built per event: a frozen dataclass's __init__ costs about twice as much
-class Inbound:
+
+@dataclass(slots=True, init=False)
+class Inbound(ByFields):
     event: Event
     raw: RawMessage
+
+    def __init__(self, event: Event, raw: RawMessage) -> None:
+        self.event, self.raw = event, raw
 
 
 DEAD_LETTER_VALUE_CAP = 256 * 1024
@@ -36,7 +45,7 @@ DEAD_LETTER_KEY_CAP = 16 * 1024
 
 
 @dataclass(frozen=True, slots=True)
-class DeadLetter:
+class DeadLetter(ByFields):
     raw: RawMessage
     rejection: Rejection
 
@@ -68,8 +77,8 @@ class DeadLetter:
         return orjson.dumps(record)
 
 
-@dataclass(slots=True)
-class SkuWrite:
+@dataclass(slots=True, init=False)
+class SkuWrite(ByFields):
     """One SKU's changed numbers, to be applied to Redis atomically if ``version`` is newer.
 
     A write that changed nothing still carries ``counts``; it is then not sent as a write.
@@ -93,6 +102,24 @@ class SkuWrite:
     incidents: list[Incident] = field(default_factory=list)  # oversells and phantom sales of the events behind it
     event_ids: tuple[str, ...] = ()  # the applied events behind it, only while DEBUG logs trace them
 
+    def __init__(  # noqa: PLR0913 - the dataclass's fields, spelled out (see RawMessage)
+        self, sku: str, version: int, full: bool, positions: dict[str, str] | None = None,  # noqa: FBT001
+        channels: dict[str, int] | None = None, as_of: int | None = None, rules_version: str = "",
+        counts: dict[str, int] | None = None, unsourced: dict[str, int] | None = None,
+        removed_channels: list[str] | None = None, rules_changed: bool = False,  # noqa: FBT001, FBT002
+        supply: str | None = None, incidents: list[Incident] | None = None, event_ids: tuple[str, ...] = (),
+    ) -> None:
+        self.sku, self.version, self.full = sku, version, full
+        self.positions = {} if positions is None else positions
+        self.channels = {} if channels is None else channels
+        self.as_of, self.rules_version = as_of, rules_version
+        self.counts = {} if counts is None else counts
+        self.unsourced = {} if unsourced is None else unsourced
+        self.removed_channels = [] if removed_channels is None else removed_channels
+        self.rules_changed, self.supply = rules_changed, supply
+        self.incidents = [] if incidents is None else incidents
+        self.event_ids = event_ids
+
     @property
     def changed(self) -> bool:
         return self.full or self.rules_changed or bool(
@@ -101,22 +128,22 @@ class SkuWrite:
 
 
 @dataclass(frozen=True, slots=True)
-class Counts:
+class Counts(ByFields):
     """Counter increments for the engine's statistics hash."""
 
     values: dict[str, int]
 
 
 @dataclass(frozen=True, slots=True)
-class Heartbeat:
+class Heartbeat(ByFields):
     worker: str
     at: int
     lags: tuple[tuple[str, int, int], ...] = ()
     """(topic, partition, consumer lag) of every Kafka partition the worker's process reads."""
 
 
-@dataclass(slots=True)  # built per event: a frozen dataclass's __init__ costs about twice as much
-class ChannelDelta:
+@dataclass(slots=True, init=False)  # built per changed channel number: see RawMessage
+class ChannelDelta(ByFields):
     """A SKU's new shown quantity for one channel, on its way to the channel's throttle."""
 
     channel: str
@@ -126,9 +153,14 @@ class ChannelDelta:
     rules_version: str
     event_id: str | None = None  # the newest event that caused it, only while DEBUG logs trace events
 
+    def __init__(self, channel: str, sku: str, available: int, as_of: int | None,  # noqa: PLR0913
+                 rules_version: str, event_id: str | None = None) -> None:
+        self.channel, self.sku, self.available, self.as_of = channel, sku, available, as_of
+        self.rules_version, self.event_id = rules_version, event_id
+
 
 @dataclass(slots=True)  # built per event: a frozen dataclass's __init__ costs about twice as much
-class Release:
+class Release(ByFields):
     """A delta the throttle lets through at ``released_at`` (µs), to be published."""
 
     delta: ChannelDelta
@@ -136,7 +168,7 @@ class Release:
 
 
 @dataclass(frozen=True, slots=True)
-class Backlog:
+class Backlog(ByFields):
     """How many SKUs wait in a channel's throttle, after its latest release round."""
 
     channel: str

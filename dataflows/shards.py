@@ -21,6 +21,7 @@ from bytewax.operators import StatefulBatchLogic
 
 from atp.changes import Change, restore
 from atp.pending import PendingChange
+from atp.values import ByFields
 from dataflows.logic import Emitted, SkuLogic, now_us
 from dataflows.messages import ChannelDelta, DeadLetter, Inbound, SkuWrite
 from dataflows.rules_reload import ActiveRules, RulesChanged
@@ -34,14 +35,14 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(slots=True)
-class ShardBatch:
+class ShardBatch(ByFields):
     """Events of one shard's SKUs from one poll, in arrival order."""
 
     events: list[Inbound] = field(default_factory=list)
 
 
 @dataclass(slots=True)
-class Applied:
+class Applied(ByFields):
     """What one activation of a shard produced."""
 
     writes: list[SkuWrite] = field(default_factory=list)

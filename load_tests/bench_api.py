@@ -24,7 +24,13 @@ Scenarios, each at every ``--connections`` value (default 32 and 256):
 
 - ``single``: ``GET /v1/availability/{sku}?channel=web``, a random SKU of 5,000;
 - ``batch``: ``POST /v1/availability/batch`` with 100 random SKUs and ``channel=web``
-  (the bare server reads the body and answers a constant of about the same size).
+  (the bare server reads the body and answers a constant of about the same size);
+- ``mixed``: the ``single`` GETs at ``--connections`` while a second wrk keeps
+  ``--mixed-batch-connections`` (default 4) batches of 1,000 SKUs in flight: what a big batch
+  costs the other requests. The row is the single GETs'; the batches' req/s and p99 are in
+  the JSON (``batch1000_rps``, ``batch1000_p99_ms``). The bare server answers its constant to them.
+
+``--scenarios`` picks some of them (default ``single batch``).
 
 Each round runs every scenario on the engine(s), then at once on the bare server; the
 ``--rounds`` rounds (default 3) alternate like this and the medians are reported via
@@ -84,10 +90,14 @@ UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 HOT_SKUS = 5000
 BATCH = 100
 BATCH_BODIES = 300
-SCENARIOS = ("single", "batch")
-TARGET_P99_MS = {"single": 10.0, "batch": 25.0}
+BIG_BATCH = 1000
+BIG_BATCH_BODIES = 30
+SCENARIOS = ("single", "batch", "mixed")
+TARGET_P99_MS = {"single": 10.0, "batch": 25.0, "mixed": 10.0}
 TARGET_RATIO = 0.7
 ENGINES = {"single": "engine", "cluster": "engine-cluster"}  # Redis mode -> server name in the results
+BASELINE = "engine-baseline"
+"""``--baseline-api``: another version of the API package on the single Redis."""
 
 
 class Fill:
@@ -151,13 +161,14 @@ def keep_writing(fill: Fill, names: Sequence[str], writes_per_s: int, stop: thre
             fill.beat()
 
 
-def serve(app: str, port: int, env: dict[str, str], log: Path, factory: bool) -> subprocess.Popen[bytes]:
+def serve(app: str, port: int, env: dict[str, str], log: Path, factory: bool,
+          cwd: Path | None = None) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "uvicorn", app, "--host", LOOPBACK, "--port", str(port), "--workers", "1",
                "--log-level", "warning", "--no-access-log", "--loop", "uvloop", "--http", "httptools"]
     if factory:
         command.append("--factory")
     with log.open("wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)  # noqa: S603
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=cwd)  # noqa: S603
     for _ in range(200):
         try:
             if httpx.get(f"http://{LOOPBACK}:{port}/v1/availability/SKU-000001?channel=web",
@@ -192,7 +203,34 @@ def write_scripts(work: Path, names: Sequence[str]) -> dict[str, Path]:
         "request = function() return wrk.format('POST', '/v1/availability/batch', nil, "
         "bodies[math.random(#bodies)]) end\n",
     )
-    return {"single": single, "batch": batch}
+    big_bodies = ",".join(
+        _lua_string(orjson.dumps({"skus": rng.sample(hot, BIG_BATCH), "channel": "web"}).decode())
+        for _ in range(BIG_BATCH_BODIES)
+    )
+    big = work / "batch1000.lua"
+    big.write_text(
+        f'local bodies = {{{big_bodies}}}\nwrk.headers["X-API-Key"] = "{KEY}"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        "request = function() return wrk.format('POST', '/v1/availability/batch', nil, "
+        "bodies[math.random(#bodies)]) end\n",
+    )
+    return {"single": single, "batch": batch, "batch1000": big}
+
+
+def run_mixed(port: int, scripts: dict[str, Path], connections: int, batch_connections: int,
+              seconds: int) -> dict[str, float]:
+    """Single GETs (the result) while batches of 1,000 SKUs run next to them, for as long."""
+    batches: dict[str, float] = {}
+
+    def big() -> None:
+        batches.update(run_wrk(port, scripts["batch1000"], batch_connections, seconds + 1))
+
+    beside = threading.Thread(target=big)
+    beside.start()
+    time.sleep(0.5)  # the batches are under way first
+    result = run_wrk(port, scripts["single"], connections, seconds - 1)
+    beside.join()
+    return result | {"batch1000_rps": batches["rps"], "batch1000_p99_ms": batches["p99_ms"]}
 
 
 def run_wrk(port: int, script: Path, connections: int, seconds: int) -> dict[str, float]:
@@ -266,7 +304,9 @@ def main() -> None:  # noqa: PLR0912, PLR0915 - a script
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--skus", type=int, default=20_000)
     parser.add_argument("--connections", type=int, nargs="+", default=[32, 256])
-    parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
+    parser.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=["single", "batch"])
+    parser.add_argument("--mixed-batch-connections", type=int, default=4,
+                        help="mixed: connections sending 1,000-SKU batches beside the single GETs")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--writes-per-s", type=int, default=100, help="SKU rewrites a second during the load")
@@ -275,8 +315,16 @@ def main() -> None:  # noqa: PLR0912, PLR0915 - a script
                         help="the API on one local Redis, on a local Redis Cluster (3 masters + 3 replicas), or both")
     parser.add_argument("--redis-max-connections", type=int,
                         help="AVAIL_REDIS_MAX_CONNECTIONS of the engine APIs (default: the API's own)")
+    parser.add_argument("--baseline-api", type=Path, metavar="DIR",
+                        help="also serve DIR/availability_api (a copy of another version of the package) on the "
+                        "same Redis, as server engine-baseline, alternating with the others: before/after in one run")
     parser.add_argument("--name", default="api_latency", help="results file name (JSON and PNG prefixes)")
     args = parser.parse_args()
+    if args.client == "httpx" and "mixed" in args.scenarios:
+        parser.error("the mixed scenario needs wrk")
+    baseline = args.baseline_api
+    if baseline is not None and (args.redis == "cluster" or not (baseline / "availability_api").is_dir()):
+        parser.error("--baseline-api needs --redis single or both, and DIR/availability_api")
     if args.client == "wrk" and shutil.which("wrk") is None:
         sys.exit("wrk is not installed: apt-get install wrk (Debian/Ubuntu), or build it from source "
                  "(https://github.com/wg/wrk: make, needs gcc), or run with --client httpx (a weaker fallback)")
@@ -305,7 +353,7 @@ def main() -> None:  # noqa: PLR0912, PLR0915 - a script
             writer.start()
             writers.append(writer)
         scripts = write_scripts(work, names)
-        ports = {server: free_port() for server in [*engines, "bare"]}
+        ports = {server: free_port() for server in [*engines, "bare", BASELINE]}
         for mode, server in zip(modes, engines, strict=True):
             # One key for all the load, with no rate_per_s: measure the API, not the limiter.
             env = {**os.environ, "AVAIL_REDIS_URL": urls[mode],
@@ -314,6 +362,12 @@ def main() -> None:  # noqa: PLR0912, PLR0915 - a script
                 env["AVAIL_REDIS_MAX_CONNECTIONS"] = str(args.redis_max_connections)
             processes.append(serve("availability_api.app:app_from_env", ports[server], env, work / f"{server}.log",
                                    True))
+            if mode == "single" and args.baseline_api is not None:
+                # Run from DIR: its availability_api comes first on sys.path (python -m puts the cwd there).
+                processes.append(serve("availability_api.app:app_from_env", ports[BASELINE], env,
+                                       work / f"{BASELINE}.log", True, cwd=args.baseline_api.resolve()))
+        if args.baseline_api is not None:
+            engines.append(BASELINE)
         processes.append(serve("load_tests.bare_api:app", ports["bare"], dict(os.environ), work / "bare.log", False))
         cases = [(s, c) for s in args.scenarios for c in args.connections]
         runs: dict[str, list[dict[str, float]]] = {}
@@ -321,7 +375,10 @@ def main() -> None:  # noqa: PLR0912, PLR0915 - a script
             order = engines if round_no % 2 else engines[::-1]  # neither Redis mode always goes first
             for scenario, connections in cases:
                 for server in [*order, "bare"]:
-                    if args.client == "wrk":
+                    if args.client == "wrk" and scenario == "mixed":
+                        run = run_mixed(ports[server], scripts, connections, args.mixed_batch_connections,
+                                        args.seconds)
+                    elif args.client == "wrk":
                         run = run_wrk(ports[server], scripts[scenario], connections, args.seconds)
                     else:
                         run = run_httpx(ports[server], httpx_call(scenario, names), connections, args.seconds)
@@ -329,11 +386,15 @@ def main() -> None:  # noqa: PLR0912, PLR0915 - a script
                     print(f"round {round_no} {scenario:6s} c={connections:<4d} {server:14s} "
                           f"{run['rps']:8,.0f} req/s  p50 {run['p50_ms']:6.2f} ms  p99 {run['p99_ms']:7.2f} ms"
                           + (f"  non-2xx {run['non_2xx']:.0f}" if run["non_2xx"] else "")
-                          + (f"  socket errors {run['socket_errors']:.0f}" if run["socket_errors"] else ""),
+                          + (f"  socket errors {run['socket_errors']:.0f}" if run["socket_errors"] else "")
+                          + (f"  (1,000-SKU batches beside: {run['batch1000_rps']:,.0f} req/s, "
+                             f"p99 {run['batch1000_p99_ms']:.1f} ms)" if "batch1000_rps" in run else ""),
                           flush=True)
         caches = {server: cache_counters(ports[server]) for server in engines}
         medians = {
-            case: {f: statistics.median(r[f] for r in case_runs) for f in ("rps", "p50_ms", "p99_ms", "non_2xx")}
+            case: {f: statistics.median(r[f] for r in case_runs)
+                   for f in ("rps", "p50_ms", "p99_ms", "non_2xx", "batch1000_rps", "batch1000_p99_ms")
+                   if f in case_runs[0]}
             for case, case_runs in runs.items()
         }
         rows: list[list[Any]] = []

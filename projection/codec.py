@@ -63,6 +63,12 @@ def encode_position(position: NodePosition) -> str:
     return f"{p.on_hand},{p.reserved},{p.in_transit},{p.unsellable},{p.safety_stock},{p.atp}"
 
 
+def encode_numbers(numbers: tuple[str, int, int, int, int, int, int]) -> str:
+    """``encode_position`` of the tuple ``SkuState.position_numbers`` and ``Net`` hold (the node first)."""
+    _, on_hand, reserved, in_transit, unsellable, safety_stock, atp = numbers
+    return f"{on_hand},{reserved},{in_transit},{unsellable},{safety_stock},{atp}"
+
+
 WRITE_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 """Upper bounds of the flow's Redis write-time histogram, kept in stats as ``redis_write_le:<bound>``
 (one count per write, in its own bucket; ``+Inf`` past the last), ``redis_write_count`` and

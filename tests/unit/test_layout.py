@@ -25,7 +25,7 @@ ALLOWED: dict[str, set[str]] = {
 }
 FIRST_PARTY = {*ALLOWED, CLI}
 # The domain does no I/O: no files, sockets, processes, clocks or logs.
-DOMAIN_THIRD_PARTY = {"msgspec"}
+DOMAIN_THIRD_PARTY = {"msgspec", "mypy_extensions"}
 IO_MODULES = {"asyncio", "http", "io", "logging", "os", "pathlib", "shutil", "socket", "sqlite3", "subprocess",
               "sys", "tempfile", "threading", "time", "urllib"}
 

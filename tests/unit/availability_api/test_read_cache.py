@@ -269,3 +269,106 @@ class TestSkuReader:
         redis.release.set()
         assert await pending == [OLD]
         assert await skus.many(["A"]) == [NEW]
+
+
+VIEW = object()
+
+
+def memoised(cache: ReadCache, *names: str) -> tuple[list[object], list[int]]:
+    return cache.memoised(lambda name: Keys("p").sku(name), names, VIEW)
+
+
+class TestMemoised:
+    """The batch lookup by name: what a live entry's memo holds, never more than ``get`` would serve."""
+
+    def test_finds_what_the_memos_of_live_entries_hold_and_says_where_nothing(self) -> None:
+        cache = live_cache()
+        cache.finish(KEY, cache.begin(KEY), OLD)[VIEW] = b"A"
+        store(cache, KEY_B, NEW)  # cached, nothing rendered for the view yet
+        for _ in range(2):  # the second time from its index
+            assert memoised(cache, "A", "B", "C", "A") == ([b"A", None, None, b"A"], [1, 2])
+        assert cache.stats.hit == 4  # the others are counted when looked up with get_many
+
+    def test_an_invalidated_entry_is_not_found_again(self) -> None:
+        cache = live_cache()
+        cache.finish(KEY, cache.begin(KEY), OLD)[VIEW] = b"A"
+        assert memoised(cache, "A") == ([b"A"], [])
+        cache.invalidate([KEY])
+        assert memoised(cache, "A") == ([None], [0])
+        cache.finish(KEY, cache.begin(KEY), NEW)  # read again: rendered anew
+        assert memoised(cache, "A") == ([None], [0])
+
+    def test_an_entry_is_not_found_past_its_ttl_nor_after_a_flush(self) -> None:
+        clock = Clock()
+        cache = live_cache(ttl_s=2.0, clock=clock)
+        cache.finish(KEY, cache.begin(KEY), OLD)[VIEW] = b"A"
+        assert memoised(cache, "A") == ([b"A"], [])
+        clock.now += 2.1
+        assert memoised(cache, "A") == ([None], [0])
+        cache.finish(KEY, cache.begin(KEY), dict(OLD))  # read again unchanged: its renders hold
+        assert memoised(cache, "A") == ([b"A"], [])
+        cache.invalidate(None)
+        cache.finish(KEY, cache.begin(KEY), dict(OLD))
+        assert memoised(cache, "A") == ([None], [0])
+
+    def test_an_evicted_entry_is_not_found(self) -> None:
+        cache = live_cache(max_entries=1)
+        cache.finish(KEY, cache.begin(KEY), OLD)[VIEW] = b"A"
+        assert memoised(cache, "A") == ([b"A"], [])
+        store(cache, KEY_B, NEW)
+        assert memoised(cache, "A") == ([None], [0])
+
+    def test_nothing_is_found_while_tracking_is_down(self) -> None:
+        cache = live_cache()
+        cache.finish(KEY, cache.begin(KEY), OLD)[VIEW] = b"A"
+        cache.go_dark()
+        assert memoised(cache, "A") == ([None], [0])
+
+
+class TestRefresh:
+    """Entries that requests use are re-read before they expire; others are left to expire."""
+
+    def test_only_used_entries_fall_due_shortly_before_they_expire(self) -> None:
+        clock = Clock()
+        cache = live_cache(ttl_s=2.0, clock=clock)  # entries live 2 s (jitter 1.0); due 0.25 s before
+        cache.refreshing = True
+        store(cache, KEY, OLD)
+        store(cache, KEY_B, OLD)
+        assert cache.get(KEY) is not None
+        assert cache.due() == []
+        clock.now += 1.76
+        assert cache.due() == [KEY]
+        assert cache.due() == []  # once
+
+    def test_an_entry_read_again_unchanged_lives_on_with_its_renders(self) -> None:
+        clock = Clock()
+        cache = live_cache(ttl_s=2.0, clock=clock)
+        cache.refreshing = True
+        cache.finish(KEY, cache.begin(KEY), dict(OLD))[VIEW] = b"A"
+        assert memoised(cache, "A") == ([b"A"], [])  # used
+        clock.now += 1.8
+        assert cache.due() == [KEY]
+        cache.finish(KEY, cache.begin(KEY), dict(OLD))
+        clock.now += 1.0  # past the first read's TTL, within the second's
+        assert memoised(cache, "A") == ([b"A"], [])
+
+    @in_loop
+    async def test_the_refresher_rereads_used_entries_and_follows_the_cache_rules(self) -> None:
+        redis, cache = SlowRedis({KEY: OLD, KEY_B: OLD}), ReadCache(10, 0.4, random=lambda: 1.0)  # the real clock
+        cache.go_live()
+        redis.release.set()
+        skus = reader(redis, cache)
+        refreshing = asyncio.create_task(skus.keep_fresh())
+        await asyncio.sleep(0)
+        assert await skus.many(["A", "B"]) == [OLD, OLD]
+        redis.data[KEY_B] = NEW  # changed without an invalidation reaching us: the TTL still bounds it
+        for _ in range(6):  # A stays cached by its refreshes while used (each 0.35 s); B is not used again
+            await asyncio.sleep(0.1)
+            assert await skus.one("A") == OLD
+        assert cache.stats.refreshed >= 1
+        assert cache.stats.miss == 2  # the first reads only
+        assert await skus.one("B") == NEW  # B expired: read again
+        refreshing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await refreshing
+        assert not cache.refreshing

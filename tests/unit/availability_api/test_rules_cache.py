@@ -137,3 +137,32 @@ def test_malformed_document_is_treated_as_absent(caplog: pytest.LogCaptureFixtur
     cache = RulesCache(store.load, clock=FakeClock())
     assert run(cache.current) is None
     assert "malformed rules document" in caplog.text
+
+
+def test_while_one_request_reloads_the_others_go_on_with_the_copy() -> None:
+    store, clock = FakeStore(DOC), FakeClock()
+    cache = RulesCache(store.load, ttl_s=1.0, clock=clock)
+    release = asyncio.Event()
+
+    async def slow_load() -> str | None:
+        await release.wait()
+        return await store.load()
+
+    async def scenario() -> None:
+        first = await cache.require()
+        cache._load = slow_load  # Redis answering slowly from now on
+        store.text = orjson.dumps({**DOC, "version": "v2"}).decode()
+        clock.now += 1.1
+        reloading = asyncio.ensure_future(cache.require())
+        await asyncio.sleep(0)
+        assert await cache.require() is first  # not queued behind the reload
+        clock.now += 1.0  # the copy is now over twice the TTL old: wait for the reload
+        waiting = asyncio.ensure_future(cache.require())
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        release.set()
+        assert (await reloading).version == "v2"
+        assert (await waiting).version == "v2"
+        assert store.loads == 2
+
+    run(scenario)
