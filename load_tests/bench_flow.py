@@ -9,13 +9,15 @@ sits on a local Tansu broker and both write to a local Redis:
 - engine: ``avail flow`` (one worker, recovery on, default 1 s snapshots) as a child process;
 - baseline: one process, one confluent-kafka consumer over every partition, the same
   decoder, and one pipelined HSET per event (no state, no ATP, no versions);
+- with ``--pure``, the engine again on its pure-Python sources (``AVAIL_NATIVE=0``: the
+  compiled core's before and after in one run);
 - with ``--quix``, a peer: the same logic written with Quix Streams (``load_tests/quix_peer/app.py``:
   the engine's decoder, per-SKU ``SkuState`` in Quix's RocksDB state, changed positions and
   channel numbers to Redis at each 1 s checkpoint).
 
 Runs alternate (engine, baseline[, quix]) ``--rounds`` times; the rate of each run is measured
 between 10 % and 95 % of the backlog (startup excluded) and medians are reported.
-``python -m load_tests.bench_flow [--scale full|small] [--events 200000] [--seed 2026] [--rounds 3] [--quix]``
+``python -m load_tests.bench_flow [--scale full|small] [--events 200000] [--seed 2026] [--rounds 3] [--pure] [--quix]``
 
 ``--quix`` is opt-in: the peer runs in its own virtual environment (quixstreams pins an older
 confluent-kafka and pydantic than the engine), ``.venv/quix-peer/``, built on first use from
@@ -138,15 +140,18 @@ while True:
 
 
 def run_engine(bootstrap: str, url: str, prefix: str, topics: dict[str, str], total: int, work: Path,
-               rules: Path, profile: Path | None = None, finish: bool = False) -> Run:
-    """``finish``: after the timed span, wait until the whole backlog is handled (Redis then holds the end state)."""
+               rules: Path, profile: Path | None = None, finish: bool = False, *, native: bool = True) -> Run:
+    """``finish``: after the timed span, wait until the whole backlog is handled (Redis then holds the end state).
+
+    ``native=False``: the same install on its pure-Python sources (``AVAIL_NATIVE=0``).
+    """
     recovery = work / f"recovery-{prefix}"
-    env = engine_env(bootstrap, url, prefix, topics, rules, recovery)
+    env = engine_env(bootstrap, url, prefix, topics, rules, recovery) | {"AVAIL_NATIVE": "1" if native else "0"}
     with (work / f"{prefix}.log").open("wb") as log:
         command = [sys.executable, "-m", "avail", "flow"]
         if profile is not None:  # py-spy's collapsed stacks, summarised by load_tests.profile_summary
             command = [str(Path(sys.executable).with_name("py-spy")), "record", "--rate", "100", "--format", "raw",
-                       "--output", str(profile), "--", *command]
+                       "--native", "--output", str(profile), "--", *command]  # --native: the compiled core's frames
         process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
     try:
         client = sync_client(url)
@@ -300,6 +305,8 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=2, help="partitions per inbound topic")
     parser.add_argument("--profile", action="store_true",
                         help="one more engine run under py-spy: results/flow_profile.txt and its summary")
+    parser.add_argument("--pure", action="store_true",
+                        help="one more contender each round: the engine on its pure-Python sources (AVAIL_NATIVE=0)")
     parser.add_argument("--quix", action="store_true",
                         help="a third contender each round: the same logic with Quix Streams (load_tests/quix_peer)")
     args = parser.parse_args()
@@ -325,6 +332,7 @@ def main() -> None:
         engine_runs: list[Run] = []
         baseline_runs: list[Run] = []
         quix_runs: list[Run] = []
+        pure_runs: list[Run] = []
         checks: list[dict[str, object]] = []
         channels = sorted(load_rules(RULES[scale]).channels)
         for i in range(args.rounds):
@@ -334,6 +342,11 @@ def main() -> None:
             line = (f"round {i + 1}: engine {engine_runs[-1].events_per_s:,.0f} events/s "
                     f"({engine_runs[-1].cpu_us_per_event:.1f} µs CPU/event), baseline "
                     f"{baseline_runs[-1].events_per_s:,.0f} events/s ({baseline_runs[-1].cpu_us_per_event:.1f} µs)")
+            if args.pure:
+                pure_runs.append(run_engine(bootstrap, url, f"pure{i}", topics, args.events, work, RULES[scale],
+                                            native=False))
+                line += (f", engine on its sources {pure_runs[-1].events_per_s:,.0f} events/s "
+                         f"({pure_runs[-1].cpu_us_per_event:.1f} µs)")
             if quix is not None:
                 quix_runs.append(run_quix(quix, bootstrap, url, f"quix{i}", topics, args.events, work, RULES[scale]))
                 checks.append(compare(sync_client(url), f"engine{i}", f"quix{i}", channels))
@@ -390,6 +403,24 @@ def main() -> None:
             # the median row: the median of the per-round ratios (the rounds alternate, so each pairs like loads)
             rows[-1] += [result["quix_median"], result["engine_quix_ratio_median"], quix_cpu]
             series["Quix Streams"] = [*quix_rates, result["quix_median"]]
+        if pure_runs:
+            pure_rates = [r.events_per_s for r in pure_runs]
+            pure_cpu = statistics.median(r.cpu_us_per_event for r in pure_runs)
+            speedups = [e.events_per_s / p.events_per_s for e, p in zip(engine_runs, pure_runs, strict=True)]
+            result |= {
+                "pure_events_per_s": pure_rates,
+                "pure_cpu_us_per_event": [r.cpu_us_per_event for r in pure_runs],
+                "pure_median": statistics.median(pure_rates),
+                "pure_ratio_of_medians": statistics.median(pure_rates) / statistics.median(baseline),
+                "native_speedups": speedups,  # compiled engine events/s ÷ the same engine on its sources, per round
+                "native_speedup_median": statistics.median(speedups),
+                "native_cpu_speedup": pure_cpu / engine_cpu,
+            }
+            columns += ["sources events/s", "compiled/sources", "sources µs CPU/event"]
+            for row, pure, speedup in zip(rows[:-1], pure_runs, speedups, strict=True):
+                row += [pure.events_per_s, speedup, pure.cpu_us_per_event]
+            rows[-1] += [result["pure_median"], result["native_speedup_median"], pure_cpu]
+            series["engine, pure-Python build"] = [*pure_rates, result["pure_median"]]
         report.save("flow_throughput", result, columns, rows)
         report.bars("flow_throughput", f"Flow throughput, {scale} scale, {args.events:,} events (one worker)",
                     [f"round {i + 1}" for i in range(args.rounds)] + ["median"], series, "events/s", target=50_000)
