@@ -13,11 +13,14 @@ $(PY):
 	@echo "creating the virtual environment $(VENV)"
 	$(PYTHON) -m venv $(VENV)
 
+# The modules setup.py compiles (atp/native.py COMPILED): an edit to one compiles them again.
+NATIVE_SOURCES := $(shell sed -n 's/^    "\([a-z_]*\)\.\([a-z_]*\)",$$/\1\/\2.py/p' atp/native.py)
+
 # make up needs the engine only; tests, lint and benchmarks add the dev tools on top (same pins).
-$(RUNTIME): requirements.lock pyproject.toml | $(PY)
+$(RUNTIME): requirements.lock pyproject.toml setup.py atp/native.py $(NATIVE_SOURCES) | $(PY)
 	@echo "installing the engine's locked dependencies (requirements.lock) into $(VENV)"
 	$(PY) $(PIP_LOCKED) -r requirements.lock
-	@echo "installing avail itself (editable: the code runs from this folder)"
+	@echo "installing avail itself (editable: the code runs from this folder; mypyc compiles the core, ~1.5 min)"
 	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 

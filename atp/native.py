@@ -2,9 +2,11 @@
 
 ``setup.py`` compiles ``COMPILED`` into extension modules that sit next to their sources,
 and Python's import prefers an extension module to a source file. ``AVAIL_NATIVE=0`` makes
-the same install run the sources instead (``use_sources``), so the test suite runs on
-both builds and an operator can rule the compiled code out without reinstalling. This
-module is never compiled itself and imports nothing of the project: ``setup.py`` reads it.
+the same install run the sources instead, so the test suite runs on both builds and an
+operator can rule the compiled code out without reinstalling. A compiled module older than
+its source (edited since the install) makes it run the sources too, with a warning, so an
+edit is never tested against stale C (``use_sources_unless_wanted``). This module is never
+compiled itself and imports nothing of the project: ``setup.py`` reads it.
 
 What compiling asks of the code: values that cross processes (Bytewax pickles the items it
 moves between workers) pickle as a call of their constructor (``atp.values.ByFields``), a
@@ -21,6 +23,7 @@ import importlib.machinery
 import importlib.util
 import os
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -75,9 +78,32 @@ class _Sources(importlib.abc.MetaPathFinder):
         return None
 
 
+def stale(root: Path) -> list[str]:
+    """Compiled modules under ``root`` older than their source: edited since the last install.
+
+    The compiled modules call one another directly, so one stale module means the sources
+    for all of them (``use_sources_unless_wanted``).
+    """
+    found = []
+    for name in COMPILED:
+        source = root / (name.replace(".", "/") + ".py")
+        for compiled in source.parent.glob(source.stem + ".*.so"):
+            if source.is_file() and source.stat().st_mtime > compiled.stat().st_mtime:
+                found.append(name)
+    return found
+
+
 def use_sources_unless_wanted() -> None:
     """Called first thing by each package holding compiled modules; idempotent."""
-    if not wanted() and not any(isinstance(finder, _Sources) for finder in sys.meta_path):
+    if any(isinstance(finder, _Sources) for finder in sys.meta_path):
+        return
+    if not wanted():
+        sys.meta_path.insert(0, _Sources())
+        return
+    edited = stale(Path(__file__).resolve().parents[1])
+    if edited:
+        warnings.warn(f"the compiled core is older than {', '.join(edited)}: running the pure-Python sources; "
+                      f"make install (or pip install -e .) compiles it again", RuntimeWarning, stacklevel=2)
         sys.meta_path.insert(0, _Sources())
 
 

@@ -10,6 +10,8 @@ and a new ``avail flow`` (one worker, recovery on with 1 s snapshots, default se
 
 For each shape: start the flow on empty topics, wait for its heartbeat and 3 s more, and
 take the baseline (``VmRSS`` in ``/proc/<pid>/status``; ``used_memory`` of ``INFO memory``).
+Reported for the flow: its whole RSS over the positions at the end (the interpreter, Bytewax
+and the libraries included: issue 22's measure), its growth over the positions, and the slope.
 Then, in ``--steps`` equal steps, produce the counts of the next SKUs, wait until the
 ``{prefix}:stats`` counters show them all handled and a snapshot interval has passed,
 and read both again. Reported: growth / positions at the end, and the slope between the
@@ -310,11 +312,14 @@ def main() -> None:
     with local_servers("bench-memory-") as servers:
         for index, shape in enumerate(shapes):
             results.append(measure(servers, shape, args.steps, index, phases))
-    rows = [[f"{r['skus']:,} SKUs x {r['nodes_per_sku']} nodes", r["positions"],
+    for r in results:  # the whole process over the positions: the interpreter and libraries included
+        r["flow_rss_per_position"] = int(r["points"][-1]["flow_rss"]) / int(r["points"][-1]["positions"])
+    rows = [[f"{r['skus']:,} SKUs x {r['nodes_per_sku']} nodes", r["positions"], r["flow_rss_per_position"],
              r["flow_per_position"], r["flow_slope"], r["redis_per_position"], r["redis_slope"],
              r["sku_hash_per_position"], int(r["flow_peak_rss"]) / 2**20] for r in results]
-    columns = ["shape", "positions", "flow B/position", "flow B/position (slope)", "Redis B/position",
-               "Redis B/position (slope)", "SKU hash B/position", "flow peak RSS MiB"]
+    columns = ["shape", "positions", "flow RSS B/position (all)", "flow B/position (growth)",
+               "flow B/position (slope)", "Redis B/position", "Redis B/position (slope)", "SKU hash B/position",
+               "flow peak RSS MiB"]
     line_columns = ["shape", "lines added", "open lines", "flow B/line", "Redis B/line",
                     "flow B/position without → with", "Redis B/position without → with",
                     "their SKU hash B before → after", "hash encodings after"]

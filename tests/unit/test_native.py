@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from atp.native import COMPILED, SWITCH, wanted
+from atp.native import COMPILED, SWITCH, stale, wanted
 
 ROOT = Path(__file__).resolve().parents[2]
 WHICH = (
@@ -52,3 +53,31 @@ def test_the_switch_reads_the_usual_spellings(value: str, expected: bool) -> Non
 
 def test_every_compiled_module_has_its_source() -> None:
     assert all((ROOT / (name.replace(".", "/") + ".py")).is_file() for name in COMPILED)
+
+
+def test_a_compiled_module_older_than_its_source_is_stale(tmp_path: Path) -> None:
+    (tmp_path / "atp").mkdir()
+    source, compiled = tmp_path / "atp" / "state.py", tmp_path / "atp" / "state.cpython-311-x86_64-linux-gnu.so"
+    source.write_text("")
+    compiled.write_bytes(b"")
+    os.utime(source, (1_000, 1_000))
+    os.utime(compiled, (2_000, 2_000))
+    assert stale(tmp_path) == []
+    os.utime(source, (3_000, 3_000))  # edited after the install
+    assert stale(tmp_path) == ["atp.state"]
+
+
+def test_a_stale_install_runs_the_sources_and_says_so(tmp_path: Path) -> None:
+    if not compiled_here():
+        pytest.skip("installed with AVAIL_NATIVE=0: nothing compiled")
+    copy = tmp_path / "tree"
+    for package in ("atp", "dataflows", "projection"):
+        shutil.copytree(ROOT / package, copy / package)
+    shared = next(ROOT.glob("*__mypyc*.so"))
+    shutil.copy2(shared, copy / shared.name)
+    (copy / "atp" / "state.py").touch()  # an edit since the install
+    done = subprocess.run([sys.executable, "-c", WHICH], cwd=copy,  # noqa: S603
+                          env={k: v for k, v in os.environ.items() if k != SWITCH},
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "pure ['py']"
+    assert "the compiled core is older than atp.state" in done.stderr
