@@ -10,14 +10,13 @@ state, dict order included (property-tested in ``tests/unit/atp/test_changes.py`
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Sequence
 from typing import Any
 
 from atp.pending import PendingChange
-from atp.positions import Position
+from atp.positions import Position, journaled
 from atp.reservations import Reservation, Transfer
-from atp.state import SkuState
+from atp.state import SkuState, shared_node_id
 from atp.supply import ExpectedSupply
 
 WHOLE = "W"
@@ -41,7 +40,7 @@ def take_change(state: SkuState, *, whole: bool = False) -> Change:
         p = state.positions[node]
         positions[node] = (
             p.base, p.base_as_of, p.on_hand, p.reserved, p.in_transit, p.unsellable, p.safety_stock,
-            state.counted_atp[node], mark, p.journal[mark:].tobytes(),
+            p.counted, mark, p.journal[mark:].tobytes(),
         )
     seen = state.seen
     if pending.pruned:  # some new ids may be forgotten already
@@ -97,12 +96,10 @@ def _apply(state: SkuState, change: tuple[Any, ...]) -> None:
     for node, values in positions.items():
         position = state.positions.get(node)
         if position is None:
-            position = state.positions[node] = Position()
+            position = state.positions[shared_node_id(node)] = Position()
         (position.base, position.base_as_of, position.on_hand, position.reserved, position.in_transit,
-         position.unsellable, position.safety_stock, state.counted_atp[node], mark, tail) = values
-        journal = position.journal[:mark] if mark else array("q")
-        journal.frombytes(tail)
-        position.journal = journal
+         position.unsellable, position.safety_stock, position.counted, mark, tail) = values
+        position.journal = journaled(tail, position.journal[:mark] if mark else None)
     # A reservation or transfer made and pruned between two records is in neither of them.
     for rid in dropped_reservations:
         state.reservations.pop(rid, None)

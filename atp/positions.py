@@ -24,6 +24,17 @@ class NodePosition(ByFields):
     atp: int
 
 
+EMPTY_JOURNAL: array[int] = array("q")
+"""Every empty journal: never appended to (``Position.add_on_hand`` replaces it first)."""
+
+
+def journaled(entries: bytes, head: array[int] | None = None) -> array[int]:
+    """A journal of ``head`` (if any) then ``entries`` (raw bytes); ``EMPTY_JOURNAL`` when empty."""
+    journal = array("q") if head is None else head
+    journal.frombytes(entries)
+    return journal if journal else EMPTY_JOURNAL
+
+
 def node_atp(on_hand: int, reserved: int, safety_stock: int) -> int:
     return max(0, on_hand - reserved - safety_stock)
 
@@ -35,23 +46,26 @@ class Position:
     on_hand = base + Σ journal deltas, where ``base`` is the newest snapshot's count
     (or 0) plus deltas folded out of the journal once older than the SKU's horizon,
     and the journal holds (time, delta) pairs newer than both. The journal is an
-    ``array('q')`` of interleaved pairs: 16 bytes an entry, pickled as raw bytes.
+    ``array('q')`` of interleaved pairs: 16 bytes an entry, pickled as raw bytes. An empty
+    journal is the shared ``EMPTY_JOURNAL`` (64 B saved on every position at rest), which
+    only ``add_on_hand`` appends to, and it makes its own first.
     """
 
     __slots__ = (
         "base", "base_as_of", "journal", "on_hand", "reserved", "in_transit",
-        "unsellable", "safety_stock",
+        "unsellable", "safety_stock", "counted",
     )
 
     def __init__(self, safety_stock: int = 0) -> None:
         self.base = 0
         self.base_as_of: Micros | None = None
-        self.journal = array("q")
+        self.journal = EMPTY_JOURNAL
         self.on_hand = 0
         self.reserved = 0
         self.in_transit = 0
         self.unsellable = 0
         self.safety_stock = safety_stock
+        self.counted = 0  # the atp its SkuState last added to the channels' contributions
 
     @property
     def atp(self) -> int:
@@ -76,8 +90,11 @@ class Position:
         """Apply an on_hand effect; False when a snapshot already counted it."""
         if self.base_as_of is not None and at <= self.base_as_of:
             return False
-        self.journal.append(at)
-        self.journal.append(delta)
+        journal = self.journal
+        if journal is EMPTY_JOURNAL:
+            journal = self.journal = array("q")
+        journal.append(at)
+        journal.append(delta)
         self.on_hand += delta
         return True
 
@@ -98,7 +115,7 @@ class Position:
                 total += journal[i + 1]
         self.base = on_hand
         self.base_as_of = as_of
-        self.journal = kept
+        self.journal = kept if kept else EMPTY_JOURNAL
         self.on_hand = on_hand + total
         return True
 
@@ -118,7 +135,7 @@ class Position:
             else:
                 kept.append(journal[i])
                 kept.append(journal[i + 1])
-        self.journal = kept
+        self.journal = kept if kept else EMPTY_JOURNAL
         return True
 
     def __getstate__(self) -> _PositionState:
@@ -129,8 +146,7 @@ class Position:
 
     def __setstate__(self, state: _PositionState) -> None:
         self.base, self.base_as_of, journal, self.reserved, self.in_transit, self.unsellable, self.safety_stock = state
-        self.journal = array("q")
-        self.journal.frombytes(journal)
+        self.journal = journaled(journal)
         self.on_hand = self.base + sum(self.journal[1::2])
 
 

@@ -126,12 +126,14 @@ _PERSISTED = (  # ``pending`` describes the last snapshot, not the state
 class SkuState:
     """All of one SKU's inventory; ``apply`` returns an ``Outcome`` of what changed."""
 
-    __slots__ = (*_PERSISTED, "pending")
+    __slots__ = (
+        "sku", "positions", "reservations", "transfers", "seen", "horizon", "watermark", "as_of", "unsourced",
+        "contrib", "shown", "rules_version", "expiry_due", "supply", "pending",
+    )  # ``counted_atp`` lives on the positions
 
     def __init__(self, sku: str) -> None:
         self.sku = sku
         self.positions: dict[str, Position] = {}
-        self.counted_atp: dict[str, int] = {}  # atp each node last added to ``contrib``
         self.reservations: dict[str, Reservation] = {}
         self.transfers: dict[TransferKey, Transfer] = {}
         self.seen: dict[str, Micros] = {}
@@ -261,12 +263,23 @@ class SkuState:
             return None
         contrib = self.contrib.get(channel, 0)
         for node in changes.before:
-            atp, counted = self.positions[node].atp, self.counted_atp[node]
+            position = self.positions[node]
+            atp, counted = position.atp, position.counted
             if atp != counted:
                 for fed, node_buffer in rules.eligibility(node):
                     if fed == channel:
                         contrib += max(0, atp - node_buffer) - max(0, counted - node_buffer)
         return rule.shown(contrib - self.unsourced.get(channel, 0))
+
+    @property
+    def counted_atp(self) -> dict[str, int]:
+        """The atp each node last added to ``contrib`` (held by its ``Position``: no dict per SKU)."""
+        return {node: position.counted for node, position in self.positions.items()}
+
+    @counted_atp.setter
+    def counted_atp(self, counted: dict[str, int]) -> None:
+        for node, atp in counted.items():
+            self.positions[node].counted = atp
 
     # -- serialisation ----------------------------------------------------------
 
@@ -306,7 +319,7 @@ class SkuState:
         (_, sku, positions, counted_atp, reservations, transfers, seen, horizon, watermark, as_of, unsourced,
          contrib, shown, rules_version, expiry_due, supply) = loaded
         state = SkuState(sku)
-        state.positions = {node: _restored(Position, values) for node, values in positions.items()}
+        state.positions = {shared_node_id(node): _restored(Position, values) for node, values in positions.items()}
         state.counted_atp = counted_atp
         state.reservations = {rid: _restored(Reservation, values) for rid, values in reservations.items()}
         state.transfers = {key: _restored(Transfer, values) for key, values in transfers.items()}
@@ -335,9 +348,9 @@ class SkuState:
     def _position(self, node: str, rules: RuleSet, changes: _Changes) -> Position:
         position = self.positions.get(node)
         if position is None:
+            node = shared_node_id(node)
             changes.before[node] = None
             position = self.positions[node] = Position(rules.safety_stock(self.sku, node))
-            self.counted_atp[node] = 0
             self.pending.journal_marks[node] = 0
         elif node not in changes.before:
             changes.before[node] = position.numbers()
@@ -371,7 +384,7 @@ class SkuState:
                 self._position(node, rules, changes).safety_stock = safety_stock
         self.contrib = dict.fromkeys(rules.channels, 0)
         for node, position in self.positions.items():
-            atp = self.counted_atp[node] = position.atp
+            atp = position.counted = position.atp
             for channel, node_buffer in rules.eligibility(node):
                 self.contrib[channel] += max(0, atp - node_buffer)
         for channel in self.shown.keys() - rules.channels.keys():
@@ -489,13 +502,13 @@ class SkuState:
         """Brings ``counted_atp``, ``contrib`` and ``shown`` up to date with what ``changes`` touched."""
         net = Net()
         changed_positions = net.positions
-        counted_atp, contrib = self.counted_atp, self.contrib
+        contrib = self.contrib
         for node, before in changes.before.items():
             position = self.positions[node]
             atp = position.atp
-            counted = counted_atp[node]
+            counted = position.counted
             if atp != counted:
-                counted_atp[node] = atp
+                position.counted = atp
                 for channel, node_buffer in rules.eligibility(node):
                     contrib[channel] += max(0, atp - node_buffer) - max(0, counted - node_buffer)
                     changes.channels.add(channel)
@@ -514,6 +527,14 @@ class SkuState:
                 channel_changes.append((name, available, previous))
         net.incidents, net.undeclared = changes.incidents, changes.undeclared
         return net
+
+
+_NODE_IDS: dict[str, str] = {}
+
+
+def shared_node_id(node: str) -> str:
+    """One string per node id across SKUs: each decoded event brings its own copy (58 B a position)."""
+    return _NODE_IDS.setdefault(node, node)
 
 
 def _from_flat(flat: tuple[Any, ...]) -> SkuState:
