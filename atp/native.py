@@ -3,8 +3,8 @@
 ``setup.py`` compiles ``COMPILED`` into extension modules that sit next to their sources,
 and Python's import prefers an extension module to a source file. ``AVAIL_NATIVE=0`` makes
 the same install run the sources instead, so the test suite runs on both builds and an
-operator can rule the compiled code out without reinstalling. A compiled module older than
-its source (edited since the install) makes it run the sources too, with a warning, so an
+operator can rule the compiled code out without reinstalling. In a source tree, a compiled
+module older than its source (edited since the install) makes it run the sources too, with a warning, so an
 edit is never tested against stale C (``use_sources_unless_wanted``). This module is never
 compiled itself and imports nothing of the project: ``setup.py`` reads it.
 
@@ -100,7 +100,10 @@ def use_sources_unless_wanted() -> None:
     if not wanted():
         sys.meta_path.insert(0, _Sources())
         return
-    edited = stale(Path(__file__).resolve().parents[1])
+    root = Path(__file__).resolve().parents[1]
+    # Only in a source tree (an editable install): a wheel's files all carry its install time,
+    # in no set order, so there an older compiled module means nothing.
+    edited = stale(root) if (root / "setup.py").is_file() else []
     if edited:
         warnings.warn(f"the compiled core is older than {', '.join(edited)}: running the pure-Python sources; "
                       f"make install (or pip install -e .) compiles it again", RuntimeWarning, stacklevel=2)

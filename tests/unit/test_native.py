@@ -76,8 +76,12 @@ def test_a_stale_install_runs_the_sources_and_says_so(tmp_path: Path) -> None:
     shared = next(ROOT.glob("*__mypyc*.so"))
     shutil.copy2(shared, copy / shared.name)
     (copy / "atp" / "state.py").touch()  # an edit since the install
-    done = subprocess.run([sys.executable, "-c", WHICH], cwd=copy,  # noqa: S603
-                          env={k: v for k, v in os.environ.items() if k != SWITCH},
+    environ = {k: v for k, v in os.environ.items() if k != SWITCH}
+    installed = subprocess.run([sys.executable, "-c", WHICH], cwd=copy, env=environ,  # noqa: S603
+                               capture_output=True, text=True, check=True)
+    assert installed.stdout.strip() == "native ['so']"  # no setup.py: installed files, their times mean nothing
+    shutil.copy2(ROOT / "setup.py", copy / "setup.py")  # a source tree
+    done = subprocess.run([sys.executable, "-c", WHICH], cwd=copy, env=environ,  # noqa: S603
                           capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "pure ['py']"
     assert "the compiled core is older than atp.state" in done.stderr
