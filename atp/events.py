@@ -101,11 +101,7 @@ class Pick(StockMovement):
         self, event_id: str, sku: str, node: str, qty: int, occurred_at: Micros,
         reservation_id: str | None = None,
     ) -> None:
-        _set(self, "event_id", event_id)
-        _set(self, "sku", sku)
-        _set(self, "node", node)
-        _set(self, "qty", qty)
-        _set(self, "occurred_at", occurred_at)
+        StockMovement.__init__(self, event_id, sku, node, qty, occurred_at)
         _set(self, "reservation_id", reservation_id)
 
 
@@ -144,13 +140,7 @@ class TransferShipped(TransferMovement):
         self, event_id: str, sku: str, transfer_id: str, from_node: str, to_node: str, qty: int,
         occurred_at: Micros, expected_at: Micros | None = None,
     ) -> None:
-        _set(self, "event_id", event_id)
-        _set(self, "sku", sku)
-        _set(self, "transfer_id", transfer_id)
-        _set(self, "from_node", from_node)
-        _set(self, "to_node", to_node)
-        _set(self, "qty", qty)
-        _set(self, "occurred_at", occurred_at)
+        TransferMovement.__init__(self, event_id, sku, transfer_id, from_node, to_node, qty, occurred_at)
         _set(self, "expected_at", expected_at)
 
 
@@ -201,11 +191,7 @@ class Receipt(StockMovement):
         self, event_id: str, sku: str, node: str, qty: int, occurred_at: Micros,
         reference: str | None = None,
     ) -> None:
-        _set(self, "event_id", event_id)
-        _set(self, "sku", sku)
-        _set(self, "node", node)
-        _set(self, "qty", qty)
-        _set(self, "occurred_at", occurred_at)
+        StockMovement.__init__(self, event_id, sku, node, qty, occurred_at)
         _set(self, "reference", reference)
 
 
