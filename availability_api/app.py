@@ -124,7 +124,8 @@ def create_app(settings: ApiSettings, *, clock: Callable[[], float] = time.time)
     keys = Keys(settings.redis_prefix)
     log_redaction.install()
     limits = Limits(settings.stale_after_s, settings.input_idle_after_s, settings.max_lag_s)
-    cache = ReadCache(settings.read_cache_max_entries, settings.read_cache_ttl_s)
+    cache = ReadCache(settings.read_cache_max_entries, settings.read_cache_ttl_s,
+                      stale_grace_s=settings.read_cache_stale_grace_s)
     metrics.watch_read_cache(cache)
 
     @asynccontextmanager

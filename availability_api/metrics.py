@@ -176,7 +176,8 @@ class ReadCacheCollector(Collector):
         lookups = CounterMetricFamily(
             "avail_api_read_cache",
             "SKU reads by outcome: hit, miss, bypass (cache off), invalidation (keys Redis reported changed), "
-            "not_stored (changed while being read), flush (whole cache dropped), refreshed (used entries re-read "
+            "not_stored (changed while being read), grace (changed, served on while read again), "
+            "flush (whole cache dropped), refreshed (used entries re-read "
             "before they expired)", labels=["outcome"],
         )
         for outcome, count in asdict(cache.stats).items():

@@ -5,14 +5,19 @@ used while ``InvalidationListener`` (``availability_api/invalidation.py``) holds
 tracking connection to Redis. Redis then tells us about every change of a SKU hash
 (``CLIENT TRACKING ... BCAST PREFIX <prefix>:sku:``), and ``invalidate`` drops it.
 
-Three rules keep every answer as fresh as an uncached read would be:
+Three rules keep every answer as fresh as an uncached read would be, but for one bounded
+exception:
 
 - a read that was in flight while its key was invalidated is answered but not cached
   (the value may predate the change that the invalidation announced);
 - while tracking is not established (not yet, or its connection dropped), the cache is
   empty and bypassed: every read goes to Redis, and reads started before tracking
   came back are never stored;
-- an entry older than ``ttl_s`` is never served, whatever happened to invalidations.
+- an entry older than ``ttl_s`` is never served, whatever happened to invalidations;
+- the exception: an invalidated entry that requests were using, while a refresher reads it
+  again at once, is served for at most ``stale_grace_s`` more (0: dropped at once). Without
+  it every request for a hot SKU just changed waits for that read, behind all the others
+  the event loop holds: the batch tail under writes.
 
 Hashes that requests use are re-read before their TTL runs out (``SkuReader.keep_fresh``,
 in the background and many keys a command), under the same rules, so hot SKUs are not
@@ -60,6 +65,8 @@ class CacheStats:
     """Lookups while tracking was not established (straight to Redis)."""
     invalidation: int = 0
     """Keys named by Redis invalidation messages (whether or not they were cached)."""
+    grace: int = 0
+    """Invalidated entries served on for at most ``stale_grace_s`` while they were read again."""
     not_stored: int = 0
     """Reads not cached because their key was invalidated (or tracking changed) while they were in flight."""
     flush: int = 0
@@ -73,11 +80,12 @@ class ReadCache:
     """SKU key → its hash fields, at most ``max_entries`` (oldest inserted dropped first) for ``ttl_s``."""
 
     def __init__(
-        self, max_entries: int, ttl_s: float, *, clock: Clock = time.monotonic,
+        self, max_entries: int, ttl_s: float, *, stale_grace_s: float = 0.0, clock: Clock = time.monotonic,
         random: Callable[[], float] = random.random,
     ) -> None:
         self.max_entries = max_entries
         self.ttl_s = ttl_s
+        self.stale_grace_s = min(stale_grace_s, ttl_s)
         self._clock = clock
         self._random = random
         self._entries: dict[str, Entry] = {}
@@ -269,13 +277,21 @@ class ReadCache:
         if keys is None:
             self._flush()
             return
+        entries, grace = self._entries, self.stale_grace_s
+        until = self._clock() + grace
         for key in keys:
             self.stats.invalidation += 1
-            entry = self._entries.pop(key, None)
+            entry = entries.get(key)
             if entry is not None:
-                _drop(entry)
                 if entry[3] and self.on_drop is not None:
+                    if grace > 0:  # served on until the re-read lands (``finish`` replaces it), or for grace_s
+                        self.stats.grace += 1
+                        entry[1] = min(entry[1], until)
+                    else:
+                        _drop(entries.pop(key))
                     self.on_drop(key)
+                else:
+                    _drop(entries.pop(key))
             slot = self._in_flight.get(key)
             if slot is not None:
                 slot[1] += 1

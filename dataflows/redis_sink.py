@@ -22,6 +22,7 @@ import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+import msgspec
 import orjson
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
@@ -52,42 +53,46 @@ log = logging.getLogger(__name__)
 
 SinkItem = SkuWrite | Applied | Counts | Heartbeat
 
-# KEYS: the SKU hashes of one chunk. ARGV: per SKU in KEYS order, the count of its
-# arguments, then those: version, full (1/0), count of fields to delete, those fields,
-# then field/value pairs. Returns per SKU 1 written, 0 older than what is there, -1
-# partial write to a missing hash (refused: it would publish a SKU with nodes missing).
-# One call per chunk, not per SKU: each command costs the client and Redis far more
-# than the few field writes of a SKU do.
+# KEYS: the SKU hashes of one chunk. ARGV[1]: the chunk's writes, MessagePack: per SKU in
+# KEYS order [version, full, fields to delete, [field, value, field, value, ...]]. Returns
+# per SKU 1 written, 0 older than what is there, -1 partial write to a missing hash
+# (refused: it would publish a SKU with nodes missing). One call per chunk, not per SKU,
+# and one argument per call, not per field: each command costs the client and Redis far
+# more than the few field writes of a SKU do, and redis-py encodes every argument in Python.
 LOST = -1
 SKUS_PER_CALL = 500
 ARGUMENTS_PER_CALL = 20_000
-"""A call holds Redis for its whole run: full writes of wide SKUs (a rules change rewrites
-every SKU) end a chunk early, so API reads wait a few milliseconds at most."""
+"""Fields and values a call writes at most: a call holds Redis for its whole run, so full writes of wide SKUs
+(a rules change rewrites every SKU) end a chunk early, and API reads wait a few milliseconds at most."""
+# MessagePack hands integers to Lua as doubles (exact below 2^53: versions and times are µs since the
+# epoch); '%d' writes them as the digits Redis would have been sent, never in exponent form.
 _WRITE_SKUS = """
+local writes = cmsgpack.unpack(ARGV[1])
 local out = {}
-local at = 1
 for k = 1, #KEYS do
-  local key, count = KEYS[k], tonumber(ARGV[at])
-  local first, last = at + 1, at + count
-  local version, full, deletes = ARGV[first], ARGV[first + 1] == '1', tonumber(ARGV[first + 2])
+  local key, write = KEYS[k], writes[k]
+  local version, full, deletes, fields = write[1], write[2], write[3], write[4]
   local current = redis.call('HGET', key, 'v')
-  if current and tonumber(current) >= tonumber(version) then
+  if current and tonumber(current) >= version then
     out[k] = 0
   elseif not current and not full then
     out[k] = -1
   else
     if full then redis.call('DEL', key) end
-    redis.call('HSET', key, 'v', version)
-    if deletes > 0 then redis.call('HDEL', key, unpack(ARGV, first + 3, first + 2 + deletes)) end
-    local i = first + 3 + deletes
+    redis.call('HSET', key, 'v', string.format('%d', version))
+    if #deletes > 0 then redis.call('HDEL', key, unpack(deletes)) end
+    local last = #fields
+    for i = 2, last, 2 do
+      if type(fields[i]) == 'number' then fields[i] = string.format('%d', fields[i]) end
+    end
+    local i = 1
     while i <= last do
       local j = math.min(i + 999, last)
-      redis.call('HSET', key, unpack(ARGV, i, j))
+      redis.call('HSET', key, unpack(fields, i, j))
       i = j + 1
     end
     out[k] = 1
   end
-  at = last + 1
 end
 return out
 """
@@ -210,24 +215,23 @@ def coalesce(items: Sequence[SinkItem]) -> Coalesced:
 
 
 def sku_arguments(write: SkuWrite) -> list[Any]:
+    """The SKU's entry in its chunk's ``ARGV[1]``: ``[version, full, fields to delete, [field, value, ...]]``."""
     deletes = [CHANNEL_PREFIX + c for c in write.removed_channels]
     deletes += [UNSOURCED_PREFIX + c for c, qty in write.unsourced.items() if not qty]
     if write.supply == "" and not write.full:  # no open supply left: an absent field means none
         deletes.append(SUPPLY)
-    args: list[Any] = [write.version, 1 if write.full else 0, len(deletes), *deletes]
-    if write.as_of is not None:
-        args += [AS_OF, write.as_of]
-    args += [RULES_VERSION, write.rules_version]
+    fields: list[Any] = [AS_OF, write.as_of] if write.as_of is not None else []
+    fields += [RULES_VERSION, write.rules_version]
     for node, encoded in write.positions.items():
-        args += [NODE_PREFIX + node, encoded]
+        fields += [NODE_PREFIX + node, encoded]
     for channel, shown in write.channels.items():
-        args += [CHANNEL_PREFIX + channel, shown]
+        fields += [CHANNEL_PREFIX + channel, shown]
     for channel, qty in write.unsourced.items():
         if qty:
-            args += [UNSOURCED_PREFIX + channel, qty]
+            fields += [UNSOURCED_PREFIX + channel, qty]
     if write.supply:
-        args += [SUPPLY, write.supply]
-    return args
+        fields += [SUPPLY, write.supply]
+    return [write.version, write.full, deletes, fields]
 
 
 def _trace_written(writes: dict[str, SkuWrite], keys: Keys) -> None:
@@ -235,6 +239,10 @@ def _trace_written(writes: dict[str, SkuWrite], keys: Keys) -> None:
         for event_id in write.event_ids:
             log.debug("event written", extra={"event_id": event_id, "sku": sku, "key": keys.sku(sku),
                                               "version": write.version})
+
+
+pack_chunk = msgspec.msgpack.Encoder().encode
+"""A chunk's ``ARGV[1]`` from its SKUs' ``sku_arguments``."""
 
 
 class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
@@ -291,24 +299,25 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
         keys = self.keys
         pipe = self.client.pipeline(transaction=False)
         order = sorted(writes, key=slot_group) if self.by_slot_group else list(writes)
-        calls: list[tuple[list[str], list[Any]]] = []
+        calls: list[tuple[list[str], list[bytes]]] = []
         chunk: list[str] = []
-        args: list[Any] = []
+        chunk_writes: list[list[Any]] = []
+        size = 0
         group = -1
         for sku in order:
             if self.by_slot_group and chunk and slot_group(sku) != group:
-                calls.append((chunk, args))
-                chunk, args = [], []
+                calls.append((chunk, [pack_chunk(chunk_writes)]))
+                chunk, chunk_writes, size = [], [], 0
             group = slot_group(sku) if self.by_slot_group else group
             sku_args = sku_arguments(writes[sku])
             chunk.append(keys.sku(sku))
-            args.append(len(sku_args))
-            args += sku_args
-            if len(chunk) == SKUS_PER_CALL or len(args) >= ARGUMENTS_PER_CALL:
-                calls.append((chunk, args))
-                chunk, args = [], []
+            chunk_writes.append(sku_args)
+            size += len(sku_args[2]) + len(sku_args[3])
+            if len(chunk) == SKUS_PER_CALL or size >= ARGUMENTS_PER_CALL:
+                calls.append((chunk, [pack_chunk(chunk_writes)]))
+                chunk, chunk_writes, size = [], [], 0
         if chunk:
-            calls.append((chunk, args))
+            calls.append((chunk, [pack_chunk(chunk_writes)]))
         for chunk, args in calls:
             self.write_skus(keys=chunk, args=args, client=pipe)
         new_skus = [sku for sku, write in writes.items() if write.full]
@@ -339,7 +348,7 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
             with contextlib.suppress(redis.RedisError):  # a counter; retrying the batch would count twice
                 self.client.hincrby(keys.stats, "lost_sku_writes", len(lost))
 
-    def _execute(self, pipe: Any, calls: list[tuple[list[str], list[Any]]]) -> list[Any]:
+    def _execute(self, pipe: Any, calls: list[tuple[list[str], list[bytes]]]) -> list[Any]:
         """The pipeline's results; script calls a master refused as NOSCRIPT are run again, alone.
 
         On a cluster the other commands (counters) already ran: running the whole batch

@@ -86,6 +86,11 @@ class ApiSettings(CommonSettings):
         description="longest a SKU read is served from this process's cache (kept correct by Redis "
         "invalidation; this only bounds a missed one); 0 switches the read cache off",
     )
+    read_cache_stale_grace_s: float = Field(
+        0.1, ge=0, le=1,
+        description="longest a cached SKU that requests use is still served after Redis reported it changed, "
+        "while it is read again at once (0: dropped at once, and requests wait for the read)",
+    )
     read_cache_max_entries: int = Field(
         20_000, ge=1, le=10_000_000, description="SKU hashes the read cache holds per API process (oldest dropped)",
     )

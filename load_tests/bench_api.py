@@ -32,6 +32,12 @@ Scenarios, each at every ``--connections`` value (default 32 and 256):
 
 ``--scenarios`` picks some of them (default ``single batch``).
 
+Before each measured run of ``single`` and ``batch``, wrk runs ``--warmup-s`` seconds
+(default 2) unmeasured against the same server: the engine sat idle while the other servers
+ran, so its read cache has expired, and a storefront sees the steady state, not the first
+second after a cold start. The warm-up's p99 (the cold start) is reported beside the run
+(``warmup_p99_ms``).
+
 Each round runs every scenario on the engine(s), then at once on the bare server; the
 ``--rounds`` rounds (default 3) alternate like this and the medians are reported via
 ``load_tests/report.py``: ``api_latency.json`` plus ``api_latency_rps.png`` (req/s, engine(s)
@@ -309,6 +315,9 @@ def main() -> None:  # noqa: PLR0912, PLR0915 - a script
                         help="mixed: connections sending 1,000-SKU batches beside the single GETs")
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup-s", type=int, default=2,
+                        help="wrk runs this long, unmeasured, before each measured run of single and batch "
+                        "(0: none); its p99 is reported as warmup_p99_ms")
     parser.add_argument("--writes-per-s", type=int, default=100, help="SKU rewrites a second during the load")
     parser.add_argument("--client", choices=("wrk", "httpx"), default="wrk")
     parser.add_argument("--redis", choices=("single", "cluster", "both"), default="both",
@@ -379,12 +388,17 @@ def main() -> None:  # noqa: PLR0912, PLR0915 - a script
                         run = run_mixed(ports[server], scripts, connections, args.mixed_batch_connections,
                                         args.seconds)
                     elif args.client == "wrk":
+                        warmup = (run_wrk(ports[server], scripts[scenario], connections, args.warmup_s)
+                                  if args.warmup_s else None)
                         run = run_wrk(ports[server], scripts[scenario], connections, args.seconds)
+                        if warmup is not None:
+                            run["warmup_p99_ms"] = warmup["p99_ms"]
                     else:
                         run = run_httpx(ports[server], httpx_call(scenario, names), connections, args.seconds)
                     runs.setdefault(f"{scenario}/c{connections}/{server}", []).append(run)
                     print(f"round {round_no} {scenario:6s} c={connections:<4d} {server:14s} "
                           f"{run['rps']:8,.0f} req/s  p50 {run['p50_ms']:6.2f} ms  p99 {run['p99_ms']:7.2f} ms"
+                          + (f"  (warm-up p99 {run['warmup_p99_ms']:.1f} ms)" if "warmup_p99_ms" in run else "")
                           + (f"  non-2xx {run['non_2xx']:.0f}" if run["non_2xx"] else "")
                           + (f"  socket errors {run['socket_errors']:.0f}" if run["socket_errors"] else "")
                           + (f"  (1,000-SKU batches beside: {run['batch1000_rps']:,.0f} req/s, "
@@ -393,7 +407,7 @@ def main() -> None:  # noqa: PLR0912, PLR0915 - a script
         caches = {server: cache_counters(ports[server]) for server in engines}
         medians = {
             case: {f: statistics.median(r[f] for r in case_runs)
-                   for f in ("rps", "p50_ms", "p99_ms", "non_2xx", "batch1000_rps", "batch1000_p99_ms")
+                   for f in ("rps", "p50_ms", "p99_ms", "non_2xx", "batch1000_rps", "batch1000_p99_ms", "warmup_p99_ms")
                    if f in case_runs[0]}
             for case, case_runs in runs.items()
         }

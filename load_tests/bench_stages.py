@@ -3,7 +3,7 @@
 The load generator's events (``--scale``, ``--events``) go through the flow's own code in
 poll-sized batches, as one worker runs them: decode and split by shard
 (``Decoder.decode_batch``), the shard step (``ShardLogic.on_batch``), the Redis sink's
-argument building (``coalesce`` + ``sku_arguments``, no network), and a snapshot of every
+argument building (``coalesce``, ``sku_arguments`` and ``pack_chunk``, no network), and a snapshot of every
 touched shard each ``--epoch-events`` (records appended to state logs in a temporary
 directory, fsynced unless ``--no-sync``; the wall time of snapshots is reported apart,
 since fsync waits cost no CPU). Times are process CPU time, so a busy machine slows the
@@ -23,7 +23,7 @@ from typing import Literal
 
 from dataflows.flow import tune_gc
 from dataflows.kafka_io import Decoder
-from dataflows.redis_sink import coalesce, sku_arguments
+from dataflows.redis_sink import coalesce, pack_chunk, sku_arguments
 from dataflows.rules_reload import ActiveRules
 from dataflows.shard_key import SHARDS
 from dataflows.shards import ShardLogic
@@ -116,8 +116,7 @@ def main() -> None:
             touched.add(shard)
         applied_at = time.process_time()
         writes = coalesce(applied).writes
-        for write in writes.values():
-            sku_arguments(write)
+        pack_chunk([sku_arguments(write) for write in writes.values()])
         sunk_at = time.process_time()
         spent["decode"] += decoded_at - started
         spent["apply"] += applied_at - decoded_at

@@ -82,6 +82,32 @@ def test_a_batch_over_several_script_calls_writes_refuses_and_reports_each_sku(r
         sink.close()
 
 
+def test_numbers_reach_redis_as_the_digits_of_the_integers(redis_url: str) -> None:
+    """Writes travel as MessagePack, which hands Lua doubles: no exponent form, no lost digit, below 2^53."""
+    sink = partition(redis_url, Registry("g1"))
+    client = sync_client(redis_url, decode_responses=True)
+    version = 1_765_000_000_000_001  # µs since the epoch, as the flow's versions are
+    try:
+        sink.write_batch([SkuWrite("DIGITS-1", version, True, positions={"dc-east": "1000000,0,0,0,0,1000000"},
+                                   channels={"web": 1_000_000, "store": 0, "market": -3},
+                                   as_of=version - 1, rules_version="r1", unsourced={"web": 20_000_000},
+                                   supply="2026-12-24:5")])
+        assert client.hgetall(KEYS.sku("DIGITS-1")) == {
+            "v": str(version), "a": str(version - 1), "r": "r1", "n:dc-east": "1000000,0,0,0,0,1000000",
+            "c:web": "1000000", "c:store": "0", "c:market": "-3", "u:web": "20000000", "s": "2026-12-24:5"}
+        sink.write_batch([SkuWrite("DIGITS-1", version + 1, False, channels={"web": 7}, as_of=version,
+                                   rules_version="r1", unsourced={"web": 0}, removed_channels=["market"],
+                                   supply="")])
+        fields = client.hgetall(KEYS.sku("DIGITS-1"))
+        assert (fields["v"], fields["c:web"]) == (str(version + 1), "7")
+        assert not {"c:market", "u:web", "s"} & fields.keys(), "deleted fields must go"
+        sink.write_batch([SkuWrite("DIGITS-1", version, False, channels={"web": 99}, rules_version="r1")])
+        assert client.hget(KEYS.sku("DIGITS-1"), "c:web") == "7", "an older version is refused"
+    finally:
+        client.close()
+        sink.close()
+
+
 def test_wide_skus_end_a_call_early_and_keep_their_verdicts(redis_url: str) -> None:
     registry = Registry("g1")
     sink = partition(redis_url, registry)

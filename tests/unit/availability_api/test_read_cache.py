@@ -352,6 +352,57 @@ class TestRefresh:
         clock.now += 1.0  # past the first read's TTL, within the second's
         assert memoised(cache, "A") == ([b"A"], [])
 
+    def test_a_used_entry_invalidated_is_served_for_the_grace_at_most_while_read_again(self) -> None:
+        clock, again = Clock(), []
+        cache = ReadCache(10, 2.0, stale_grace_s=0.1, clock=clock, random=lambda: 1.0)
+        cache.go_live()
+        cache.on_drop = again.append
+        store(cache, KEY, OLD)
+        store(cache, KEY_B, OLD)
+        assert cached(cache, KEY) == OLD  # used
+        cache.invalidate([KEY, KEY_B])
+        assert again == [KEY]  # read again at once
+        assert cached(cache, KEY_B) is None, "an entry nobody used goes at once"
+        clock.now += 0.09
+        assert cached(cache, KEY) == OLD
+        clock.now += 0.02
+        assert cached(cache, KEY) is None, "served past the grace"
+        assert cache.stats.grace == 1
+
+    def test_the_read_after_the_invalidation_replaces_the_entry_served_in_grace(self) -> None:
+        clock = Clock()
+        cache = ReadCache(10, 2.0, stale_grace_s=0.1, clock=clock, random=lambda: 1.0)
+        cache.go_live()
+        cache.on_drop = lambda key: None
+        cache.finish(KEY, cache.begin(KEY), dict(OLD))[VIEW] = b"old"
+        assert memoised(cache, "A") == ([b"old"], [])  # used
+        in_flight = cache.begin(KEY)  # began before the change: its value may predate it
+        cache.invalidate([KEY])
+        cache.finish(KEY, in_flight, dict(OLD))
+        assert memoised(cache, "A") == ([b"old"], []), "not stored: the grace entry stays"
+        again = cache.begin(KEY)
+        cache.invalidate([KEY])  # a second change while reading again: the grace is not extended
+        cache.finish(KEY, again, dict(NEW))
+        clock.now += 0.05
+        assert cached(cache, KEY) == OLD
+        cache.finish(KEY, cache.begin(KEY), dict(NEW))
+        assert cached(cache, KEY) == NEW
+        assert memoised(cache, "A") == ([None], [0]), "nothing rendered from the old fields is served"
+        clock.now += 1.0
+        assert cached(cache, KEY) == NEW
+
+    def test_without_a_refresher_or_a_grace_an_invalidated_entry_goes_at_once(self) -> None:
+        for grace, refresher in ((0.0, True), (0.1, False)):
+            cache = ReadCache(10, 2.0, stale_grace_s=grace, clock=Clock(), random=lambda: 1.0)
+            cache.go_live()
+            if refresher:
+                cache.on_drop = lambda key: None
+            store(cache, KEY, OLD)
+            assert cached(cache, KEY) == OLD
+            cache.invalidate([KEY])
+            assert cached(cache, KEY) is None
+            assert cache.stats.grace == 0
+
     @in_loop
     async def test_the_refresher_rereads_used_entries_and_follows_the_cache_rules(self) -> None:
         redis, cache = SlowRedis({KEY: OLD, KEY_B: OLD}), ReadCache(10, 0.4, random=lambda: 1.0)  # the real clock
