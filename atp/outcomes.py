@@ -10,6 +10,8 @@ from atp.positions import NodePosition
 from atp.rejections import Rejection
 from atp.values import ByFields
 
+_set = object.__setattr__
+
 
 class Status(StrEnum):
     APPLIED = "applied"
@@ -31,7 +33,7 @@ class IncidentKind(StrEnum):
     PHANTOM_SALE = "phantom_sale"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Incident(ByFields):
     """An oversell or a phantom sale (contract section 8), found as its event was applied.
 
@@ -51,6 +53,21 @@ class Incident(ByFields):
     channel: str | None = None
     node: str | None = None
     node_type: str | None = None
+
+    def __init__(  # noqa: PLR0913 - the dataclass's fields, spelled out (a phantom sale is common)
+        self, kind: IncidentKind, sku: str, event_id: str, qty: int, before: int, units: int, occurred_at: Micros,
+        channel: str | None = None, node: str | None = None, node_type: str | None = None,
+    ) -> None:
+        _set(self, "kind", kind)
+        _set(self, "sku", sku)
+        _set(self, "event_id", event_id)
+        _set(self, "qty", qty)
+        _set(self, "before", before)
+        _set(self, "units", units)
+        _set(self, "occurred_at", occurred_at)
+        _set(self, "channel", channel)
+        _set(self, "node", node)
+        _set(self, "node_type", node_type)
 
 
 @dataclass(frozen=True, slots=True)

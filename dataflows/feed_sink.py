@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any, cast
 
+import msgspec
 import orjson
 import redis
 from bytewax.outputs import DynamicSink, StatelessSinkPartition
@@ -41,21 +42,23 @@ from projection.connect import TRANSIENT_ERRORS, SyncClient, sync_client
 log = logging.getLogger(__name__)
 
 # KEYS: stream, seq counter, published hash. ARGV: max stream length, channel, the
-# seq to start after if the counter is missing, then (sku, available, as_of JSON
-# literal, rules_version, released_at µs) per delta.
+# seq to start after if the counter is missing, then MessagePack: per delta [sku,
+# available, as_of JSON literal, rules_version, released_at µs] (one argument: redis-py
+# encodes each argument in Python). MessagePack hands Lua integers as doubles: '%d'
+# writes their digits.
 PUBLISH_SCRIPT = """
 local out = {}
 local channel = cjson.encode(ARGV[2])
-for i = 4, #ARGV, 5 do
-  local sku, available = ARGV[i], ARGV[i + 1]
+for _, d in ipairs(cmsgpack.unpack(ARGV[4])) do
+  local sku, available = d[1], string.format('%d', d[2])
   local previous = redis.call('HGET', KEYS[3], sku) or '0'
   if previous ~= available then
     redis.call('SET', KEYS[2], ARGV[3], 'NX')
     local seq = string.format('%.0f', redis.call('INCR', KEYS[2]))  -- Lua numbers print as 1.7e+15
     local delta = '{"channel":' .. channel .. ',"sku":' .. cjson.encode(sku) .. ',"available":' .. available
-      .. ',"previous":' .. previous .. ',"as_of":' .. ARGV[i + 2] .. ',"rules_version":'
-      .. cjson.encode(ARGV[i + 3]) .. ',"seq":' .. seq .. '}'
-    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'd', delta, 't', ARGV[i + 4])
+      .. ',"previous":' .. previous .. ',"as_of":' .. d[3] .. ',"rules_version":'
+      .. cjson.encode(d[4]) .. ',"seq":' .. seq .. '}'
+    redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'd', delta, 't', string.format('%d', d[5]))
     redis.call('HSET', KEYS[3], sku, available)
     out[#out + 1] = sku
     out[#out + 1] = delta
@@ -82,12 +85,18 @@ def start_feeds(client: SyncClient, keys: Keys, channels: Iterable[str]) -> None
     pipe.execute()
 
 
+pack_deltas = msgspec.msgpack.Encoder().encode
+"""``ARGV[4]`` of ``PUBLISH_SCRIPT`` from its ``(sku, available, as_of JSON, rules_version, released_at)``."""
+
+
 def publish_arguments(retention: int, channel: str, releases: list[Release], origin: int = 0) -> list[Any]:
-    args: list[Any] = [retention, channel, origin]
+    deltas = []
     for release in releases:
         d = release.delta
-        args += [d.sku, d.available, orjson.dumps(format_as_of(d.as_of)), d.rules_version, release.released_at]
-    return args
+        deltas.append((d.sku, d.available, orjson.dumps(format_as_of(d.as_of)).decode(), d.rules_version,
+                       release.released_at))
+    return [retention, channel, origin, pack_deltas(deltas)]
+
 
 
 class _Produced:

@@ -98,13 +98,15 @@ return out
 """
 
 # KEYS: incident ids seen (zset by time), recent incidents (zset by time, JSON members), stats.
-# ARGV: ids kept, incidents kept, then per incident: event id, occurred_at µs, JSON, count field, units field, units.
+# ARGV: ids kept, incidents kept, then MessagePack: per incident [event id, occurred_at µs, JSON, count field,
+# units field, units] (one argument, as the SKU writes).
 RECORD_INCIDENTS = """
-for i = 3, #ARGV, 6 do
-  if redis.call('ZADD', KEYS[1], 'NX', ARGV[i + 1], ARGV[i]) == 1 then
-    redis.call('ZADD', KEYS[2], ARGV[i + 1], ARGV[i + 2])
-    redis.call('HINCRBY', KEYS[3], ARGV[i + 3], 1)
-    redis.call('HINCRBY', KEYS[3], ARGV[i + 4], ARGV[i + 5])
+for _, incident in ipairs(cmsgpack.unpack(ARGV[3])) do
+  local at = string.format('%d', incident[2])
+  if redis.call('ZADD', KEYS[1], 'NX', at, incident[1]) == 1 then
+    redis.call('ZADD', KEYS[2], at, incident[3])
+    redis.call('HINCRBY', KEYS[3], incident[4], 1)
+    redis.call('HINCRBY', KEYS[3], incident[5], string.format('%d', incident[6]))
   end
 end
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -tonumber(ARGV[1]) - 1)
@@ -116,26 +118,30 @@ INCIDENT_IDS_KEPT = 100_000
 INCIDENTS_KEPT = 1_000
 
 
+pack_chunk = msgspec.msgpack.Encoder().encode
+"""A chunk's ``ARGV[1]`` from its SKUs' ``sku_arguments`` (and the incidents' argument)."""
+
+
 def incident_keys(keys: Keys) -> list[str]:
     return [keys.incident_ids, keys.incidents, keys.stats]
 
 
 def incident_arguments(incidents: Sequence[Incident]) -> list[Any]:
-    args: list[Any] = [INCIDENT_IDS_KEPT, INCIDENTS_KEPT]
+    recorded: list[Any] = []
     for incident in incidents:
-        document = incident_document(incident)
         if incident.kind is IncidentKind.OVERSELL:
-            fields = (f"oversells:{incident.channel}", f"oversold_units:{incident.channel}")
+            count, units = f"oversells:{incident.channel}", f"oversold_units:{incident.channel}"
         else:
             where = incident.node_type or "undeclared"
-            fields = (f"phantom_sales:{where}", f"phantom_sale_units:{where}")
-        args += [incident.event_id, incident.occurred_at, orjson.dumps(document), *fields, incident.units]
-    return args
+            count, units = f"phantom_sales:{where}", f"phantom_sale_units:{where}"
+        recorded.append((incident.event_id, incident.occurred_at, orjson.dumps(incident_document(incident)).decode(),
+                         count, units, incident.units))
+    return [INCIDENT_IDS_KEPT, INCIDENTS_KEPT, pack_chunk(recorded)]
 
 
 def incident_document(incident: Incident) -> dict[str, Any]:
     """An incident as ``GET /v1/ops/oversells`` lists it."""
-    document: dict[str, Any] = {"kind": incident.kind.value, "sku": incident.sku, "event_id": incident.event_id,
+    document: dict[str, Any] = {"kind": str(incident.kind), "sku": incident.sku, "event_id": incident.event_id,
                                 "qty": incident.qty, "units": incident.units,
                                 "occurred_at": format_as_of(incident.occurred_at)}
     if incident.kind is IncidentKind.OVERSELL:
@@ -239,10 +245,6 @@ def _trace_written(writes: dict[str, SkuWrite], keys: Keys) -> None:
         for event_id in write.event_ids:
             log.debug("event written", extra={"event_id": event_id, "sku": sku, "key": keys.sku(sku),
                                               "version": write.version})
-
-
-pack_chunk = msgspec.msgpack.Encoder().encode
-"""A chunk's ``ARGV[1]`` from its SKUs' ``sku_arguments``."""
 
 
 class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):

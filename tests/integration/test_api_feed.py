@@ -25,7 +25,7 @@ import pytest
 import redis
 from redis.cluster import RedisCluster
 
-from dataflows.feed_sink import PUBLISH_SCRIPT
+from dataflows.feed_sink import PUBLISH_SCRIPT, pack_deltas
 from local_servers import LOOPBACK, start_redis
 from projection import Keys
 from projection.connect import SyncClient, sync_client
@@ -59,9 +59,8 @@ class Feed:
         self.script = store.register_script(PUBLISH_SCRIPT)  # the flow's own publish script
 
     def publish(self, *changes: tuple[str, int]) -> list[int]:
-        args: list[str | int] = [1_000_000, self.channel, 0]
-        for sku, available in changes:
-            args += [sku, available, AS_OF, RULES["version"], time.time_ns() // 1000]
+        deltas = [(sku, available, AS_OF, RULES["version"], time.time_ns() // 1000) for sku, available in changes]
+        args = [1_000_000, self.channel, 0, pack_deltas(deltas)]
         keys = [self.keys.feed(self.channel), self.keys.feed_seq(self.channel), self.keys.published(self.channel)]
         published = self.script(keys=keys, args=args)  # (sku, delta JSON) of each delta given a seq
         return [int(orjson.loads(published[i + 1])["seq"]) for i in range(0, len(published), 2)]
