@@ -89,12 +89,17 @@ pack_deltas = msgspec.msgpack.Encoder().encode
 """``ARGV[4]`` of ``PUBLISH_SCRIPT`` from its ``(sku, available, as_of JSON, rules_version, released_at)``."""
 
 
-def publish_arguments(retention: int, channel: str, releases: list[Release], origin: int = 0) -> list[Any]:
+def publish_arguments(retention: int, channel: str, releases: list[Release], origin: int = 0,
+                      as_of_literals: dict[int | None, str] | None = None) -> list[Any]:
+    """``as_of_literals``: JSON literals of as_of times formatted before (a SKU's deltas share one, across channels)."""
+    literals = {} if as_of_literals is None else as_of_literals
     deltas = []
     for release in releases:
         d = release.delta
-        deltas.append((d.sku, d.available, orjson.dumps(format_as_of(d.as_of)).decode(), d.rules_version,
-                       release.released_at))
+        literal = literals.get(d.as_of)
+        if literal is None:
+            literal = literals[d.as_of] = orjson.dumps(format_as_of(d.as_of)).decode()
+        deltas.append((d.sku, d.available, literal, d.rules_version, release.released_at))
     return [retention, channel, origin, pack_deltas(deltas)]
 
 
@@ -266,9 +271,10 @@ class _FeedPartition(StatelessSinkPartition[FeedItem]):
         pipe = self.client.pipeline(transaction=False)
         if backlogs:
             pipe.hset(self.keys.stats, mapping={backlog_field(channel): n for channel, n in backlogs.items()})
+        literals: dict[int | None, str] = {}
         for channel, releases in by_channel.items():
             keys = [self.keys.feed(channel), self.keys.feed_seq(channel), self.keys.published(channel)]
-            args = publish_arguments(self.retention, channel, releases, seq_origin())
+            args = publish_arguments(self.retention, channel, releases, seq_origin(), literals)
             self.publish(keys=keys, args=args, client=pipe)
         for channel, seq in settled.items():  # recorded with this batch: no round trip of its own
             pipe.set(self.keys.feed_kafka(channel), seq)

@@ -152,11 +152,16 @@ def dead_letter_sink(settings: FlowSettings) -> KafkaSink:
     return KafkaSink([settings.kafka_bootstrap], settings.topic_dlq, add_config=config)
 
 
+SHARD_MEMO = 1_000_000
+
+
 class Decoder:
     """Kafka message → ``Inbound`` or ``DeadLetter``; consumer errors are logged and dropped."""
 
     def __init__(self, settings: FlowSettings) -> None:
         self.accepted = {name: TOPIC_TYPES[role] for name, role in settings.topic_roles().items()}
+        self.shard_by_sku: dict[str, str] = {}
+        """``shard_of`` each SKU seen (a CRC-32 and a format per event otherwise), at most ``SHARD_MEMO`` SKUs."""
 
     def __call__(self, item: SourceItem) -> Inbound | DeadLetter | None:
         if isinstance(item, KafkaError):
@@ -170,7 +175,7 @@ class Decoder:
 
     def decode_batch(self, messages: list[Message]) -> DecodedBatch:
         batch = DecodedBatch()
-        shards, letters, accepted = batch.shards, batch.letters, self.accepted
+        shards, letters, accepted, shard_by_sku = batch.shards, batch.letters, self.accepted, self.shard_by_sku
         for message in messages:
             error = message.error()
             if error is not None:
@@ -182,7 +187,11 @@ class Decoder:
             if isinstance(decoded, Rejection):
                 letters.append(DeadLetter(raw, decoded))
                 continue
-            shard = shard_of(decoded.sku)
+            shard = shard_by_sku.get(decoded.sku)
+            if shard is None:
+                if len(shard_by_sku) >= SHARD_MEMO:
+                    shard_by_sku.clear()
+                shard = shard_by_sku[decoded.sku] = shard_of(decoded.sku)
             held = shards.get(shard)
             if held is None:
                 held = shards[shard] = ShardBatch()
