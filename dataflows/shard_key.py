@@ -13,5 +13,9 @@ SHARDS = 64
 RECOVERY_FORMAT = f"shards-{SHARDS}+state-log-1"
 
 
+SHARD_NAMES = tuple(f"s{shard:03d}" for shard in range(SHARDS))
+"""One string per shard, shared by every SKU that names it."""
+
+
 def shard_of(sku: str) -> str:
-    return f"s{zlib.crc32(sku.encode()) % SHARDS:03d}"
+    return SHARD_NAMES[zlib.crc32(sku.encode()) % SHARDS]
