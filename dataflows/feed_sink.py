@@ -103,7 +103,6 @@ def publish_arguments(retention: int, channel: str, releases: list[Release], ori
     return [retention, channel, origin, pack_deltas(deltas)]
 
 
-
 class _Produced:
     """One channel's deltas of one sink batch, produced to Kafka: ``left`` not yet acknowledged."""
 
