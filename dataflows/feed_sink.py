@@ -33,6 +33,7 @@ from bytewax.outputs import DynamicSink, StatelessSinkPartition
 from confluent_kafka import KafkaError, Producer
 from redis.cluster import RedisCluster
 
+from dataflows.background_writes import BackgroundWriter, HandedOver, WorkerWriters
 from dataflows.cluster_writes import ReplicaAcks, ScriptsOnEveryMaster
 from dataflows.kafka_logging import LIBRDKAFKA_LOGGER
 from dataflows.messages import Backlog, FeedItem, Release
@@ -300,13 +301,35 @@ class _FeedPartition(StatelessSinkPartition[FeedItem]):
         self.client.close()
 
 
+FEED_MAX_PENDING = 20_000
+"""Releases and backlog reports waiting for a worker's feed writer at most."""
+
+
+class _HandedOverFeed(HandedOver, StatelessSinkPartition[FeedItem]):
+    pass
+
+
 class FeedSink(DynamicSink[FeedItem]):
+    """The delta feed's sink step.
+
+    With ``writers``, each worker's throttles hand their releases to a ``BackgroundWriter`` over the
+    worker's feed partition (``dataflows.background_writes``), and the feed step gets no items.
+    """
+
     def __init__(self, redis_url: str, keys: Keys, bootstrap: str, topic_prefix: str, retention: int,
-                 linger_ms: int = 5) -> None:
+                 linger_ms: int = 5, writers: WorkerWriters | None = None) -> None:
         self.redis_url, self.keys, self.bootstrap = redis_url, keys, bootstrap
         self.topic_prefix, self.retention, self.linger_ms = topic_prefix, retention, linger_ms
+        self.writers = writers
 
-    def build(self, step_id: str, worker_index: int, worker_count: int) -> _FeedPartition:
+    def build(self, step_id: str, worker_index: int, worker_count: int) -> StatelessSinkPartition[FeedItem]:
+        partition = self._partition()
+        if self.writers is None:
+            return partition
+        return _HandedOverFeed(self.writers.start(
+            BackgroundWriter(partition, name=f"feed-writer-{worker_index}", max_pending=FEED_MAX_PENDING)))
+
+    def _partition(self) -> _FeedPartition:
         client = sync_client(self.redis_url, socket_timeout=10, socket_connect_timeout=5)
         producer = Producer({"bootstrap.servers": self.bootstrap, "linger.ms": self.linger_ms,
                              "enable.idempotence": True, "logger": LIBRDKAFKA_LOGGER,

@@ -23,6 +23,7 @@ from bytewax.recovery import RecoveryConfig, init_db_dir
 
 from atp import native
 from dataflows import kafka_io
+from dataflows.background_writes import WorkerWriters
 from dataflows.consumer_lag import ConsumerLags
 from dataflows.feed_sink import FeedSink
 from dataflows.heartbeat import HeartbeatSource
@@ -61,22 +62,30 @@ class FlowEdges:
     dead_letters: Sink[KafkaSinkMessage[bytes | None, bytes | None]]
     recent_rejects: Sink[DeadLetter] | None = None
     """The latest dead letters, summarised in Redis for the operations page."""
+    writers: WorkerWriters | None = None
+    """Set when ``redis`` starts a background writer per worker: the shards hand it their SKU writes."""
+    feed_writers: WorkerWriters | None = None
+    """Set when ``feed`` starts a background writer per worker: the throttles hand it their releases."""
 
 
 def kafka_edges(settings: FlowSettings, active: ActiveRules, registry: Registry) -> FlowEdges:
     """The production edges: Kafka in and out, Redis, the rules directory."""
     redis_url, keys = settings.redis_url.get_secret_value(), Keys(settings.redis_prefix)
     lags = ConsumerLags()  # the process's partitions note their lag; its heartbeats carry it to Redis
+    writers = WorkerWriters() if settings.redis_background_writes else None
+    feed_writers = WorkerWriters() if settings.redis_background_writes else None
     return FlowEdges(
         polls=kafka_io.source(settings, lags),
         rules_changes=RulesWatcher(settings.rules_dir, active, redis_url, keys, settings.rules_poll_interval_s),
         store_rebuilds=StoreGuard(registry, active, redis_url, keys),
         heartbeats=HeartbeatSource(settings.heartbeat_interval_s, lags),
-        redis=RedisSink(redis_url, keys, registry),
+        redis=RedisSink(redis_url, keys, registry, writers=writers),
         feed=FeedSink(redis_url, keys, settings.kafka_bootstrap, settings.topic_deltas_prefix,
-                      settings.feed_retention, settings.deltas_linger_ms),
+                      settings.feed_retention, settings.deltas_linger_ms, feed_writers),
         dead_letters=kafka_io.dead_letter_sink(settings),
         recent_rejects=RecentRejectsSink(redis_url, keys),
+        writers=writers,
+        feed_writers=feed_writers,
     )
 
 
@@ -97,13 +106,14 @@ def build_flow(
     # (shard, Rebuild): this process's SKUs, when Redis lost its data or `avail rebuild` asked
     incoming: KeyedStream[ShardIncoming] = op.merge("to_apply", keyed, refreshes, rebuilds)
     applied: Stream[Applied] = op.key_rm("unkey", op.stateful_batch(
-        "apply_shards", incoming, shard_builder(active, registry, state_log)))
+        "apply_shards", incoming, shard_builder(active, registry, state_log, edges.writers)))
     # Applied: one shard activation's SKU writes, channel deltas and late events
     # the delta feed: every channel's changes meet in one throttle per channel
     by_channel = op.flat_map("key_by_channel", applied, _deltas_by_channel)
     # (channel, [ChannelDelta])
     released = op.key_rm("unkey_feed", op.stateful_batch(
-        "throttle", by_channel, throttle_builder(active, settings.feed_window_margin_ms, state_log)))
+        "throttle", by_channel,
+        throttle_builder(active, settings.feed_window_margin_ms, state_log, edges.feed_writers)))
     # Release | Backlog
     op.output("feed", released, edges.feed)
     letters = op.merge("dead_letters", op.flat_map("invalid", polls, _invalid),
@@ -116,7 +126,9 @@ def build_flow(
     # Counts
     ticks = op.input("heartbeat", flow, edges.heartbeats)
     # Heartbeat
-    to_redis: Stream[SinkItem] = op.merge("to_redis", applied, rejects, ticks)
+    # the shards' SKU writes reach Redis through the sink step, or through their worker's background writer
+    to_redis: Stream[SinkItem] = (op.merge("to_redis", applied, rejects, ticks) if edges.writers is None
+                                  else op.merge("to_redis", rejects, ticks))
     op.output("redis", to_redis, edges.redis)
     return flow
 

@@ -30,6 +30,7 @@ from redis.cluster import RedisCluster
 from redis.exceptions import NoScriptError
 
 from atp.outcomes import Incident, IncidentKind
+from dataflows.background_writes import BackgroundWriter, WorkerWriters
 from dataflows.cluster_writes import ReplicaAcks, ScriptsOnEveryMaster
 from dataflows.messages import Counts, Heartbeat, SkuWrite
 from dataflows.shards import Applied
@@ -261,6 +262,7 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
         self.replica_acks = ReplicaAcks(client)
         self.scripts = ScriptsOnEveryMaster(client, _WRITE_SKUS, RECORD_INCIDENTS)
         self.write_times: dict[str, int] = {}
+        self.background: BackgroundWriter | None = None  # the worker's SKU writes, when they run beside it
 
     def write_batch(self, items: list[SinkItem]) -> None:
         writes, counts, heartbeat, incidents = coalesce(items)
@@ -373,20 +375,35 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
         return results
 
     def close(self) -> None:
+        if self.background is not None:
+            self.background.close()
         self.client.close()
 
 
 class RedisSink(DynamicSink[SinkItem]):
-    """One Redis client per worker, built when the worker starts (never at import)."""
+    """One Redis client per worker, built when the worker starts (never at import).
 
-    def __init__(self, url: str, keys: Keys, registry: Registry, max_backoff_s: float = 5.0) -> None:
+    With ``writers``, each worker also gets a ``BackgroundWriter`` with a client of its own,
+    which its state shards hand their SKU writes to (``dataflows.background_writes``).
+    """
+
+    def __init__(self, url: str, keys: Keys, registry: Registry, max_backoff_s: float = 5.0,
+                 writers: WorkerWriters | None = None) -> None:
         self.url = url
         self.keys = keys
         self.registry = registry
         self.max_backoff_s = max_backoff_s
+        self.writers = writers
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _RedisSinkPartition:
-        client = sync_client(self.url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
         log.info("redis sink on worker %d/%d (pid %d)", worker_index, worker_count, os.getpid())
+        partition = self._partition(worker_index)
+        if self.writers is not None:
+            partition.background = self.writers.start(
+                BackgroundWriter(self._partition(worker_index), name=f"redis-writer-{worker_index}"))
+        return partition
+
+    def _partition(self, worker_index: int) -> _RedisSinkPartition:
+        client = sync_client(self.url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
         worker = f"{socket.gethostname()}:{os.getpid()}:{worker_index}"
         return _RedisSinkPartition(client, self.keys, self.max_backoff_s, self.registry, worker)

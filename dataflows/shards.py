@@ -22,6 +22,7 @@ from bytewax.operators import StatefulBatchLogic
 from atp.changes import Change, restore
 from atp.pending import PendingChange
 from atp.values import ByFields
+from dataflows.background_writes import BackgroundWriter, WorkerWriters
 from dataflows.logic import Emitted, SkuLogic, now_us
 from dataflows.messages import ChannelDelta, DeadLetter, Inbound, SkuWrite
 from dataflows.rules_reload import ActiveRules, RulesChanged
@@ -57,11 +58,14 @@ ShardIncoming = ShardBatch | RulesChanged | Rebuild
 class ShardLogic(StatefulBatchLogic[ShardIncoming, Applied, LogPosition | None]):
     """Routes each item to its SKUs' ``SkuLogic`` and collects their output in one ``Applied``.
 
-    Without a state log (no recovery store) nothing is kept across restarts.
+    Without a state log (no recovery store) nothing is kept across restarts. With ``writers``,
+    each ``Applied`` is also handed to the worker's background writer, and ``snapshot`` waits
+    until it is written (``dataflows.background_writes``); the sink step then gets none.
     """
 
     def __init__(self, active: ActiveRules, resume: LogPosition | None, registry: Registry,
-                 log: StateLog | None = None) -> None:
+                 log: StateLog | None = None, writers: WorkerWriters | None = None) -> None:
+        self.writer: BackgroundWriter | None = None if writers is None else writers.current()
         self.active = active
         self.registry = registry
         self.log = log
@@ -113,7 +117,7 @@ class ShardLogic(StatefulBatchLogic[ShardIncoming, Applied, LogPosition | None])
             self.touched[sku] = None
             _collect(applied, emitted)
             self._note_due(logic)
-        return _out(applied), StatefulBatchLogic.RETAIN if self.skus else StatefulBatchLogic.DISCARD
+        return self._out(applied), StatefulBatchLogic.RETAIN if self.skus else StatefulBatchLogic.DISCARD
 
     def on_notify(self) -> tuple[Iterable[Applied], bool]:
         now = now_us()
@@ -126,15 +130,19 @@ class ShardLogic(StatefulBatchLogic[ShardIncoming, Applied, LogPosition | None])
                 self.touched[state.sku] = None
                 _collect(applied, emitted)
             self._note_due(logic)
-        return _out(applied), StatefulBatchLogic.RETAIN
+        return self._out(applied), StatefulBatchLogic.RETAIN
 
     def on_eof(self) -> tuple[Iterable[Applied], bool]:
+        if self.writer is not None:
+            self.writer.drain()
         return (), StatefulBatchLogic.RETAIN
 
     def notify_at(self) -> datetime | None:
         return None if self.due is None else _EPOCH + timedelta(microseconds=self.due)
 
     def snapshot(self) -> LogPosition | None:
+        if self.writer is not None:  # before the epoch can commit
+            self.writer.drain()
         touched, self.touched = self.touched, {}
         if self.log is None:
             for sku in touched:  # nothing records the changes, so stop tracking them
@@ -151,6 +159,12 @@ class ShardLogic(StatefulBatchLogic[ShardIncoming, Applied, LogPosition | None])
         if touched:
             return self.shard_log.append([self.skus[sku].take_record() for sku in touched])
         return self.shard_log.position
+
+    def _out(self, applied: Applied) -> list[Applied]:
+        out = _out(applied)
+        if out and self.writer is not None:
+            self.writer.submit(applied)
+        return out
 
     def _note_due(self, logic: SkuLogic) -> None:
         state = logic.state
@@ -173,9 +187,9 @@ def _out(applied: Applied) -> list[Applied]:
 
 
 def shard_builder(
-    active: ActiveRules, registry: Registry, log: StateLog | None,
+    active: ActiveRules, registry: Registry, log: StateLog | None, writers: WorkerWriters | None = None,
 ) -> Callable[[LogPosition | None], ShardLogic]:
     def build(resume: LogPosition | None) -> ShardLogic:
-        return ShardLogic(active, resume, registry, log)
+        return ShardLogic(active, resume, registry, log, writers)
 
     return build

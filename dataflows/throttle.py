@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 
 from bytewax.operators import StatefulBatchLogic
 
+from dataflows.background_writes import BackgroundWriter, WorkerWriters
 from dataflows.messages import Backlog, ChannelDelta, FeedItem, Release
 from dataflows.rules_reload import ActiveRules
 from dataflows.state_log import LogPosition, ShardLog, StateLog
@@ -136,7 +137,8 @@ class ThrottleLogic(StatefulBatchLogic[list[ChannelDelta], FeedItem, LogPosition
     """
 
     def __init__(self, active: ActiveRules, margin_us: int, resume: LogPosition | None,
-                 log: StateLog | None = None) -> None:
+                 log: StateLog | None = None, writers: WorkerWriters | None = None) -> None:
+        self.writer: BackgroundWriter | None = None if writers is None else writers.current()
         self.active = active
         self.margin_us = margin_us
         self.log = log
@@ -174,6 +176,11 @@ class ThrottleLogic(StatefulBatchLogic[list[ChannelDelta], FeedItem, LogPosition
     def on_notify(self) -> tuple[Iterable[FeedItem], bool]:
         return self._report(self._release()), StatefulBatchLogic.RETAIN
 
+    def on_eof(self) -> tuple[Iterable[FeedItem], bool]:
+        if self.writer is not None:
+            self.writer.drain()
+        return (), StatefulBatchLogic.RETAIN
+
     def _report(self, released: list[Release]) -> list[FeedItem]:
         out: list[FeedItem] = list(released)
         pending = len(self.throttle.pending)
@@ -181,6 +188,9 @@ class ThrottleLogic(StatefulBatchLogic[list[ChannelDelta], FeedItem, LogPosition
             self.reported = pending
             out.append(Backlog(self.channel, pending, self.coalesced, self.throttled))
             self.coalesced = self.throttled = 0
+        if self.writer is not None and out:  # the feed step gets nothing: the worker's feed writer publishes
+            self.writer.submit_all(out)
+            return []
         return out
 
     def notify_at(self) -> datetime | None:
@@ -188,6 +198,8 @@ class ThrottleLogic(StatefulBatchLogic[list[ChannelDelta], FeedItem, LogPosition
         return None if at is None else _EPOCH + timedelta(microseconds=at)
 
     def snapshot(self) -> LogPosition | None:
+        if self.writer is not None:  # before the epoch can commit
+            self.writer.drain()
         if self.log is None or not self.channel:
             self.throttle.ops.clear()
             return None
@@ -213,9 +225,9 @@ class ThrottleLogic(StatefulBatchLogic[list[ChannelDelta], FeedItem, LogPosition
 
 
 def throttle_builder(
-    active: ActiveRules, margin_ms: float, log: StateLog | None = None,
+    active: ActiveRules, margin_ms: float, log: StateLog | None = None, writers: WorkerWriters | None = None,
 ) -> Callable[[LogPosition | None], ThrottleLogic]:
     def build(resume: LogPosition | None) -> ThrottleLogic:
-        return ThrottleLogic(active, int(margin_ms * 1000), resume, log)
+        return ThrottleLogic(active, int(margin_ms * 1000), resume, log, writers)
 
     return build

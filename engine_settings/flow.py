@@ -37,6 +37,8 @@ class FlowSettings(CommonSettings):
     backup_interval_s: float = Field(0.0, ge=0, description="how long old snapshots are kept")
     state_log_sync: bool = Field(
         True, description="fsync each shard's state log record before its epoch commits (power-loss safe)")
+    redis_background_writes: bool = Field(
+        True, description="write SKUs to Redis on a thread beside each worker, finished before their epoch commits")
     heartbeat_interval_s: float = Field(1.0, gt=0)
     rules_poll_interval_s: float = Field(1.0, gt=0, description="how often the rules directory is checked")
 

@@ -11,13 +11,16 @@ sits on a local Tansu broker and both write to a local Redis:
   decoder, and one pipelined HSET per event (no state, no ATP, no versions);
 - with ``--pure``, the engine again on its pure-Python sources (``AVAIL_NATIVE=0``: the
   compiled core's before and after in one run);
+- with ``--sync-writes``, the engine again with its SKU writes on the worker's thread
+  (``AVAIL_REDIS_BACKGROUND_WRITES=false``: before and after the background writer in one run);
 - with ``--quix``, a peer: the same logic written with Quix Streams (``load_tests/quix_peer/app.py``:
   the engine's decoder, per-SKU ``SkuState`` in Quix's RocksDB state, changed positions and
   channel numbers to Redis at each 1 s checkpoint).
 
 Runs alternate (engine, baseline[, quix]) ``--rounds`` times; the rate of each run is measured
 between 10 % and 95 % of the backlog (startup excluded) and medians are reported.
-``python -m load_tests.bench_flow [--scale full|small] [--events 200000] [--seed 2026] [--rounds 3] [--pure] [--quix]``
+``python -m load_tests.bench_flow [--scale full|small] [--events 200000] [--seed 2026] [--rounds 3] [--pure] [--quix]
+[--sync-writes] [--timing] [--profile]``
 
 ``--quix`` is opt-in: the peer runs in its own virtual environment (quixstreams pins an older
 confluent-kafka and pydantic than the engine), ``.venv/quix-peer/``, built on first use from
@@ -43,6 +46,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal, NamedTuple
+
+import orjson
 
 from atp.events import Topic
 from load_tests import report
@@ -140,15 +145,21 @@ while True:
 
 
 def run_engine(bootstrap: str, url: str, prefix: str, topics: dict[str, str], total: int, work: Path,
-               rules: Path, profile: Path | None = None, finish: bool = False, *, native: bool = True) -> Run:
+               rules: Path, profile: Path | None = None, finish: bool = False, *, native: bool = True,
+               timing: Path | None = None, background_writes: bool = True) -> Run:
     """``finish``: after the timed span, wait until the whole backlog is handled (Redis then holds the end state).
 
-    ``native=False``: the same install on its pure-Python sources (``AVAIL_NATIVE=0``).
+    ``native=False``: the same install on its pure-Python sources (``AVAIL_NATIVE=0``). ``timing``: the flow
+    runs under ``load_tests.timed_flow``, which keeps writing its worker's wall time per step there.
+    ``background_writes=False``: SKU writes on the worker's thread (``AVAIL_REDIS_BACKGROUND_WRITES=false``).
     """
     recovery = work / f"recovery-{prefix}"
-    env = engine_env(bootstrap, url, prefix, topics, rules, recovery) | {"AVAIL_NATIVE": "1" if native else "0"}
+    env = engine_env(bootstrap, url, prefix, topics, rules, recovery) | {
+        "AVAIL_NATIVE": "1" if native else "0", "AVAIL_REDIS_BACKGROUND_WRITES": str(background_writes).lower()}
     with (work / f"{prefix}.log").open("wb") as log:
         command = [sys.executable, "-m", "avail", "flow"]
+        if timing is not None:
+            command = [sys.executable, "-m", "load_tests.timed_flow", str(timing)]
         if profile is not None:  # py-spy's collapsed stacks, summarised by load_tests.profile_summary
             command = [str(Path(sys.executable).with_name("py-spy")), "record", "--rate", "100", "--format", "raw",
                        "--native", "--output", str(profile), "--", *command]  # --native: the compiled core's frames
@@ -305,8 +316,12 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=2, help="partitions per inbound topic")
     parser.add_argument("--profile", action="store_true",
                         help="one more engine run under py-spy: results/flow_profile.txt and its summary")
+    parser.add_argument("--timing", action="store_true",
+                        help="one more engine run under load_tests.timed_flow: each step's share of the worker's time")
     parser.add_argument("--pure", action="store_true",
                         help="one more contender each round: the engine on its pure-Python sources (AVAIL_NATIVE=0)")
+    parser.add_argument("--sync-writes", action="store_true",
+                        help="one more contender each round: the engine writing SKUs on its worker's thread")
     parser.add_argument("--quix", action="store_true",
                         help="a third contender each round: the same logic with Quix Streams (load_tests/quix_peer)")
     args = parser.parse_args()
@@ -333,6 +348,7 @@ def main() -> None:
         baseline_runs: list[Run] = []
         quix_runs: list[Run] = []
         pure_runs: list[Run] = []
+        sync_runs: list[Run] = []
         checks: list[dict[str, object]] = []
         channels = sorted(load_rules(RULES[scale]).channels)
         for i in range(args.rounds):
@@ -347,6 +363,11 @@ def main() -> None:
                                             native=False))
                 line += (f", engine on its sources {pure_runs[-1].events_per_s:,.0f} events/s "
                          f"({pure_runs[-1].cpu_us_per_event:.1f} µs)")
+            if args.sync_writes:
+                sync_runs.append(run_engine(bootstrap, url, f"sync{i}", topics, args.events, work, RULES[scale],
+                                            background_writes=False))
+                line += (f", engine writing on its worker's thread {sync_runs[-1].events_per_s:,.0f} events/s "
+                         f"({sync_runs[-1].cpu_us_per_event:.1f} µs)")
             if quix is not None:
                 quix_runs.append(run_quix(quix, bootstrap, url, f"quix{i}", topics, args.events, work, RULES[scale]))
                 checks.append(compare(sync_client(url), f"engine{i}", f"quix{i}", channels))
@@ -354,6 +375,15 @@ def main() -> None:
                 line += (f", quix {q.events_per_s:,.0f} events/s ({q.cpu_us_per_event:.1f} µs); in Redis "
                          f"{check['channel_mismatches']} of {check['channel_values']} channel numbers differ")
             print(line)
+        if args.timing:
+            steps = work / "timing.json"
+            timed_run = run_engine(bootstrap, url, "timed", topics, args.events, work, RULES[scale], timing=steps)
+            print(f"timed run: {timed_run.events_per_s:,.0f} events/s; the worker's wall time by step "
+                  "(of it, the thread's CPU):")
+            totals = orjson.loads(steps.read_bytes())
+            for name, seconds in sorted(totals["seconds"].items(), key=lambda item: -item[1]):
+                cpu = totals["cpu_seconds"][name]
+                print(f"  {name:28} {seconds / totals['wall_s']:6.1%} ({cpu / totals['wall_s']:6.1%})")
         if args.profile:
             report.RESULTS.mkdir(parents=True, exist_ok=True)
             stacks = report.RESULTS / "flow_profile.txt"
@@ -421,6 +451,22 @@ def main() -> None:
                 row += [pure.events_per_s, speedup, pure.cpu_us_per_event]
             rows[-1] += [result["pure_median"], result["native_speedup_median"], pure_cpu]
             series["engine, pure-Python build"] = [*pure_rates, result["pure_median"]]
+        if sync_runs:
+            sync_rates = [r.events_per_s for r in sync_runs]
+            gains = [e.events_per_s / w.events_per_s for e, w in zip(engine_runs, sync_runs, strict=True)]
+            result |= {
+                "sync_writes_events_per_s": sync_rates,
+                "sync_writes_cpu_us_per_event": [r.cpu_us_per_event for r in sync_runs],
+                "sync_writes_median": statistics.median(sync_rates),
+                "sync_writes_ratio_of_medians": statistics.median(sync_rates) / statistics.median(baseline),
+                "background_write_gains": gains,  # engine events/s ÷ the engine writing on its worker, per round
+                "background_write_gain_median": statistics.median(gains),
+            }
+            columns += ["worker-thread writes events/s", "background/worker-thread"]
+            for row, sync, gain in zip(rows[:-1], sync_runs, gains, strict=True):
+                row += [sync.events_per_s, gain]
+            rows[-1] += [result["sync_writes_median"], result["background_write_gain_median"]]
+            series["engine, writes on the worker's thread"] = [*sync_rates, result["sync_writes_median"]]
         report.save("flow_throughput", result, columns, rows)
         report.bars("flow_throughput", f"Flow throughput, {scale} scale, {args.events:,} events (one worker)",
                     [f"round {i + 1}" for i in range(args.rounds)] + ["median"], series, "events/s", target=50_000)

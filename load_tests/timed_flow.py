@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from dataflows.background_writes import BackgroundWriter
 from dataflows.feed_sink import _FeedPartition
 from dataflows.flow import run as run_flow
 from dataflows.kafka_io import _BatchPartition
@@ -41,6 +42,8 @@ TIMED: dict[str, tuple[type, str]] = {
     "redis sink": (_RedisSinkPartition, "write_batch"),
     "feed sink": (_FeedPartition, "write_batch"),
     "kafka poll and decode": (_BatchPartition, "next_batch"),
+    "  of snapshot: waiting for the background writes": (BackgroundWriter, "drain"),
+    "  handing writes to the background writer": (BackgroundWriter, "submit"),
 }
 
 
@@ -48,13 +51,14 @@ class Timings:
     def __init__(self) -> None:
         self.started = time.monotonic()
         self.seconds = dict.fromkeys(TIMED, 0.0)
+        self.cpu_seconds = dict.fromkeys(TIMED, 0.0)  # the worker thread's CPU in each step: the rest is waiting
         self.gaps_ms: list[float] = []
         self.last_poll_end: float | None = None
 
     def timed(self, name: str, method: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(method)
         def run(*args: Any, **kwargs: Any) -> Any:
-            began = time.perf_counter()
+            began, began_cpu = time.perf_counter(), time.thread_time()
             if name == "kafka poll and decode" and self.last_poll_end is not None:
                 gap_ms = (began - self.last_poll_end) * 1000
                 if gap_ms > GAP_MS:
@@ -64,6 +68,7 @@ class Timings:
             finally:
                 ended = time.perf_counter()
                 self.seconds[name] += ended - began
+                self.cpu_seconds[name] += time.thread_time() - began_cpu
                 if name == "kafka poll and decode":
                     self.last_poll_end = ended
 
@@ -71,6 +76,7 @@ class Timings:
 
     def summary(self) -> dict[str, Any]:
         return {"wall_s": time.monotonic() - self.started, "seconds": dict(self.seconds),
+                "cpu_seconds": dict(self.cpu_seconds),
                 "gap_ms_threshold": GAP_MS, "gaps_ms": sorted(self.gaps_ms)}
 
 
