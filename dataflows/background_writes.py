@@ -115,17 +115,22 @@ class WorkerWriters:
     """Each worker thread's ``BackgroundWriter``: made where Bytewax builds the worker's sink, found by its shards.
 
     Bytewax builds a worker's steps, and later its state shards' logic, on that worker's thread.
+    Keyed by the thread's id, not ``threading.local``: a worker thread is Bytewax's, and each
+    time it takes the interpreter lock it may get a new Python thread state, whose locals are gone.
     """
 
     def __init__(self) -> None:
-        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._by_thread: dict[int, BackgroundWriter] = {}
 
     def start(self, writer: BackgroundWriter) -> BackgroundWriter:
-        self._local.writer = writer
+        with self._lock:
+            self._by_thread[threading.get_ident()] = writer
         return writer
 
     def current(self) -> BackgroundWriter:
-        writer: BackgroundWriter | None = getattr(self._local, "writer", None)
+        with self._lock:
+            writer = self._by_thread.get(threading.get_ident())
         if writer is None:
             raise BackgroundWriterFailed(
                 "no background writer on this thread: the Redis sink starts one per worker before its shards run")

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -158,6 +159,27 @@ def write_time_counts(seconds: float) -> dict[str, int]:
             "redis_write_us_sum": round(seconds * 1_000_000)}
 
 
+class WriteTimes:
+    """Write-time and event-age counters waiting for the next batch to carry them (a heartbeat comes each second).
+
+    Shared by a worker's sink partition and its background writer's, on two threads.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = {}
+
+    def add(self, counts: dict[str, int]) -> None:
+        with self._lock:
+            for name, value in counts.items():
+                self._counts[name] = self._counts.get(name, 0) + value
+
+    def take(self) -> dict[str, int]:
+        with self._lock:
+            counts, self._counts = self._counts, {}
+        return counts
+
+
 def _merged_counts(counts: dict[str, int], more: dict[str, int]) -> dict[str, int]:
     return {name: counts.get(name, 0) + value for name, value in more.items()}
 
@@ -250,7 +272,7 @@ def _trace_written(writes: dict[str, SkuWrite], keys: Keys) -> None:
 
 class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
     def __init__(self, client: SyncClient, keys: Keys, max_backoff_s: float, registry: Registry,
-                 worker: str) -> None:
+                 worker: str, write_times: WriteTimes | None = None) -> None:
         self.client = client
         self.keys = keys
         self.max_backoff_s = max_backoff_s
@@ -261,16 +283,16 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
         self.by_slot_group = isinstance(client, RedisCluster)
         self.replica_acks = ReplicaAcks(client)
         self.scripts = ScriptsOnEveryMaster(client, _WRITE_SKUS, RECORD_INCIDENTS)
-        self.write_times: dict[str, int] = {}
+        self.write_times = write_times if write_times is not None else WriteTimes()
         self.background: BackgroundWriter | None = None  # the worker's SKU writes, when they run beside it
 
     def write_batch(self, items: list[SinkItem]) -> None:
         writes, counts, heartbeat, incidents = coalesce(items)
         if not writes and not counts and heartbeat is None and not incidents:
             return
-        if self.write_times:  # the last batches' write times ride along (a heartbeat comes each second)
-            counts = {**counts, **_merged_counts(counts, self.write_times)}
-            self.write_times = {}
+        write_times = self.write_times.take()
+        if write_times:  # the last batches' write times ride along (a heartbeat comes each second)
+            counts = {**counts, **_merged_counts(counts, write_times)}
         started = time.perf_counter()
         backoff = 0.05
         while True:
@@ -286,15 +308,15 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
                 backoff = min(backoff * 2, self.max_backoff_s)
         if writes:
             took = time.perf_counter() - started
-            for name, value in write_time_counts(took).items():
-                self.write_times[name] = self.write_times.get(name, 0) + value
+            measured = write_time_counts(took)
             written_at = time.time_ns() // 1000
             for write in writes.values():  # event-to-queryable: the SKU's newest event, now readable
                 if write.as_of is not None:
                     age_us = max(0, written_at - write.as_of)
                     field = bucket_field("queryable_age", age_us / 1e6, AGE_SECONDS_BUCKETS)
-                    self.write_times[field] = self.write_times.get(field, 0) + 1
-                    self.write_times["queryable_age_us_sum"] = self.write_times.get("queryable_age_us_sum", 0) + age_us
+                    measured[field] = measured.get(field, 0) + 1
+                    measured["queryable_age_us_sum"] = measured.get("queryable_age_us_sum", 0) + age_us
+            self.write_times.add(measured)
             log.debug("wrote %d SKUs in %.1f ms", len(writes), took * 1000)
             if log.isEnabledFor(logging.DEBUG):  # once per batch: event ids are carried only at DEBUG
                 _trace_written(writes, self.keys)
@@ -397,13 +419,14 @@ class RedisSink(DynamicSink[SinkItem]):
 
     def build(self, step_id: str, worker_index: int, worker_count: int) -> _RedisSinkPartition:
         log.info("redis sink on worker %d/%d (pid %d)", worker_index, worker_count, os.getpid())
-        partition = self._partition(worker_index)
+        write_times = WriteTimes()  # the sink step writes the background writer's along with its heartbeats
+        partition = self._partition(worker_index, write_times)
         if self.writers is not None:
             partition.background = self.writers.start(
-                BackgroundWriter(self._partition(worker_index), name=f"redis-writer-{worker_index}"))
+                BackgroundWriter(self._partition(worker_index, write_times), name=f"redis-writer-{worker_index}"))
         return partition
 
-    def _partition(self, worker_index: int) -> _RedisSinkPartition:
+    def _partition(self, worker_index: int, write_times: WriteTimes) -> _RedisSinkPartition:
         client = sync_client(self.url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30)
         worker = f"{socket.gethostname()}:{os.getpid()}:{worker_index}"
-        return _RedisSinkPartition(client, self.keys, self.max_backoff_s, self.registry, worker)
+        return _RedisSinkPartition(client, self.keys, self.max_backoff_s, self.registry, worker, write_times)
