@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
-MAX_PENDING = 512
+MAX_PENDING = 128
 """Items waiting for the writer at most (the Redis writer's are shard activations); past that the worker
 waits (backpressure, as for a slow sink)."""
 

@@ -78,14 +78,16 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
         return logic
 
     def on_batch(self, values: list[Incoming], *, trace: bool = False,
-                 counts: dict[str, int] | None = None) -> tuple[Iterable[Emitted], bool]:
+                 counts: dict[str, int] | None = None, rules: RuleSet | None = None) -> tuple[Iterable[Emitted], bool]:
         """``trace``: keep the applied events' ids on the write and its deltas, for DEBUG logs downstream.
 
         ``counts``: where the events' statistics add up (a shard sums one activation's in one
-        dict); by default in the write's own ``counts``.
+        dict); by default in the write's own ``counts``. ``rules``: the current rules, when the
+        caller already asked (a shard asks once per activation, not once per SKU).
         """
         now = now_us()
-        rules = self.active.current()
+        if rules is None:
+            rules = self.active.current()
         inbound: list[Inbound] = []
         refresh = False
         for value in values:
@@ -110,8 +112,9 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
             net, statuses = state.apply_events([item.event for item in inbound], now=now, rules=rules)
             age_sum = 0
             for item, status in zip(inbound, statuses, strict=True):
-                counts[status.value] = counts.get(status.value, 0) + 1
-                if status is Status.APPLIED:
+                field = _APPLIED_FIELD if status is _APPLIED else status.value  # Enum.value is a Python property
+                counts[field] = counts.get(field, 0) + 1
+                if status is _APPLIED:
                     event = item.event
                     kind = (item.raw.topic, type(event))
                     by_kind = _KIND_FIELDS.get(kind) or _kind_field(kind)
@@ -205,6 +208,9 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
         for channel, shown in write.channels.items():  # the feed drops values already published
             emitted.append(ChannelDelta(channel, state.sku, shown, state.as_of, state.rules_version, cause))
 
+
+_APPLIED = Status.APPLIED
+_APPLIED_FIELD = Status.APPLIED.value
 
 APPLIED_BY_KIND = "applied_by:"
 """Stats field prefix: events applied, by ``<topic>:<event type>``."""

@@ -107,13 +107,15 @@ class ShardLogic(StatefulBatchLogic[ShardIncoming, Applied, LogPosition | None])
                     work.setdefault(sku, []).append(value)
         applied = Applied()
         trace = logger.isEnabledFor(logging.DEBUG)  # once per activation: event ids ride along only when logged
+        rules = self.active.current()
         for sku, items in work.items():
             logic = self.skus.get(sku)
             if logic is None:
                 if not isinstance(items[0], Inbound) and not any(isinstance(i, Inbound) for i in items):
                     continue  # a refresh for a SKU this shard holds no state for
                 logic = self.skus[sku] = SkuLogic(self.active, None, self.registry)
-            emitted, _ = logic.on_batch(items, trace=trace, counts=applied.counts)  # type: ignore[arg-type]
+            emitted, _ = logic.on_batch(items, trace=trace, counts=applied.counts,  # type: ignore[arg-type]
+                                        rules=rules)
             self.touched[sku] = None
             _collect(applied, emitted)
             self._note_due(logic)
