@@ -379,7 +379,7 @@ def main() -> None:
             steps = work / "timing.json"
             timed_run = run_engine(bootstrap, url, "timed", topics, args.events, work, RULES[scale], timing=steps)
             print(f"timed run: {timed_run.events_per_s:,.0f} events/s; the worker's wall time by step "
-                  "(of it, the thread's CPU):")
+                  "(of it, the thread's CPU; with background writes the sinks run on their own threads):")
             totals = orjson.loads(steps.read_bytes())
             for name, seconds in sorted(totals["seconds"].items(), key=lambda item: -item[1]):
                 cpu = totals["cpu_seconds"][name]

@@ -1,9 +1,11 @@
 """``avail flow`` with its worker's wall time taken apart, for the freshness benchmark.
 
 ``python -m load_tests.timed_flow OUT.json`` runs the flow exactly as ``avail flow`` does
-(same environment), with timers around the steps that run on the worker thread: the
-state shards (``ShardLogic.on_batch`` and ``snapshot``), the delta throttle, the Redis
-sink and the feed sink (``write_batch``), and the Kafka source. It also records the
+(same environment), with timers (wall time, and the calling thread's CPU) around its steps:
+the state shards (``ShardLogic.on_batch`` and ``snapshot``), the delta throttle, the Redis
+sink and the feed sink (``write_batch``: with background writes these run on the writers'
+threads, so their time overlaps the worker's), the hand-over to the background writers and
+the wait for them at a snapshot, and the Kafka source. It also records the
 gaps between two polls of any input partition longer than ``GAP_MS``: while the one
 worker thread applies, writes or publishes, no input is read. Every second it rewrites
 ``OUT.json`` with the totals so far (the flow is killed, not stopped, at the end of a
