@@ -215,7 +215,7 @@ def build(args: argparse.Namespace) -> Application:
         consumer_extra_config={
             "session.timeout.ms": 6000,  # Tansu: a group join takes about half of it (default 45 s)
             "fetch.wait.max.ms": args.fetch_wait_max_ms,  # the engine's default (AVAIL_KAFKA_FETCH_WAIT_MAX_MS)
-            "queued.max.messages.kbytes": 8192,  # as the engine's AVAIL_KAFKA_QUEUED_MAX_KBYTES
+            "queued.max.messages.kbytes": 1024,  # as the engine's AVAIL_KAFKA_QUEUED_MAX_KBYTES
         },
     )
     merged = None
