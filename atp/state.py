@@ -36,6 +36,8 @@ from atp.rules import RuleSet
 from atp.supply import ExpectedSupply
 
 HOUR: Micros = 3_600_000_000
+_BEFORE_ANY: Micros = -(2**62)
+"""The horizon and watermark of a SKU that has seen no event."""
 DAY: Micros = 24 * HOUR
 
 
@@ -137,8 +139,8 @@ class SkuState:
         self.reservations: dict[str, Reservation] = {}
         self.transfers: dict[TransferKey, Transfer] = {}
         self.seen: dict[str, Micros] = {}
-        self.horizon: Micros = -(2**62)
-        self.watermark: Micros = -(2**62)
+        self.horizon: Micros = _BEFORE_ANY
+        self.watermark: Micros = _BEFORE_ANY
         self.as_of: Micros | None = None
         self.unsourced: dict[str, int] = {}
         self.contrib: dict[str, int] = {}
@@ -441,7 +443,14 @@ class SkuState:
             self.watermark = mark
         target = self.watermark - retention.window
         if target - self.horizon >= retention.prune_every or len(self.seen) > retention.max_event_ids:
-            self._prune(max(self.horizon, target), now, retention)
+            if self.horizon == _BEFORE_ANY and len(self.seen) == 1:
+                # A SKU's first event: all it holds is that event's, no older than target, so
+                # the prune would forget nothing; only the horizon moves (most SKUs of a
+                # backlog pass here once).
+                self.horizon = target
+                self.pending.pruned = True
+            else:
+                self._prune(max(self.horizon, target), now, retention)
 
     def _prune(self, horizon: Micros, now: Micros, retention: Retention) -> None:
         if len(self.seen) > retention.max_event_ids:

@@ -30,7 +30,8 @@ class FlowSettings(CommonSettings):
     feed_window_margin_ms: float = Field(
         50.0, ge=0, description="the throttle's rate window is 1 s plus this, for delivery jitter")
     kafka_fetch_wait_max_ms: int = Field(100, ge=1, le=10_000, description="broker-side wait per fetch")
-    kafka_batch_size: int = Field(1000, ge=1, le=100_000, description="messages per poll per partition")
+    kafka_batch_size: int = Field(
+        5000, ge=1, le=100_000, description="messages per poll per partition (up to what is prefetched)")
     kafka_queued_max_kbytes: int = Field(
         1024, ge=64, description="librdkafka prefetch per partition (8 MiB held ~10 MB more RSS, no faster)")
     recovery_dir: Path | None = None

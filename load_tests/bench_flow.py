@@ -50,6 +50,7 @@ from typing import Literal, NamedTuple
 import orjson
 
 from atp.events import Topic
+from engine_settings import FlowSettings
 from load_tests import report
 from load_tests.generator import Scenario
 from load_tests.produce_backlog import produce_backlog, topic_names
@@ -120,13 +121,13 @@ from atp.rejections import Rejection
 from projection import Keys
 from projection.connect import sync_client
 bootstrap, url, prefix = sys.argv[1:4]
-topics, partitions = sys.argv[4].split(","), int(sys.argv[5])
+topics, partitions, batch = sys.argv[4].split(","), int(sys.argv[5]), int(sys.argv[6])
 client, keys = sync_client(url), Keys(prefix)
 consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "baseline", "enable.auto.commit": False,
                      "fetch.wait.max.ms": 100, "queued.max.messages.kbytes": 8192})
 consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in topics for p in range(partitions)])
 while True:
-    messages = consumer.consume(1000, 0.1)
+    messages = consumer.consume(batch, 0.1)
     if not messages:
         continue
     pipe = client.pipeline(transaction=False)
@@ -182,9 +183,15 @@ def run_engine(bootstrap: str, url: str, prefix: str, topics: dict[str, str], to
         shutil.rmtree(recovery, ignore_errors=True)
 
 
+def poll_size() -> int:
+    """Messages per poll: the engine's setting, which the baseline uses too (one comparison, one poll size)."""
+    default: int = FlowSettings.model_fields["kafka_batch_size"].default
+    return int(os.environ.get("AVAIL_KAFKA_BATCH_SIZE", default))
+
+
 def run_baseline(bootstrap: str, url: str, prefix: str, topics: dict[str, str], total: int, partitions: int) -> Run:
     process = subprocess.Popen([sys.executable, "-c", BASELINE, bootstrap, url, prefix,  # noqa: S603
-                                ",".join(topics.values()), str(partitions)])
+                                ",".join(topics.values()), str(partitions), str(poll_size())])
     try:
         return timed(sync_client(url), prefix, total, [process], timeout=600)
     finally:

@@ -190,6 +190,24 @@ class TestRetention:
         assert {o.status for o in outcomes} <= {Status.DUPLICATE, Status.REJECTED}
         assert not any(o.changed for o in outcomes)
 
+    @given(event_streams, clocks, rule_sets())
+    def test_a_skus_first_event_moves_the_horizon_as_a_full_prune_would(self, events, now, rules) -> None:
+        """The first event skips the prune's scan (``SkuState._advance``): the prune would forget nothing."""
+        for event in events:
+            state = SkuState(SKU)
+            state.apply(event, now=now, rules=rules)
+            pruned = SkuState.from_flat(state.flat())
+
+            pruned._prune(state.horizon, now, DEFAULT_RETENTION)
+
+            if state.seen:  # applied
+                assert state.horizon == min(event_time(event), now) - DEFAULT_RETENTION.window
+                assert state.pending.pruned
+            assert pruned.flat() == state.flat()
+            dropped = pruned.pending
+            assert not (dropped.dropped_reservations or dropped.dropped_transfers or dropped.dropped_lines
+                        or dropped.dropped_etas)
+
     def test_release_dedup_is_kept_while_reservation_counts(self) -> None:
         """A reservation that still counts is never pruned, however old."""
         from tests.unit.atp.strategies import T0
