@@ -8,7 +8,8 @@ sits on a local Tansu broker and both write to a local Redis:
 
 - engine: ``avail flow`` (one worker, recovery on, default 1 s snapshots) as a child process;
 - baseline: one process, one confluent-kafka consumer over every partition, the same
-  decoder, and one pipelined HSET per event (no state, no ATP, no versions);
+  decoder, and one pipelined HSET per event (no state, no ATP, no versions), 1,000 messages
+  a poll (its rate was the same at the engine's 5,000; at 20,000 it waits to fill each poll);
 - with ``--pure``, the engine again on its pure-Python sources (``AVAIL_NATIVE=0``: the
   compiled core's before and after in one run);
 - with ``--sync-writes``, the engine again with its SKU writes on the worker's thread
@@ -50,7 +51,6 @@ from typing import Literal, NamedTuple
 import orjson
 
 from atp.events import Topic
-from engine_settings import FlowSettings
 from load_tests import report
 from load_tests.generator import Scenario
 from load_tests.produce_backlog import produce_backlog, topic_names
@@ -121,13 +121,13 @@ from atp.rejections import Rejection
 from projection import Keys
 from projection.connect import sync_client
 bootstrap, url, prefix = sys.argv[1:4]
-topics, partitions, batch = sys.argv[4].split(","), int(sys.argv[5]), int(sys.argv[6])
+topics, partitions = sys.argv[4].split(","), int(sys.argv[5])
 client, keys = sync_client(url), Keys(prefix)
 consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "baseline", "enable.auto.commit": False,
                      "fetch.wait.max.ms": 100, "queued.max.messages.kbytes": 8192})
 consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t in topics for p in range(partitions)])
 while True:
-    messages = consumer.consume(batch, 0.1)
+    messages = consumer.consume(1000, 0.1)
     if not messages:
         continue
     pipe = client.pipeline(transaction=False)
@@ -183,15 +183,9 @@ def run_engine(bootstrap: str, url: str, prefix: str, topics: dict[str, str], to
         shutil.rmtree(recovery, ignore_errors=True)
 
 
-def poll_size() -> int:
-    """Messages per poll: the engine's setting, which the baseline uses too (one comparison, one poll size)."""
-    default: int = FlowSettings.model_fields["kafka_batch_size"].default
-    return int(os.environ.get("AVAIL_KAFKA_BATCH_SIZE", default))
-
-
 def run_baseline(bootstrap: str, url: str, prefix: str, topics: dict[str, str], total: int, partitions: int) -> Run:
     process = subprocess.Popen([sys.executable, "-c", BASELINE, bootstrap, url, prefix,  # noqa: S603
-                                ",".join(topics.values()), str(partitions), str(poll_size())])
+                                ",".join(topics.values()), str(partitions)])
     try:
         return timed(sync_client(url), prefix, total, [process], timeout=600)
     finally:
