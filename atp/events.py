@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Final
 
+from mypy_extensions import mypyc_attr
+
 from atp.values import ByFields
 
 Micros = int
@@ -20,6 +22,7 @@ Micros = int
 _set = object.__setattr__
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True, init=False)
 class StockMovement(ByFields):
     """What the node-and-quantity events carry: ``qty`` units of a SKU moved at one node."""
@@ -40,16 +43,19 @@ class StockMovement(ByFields):
         _set(self, "occurred_at", occurred_at)
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True, init=False)
 class Sale(StockMovement):
     """Sold at a store: on_hand down."""
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True, init=False)
 class SaleVoid(StockMovement):
     """A sale taken back at the till: on_hand up again."""
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True, init=False)
 class Reserve(ByFields):
     event_id: str
@@ -75,6 +81,7 @@ class Reserve(ByFields):
         _set(self, "expires_at", expires_at)
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True, init=False)
 class Release(ByFields):
     event_id: str
@@ -91,6 +98,7 @@ class Release(ByFields):
         _set(self, "occurred_at", occurred_at)
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True, init=False)
 class Pick(StockMovement):
     """Picked for an order: on_hand down, and the named reservation used up by ``qty``."""
@@ -105,6 +113,7 @@ class Pick(StockMovement):
         _set(self, "reservation_id", reservation_id)
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True, init=False)
 class TransferMovement(ByFields):
     """What every transfer event carries: a transfer's line of ``qty`` units from one node to another."""
@@ -130,6 +139,7 @@ class TransferMovement(ByFields):
         _set(self, "occurred_at", occurred_at)
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True, init=False)
 class TransferShipped(TransferMovement):
     """The units left ``from_node``: in transit to ``to_node``, expected there at ``expected_at`` if given."""
@@ -144,11 +154,13 @@ class TransferShipped(TransferMovement):
         _set(self, "expected_at", expected_at)
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True, init=False)
 class TransferReceived(TransferMovement):
     """The units arrived at ``to_node``: on hand there."""
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True, init=False)
 class TransferCancelled(TransferMovement):
     """The transfer will not ship, or shipped units went back to ``from_node``."""
@@ -160,6 +172,7 @@ class Disposition(StrEnum):
     INSPECT = "inspect"
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True, init=False)
 class Return(ByFields):
     event_id: str
@@ -181,6 +194,7 @@ class Return(ByFields):
         _set(self, "occurred_at", occurred_at)
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True, init=False)
 class Receipt(StockMovement):
     """A supplier delivery received: on_hand up."""
@@ -195,6 +209,7 @@ class Receipt(StockMovement):
         _set(self, "reference", reference)
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True, init=False)
 class Adjustment(ByFields):
     """A signed correction of on_hand; qty is never zero."""
@@ -217,6 +232,7 @@ class Adjustment(ByFields):
         _set(self, "occurred_at", occurred_at)
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True, init=False)
 class InventorySnapshot(ByFields):
     """An authoritative count of on_hand as of ``as_of`` (type ``snapshot``)."""
@@ -237,6 +253,7 @@ class InventorySnapshot(ByFields):
         _set(self, "as_of", as_of)
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True, init=False)
 class SupplyExpected(ByFields):
     """Opens or revises the expected-supply line ``supply_id`` (a purchase-order line or an ASN)."""
@@ -262,6 +279,7 @@ class SupplyExpected(ByFields):
         _set(self, "occurred_at", occurred_at)
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True, init=False)
 class SupplyCancelled(ByFields):
     """Closes the expected-supply line ``supply_id`` for good."""

@@ -10,8 +10,11 @@ compiled itself and imports nothing of the project: ``setup.py`` reads it.
 
 What compiling asks of the code: values that cross processes (Bytewax pickles the items it
 moves between workers) pickle as a call of their constructor (``atp.values.ByFields``), a
-SKU's state through its flat form. Long-lived leaf objects (``Position``, ``Reservation``,
-``Transfer``) carry ``acyclic=True``: the cycle collector neither tracks nor walks them. A
+SKU's state through its flat form. Classes whose instances never hold a reference back to
+themselves carry ``acyclic=True``, so the cycle collector neither tracks nor walks them: the
+long-lived leaves (``Position``, ``Reservation``, ``Transfer``, ``SkuState`` and its
+``PendingChange``) and every ``ByFields`` value, the events and messages made per event or per
+write among them (tracked, they filled the young generation that each collection walks). A
 dataclass's generated ``__init__`` stays Python, so the classes built per event or per SKU
 write theirs out.
 """

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from mypy_extensions import mypyc_attr
+
 from atp.events import Micros
 from atp.positions import NodePosition
 from atp.rejections import Rejection
@@ -21,6 +23,7 @@ class Status(StrEnum):
     """No event: the clock (reservation expiry) or a new rule set moved the numbers."""
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True)
 class ChannelChange(ByFields):
     channel: str
@@ -33,6 +36,7 @@ class IncidentKind(StrEnum):
     PHANTOM_SALE = "phantom_sale"
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True, init=False)
 class Incident(ByFields):
     """An oversell or a phantom sale (contract section 8), found as its event was applied.
@@ -70,6 +74,7 @@ class Incident(ByFields):
         _set(self, "node_type", node_type)
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True)
 class Outcome(ByFields):
     """Only what changed: positions whose reported numbers moved, channels likewise.

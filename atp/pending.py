@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from mypy_extensions import mypyc_attr
+
 TransferKey = tuple[str, str, str]
 
 
+@mypyc_attr(acyclic=True)
 class PendingChange:
     """Marks set by ``SkuState`` as it changes; read and reset by ``atp.changes.take_change``.
 

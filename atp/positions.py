@@ -11,6 +11,7 @@ from atp.events import Micros
 from atp.values import ByFields
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True)
 class NodePosition(ByFields):
     """What the engine reports for one position (contract section 2)."""

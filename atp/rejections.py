@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from mypy_extensions import mypyc_attr
+
 from atp.values import ByFields
 
 
@@ -30,6 +32,7 @@ class RejectCode(StrEnum):
     OUTSIDE_WINDOW = "outside_window"
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True)
 class Rejection(ByFields):
     """A message that was not applied, with the field at fault when there is one."""

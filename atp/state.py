@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
+from mypy_extensions import mypyc_attr
+
 from atp.events import (
     Adjustment,
     Disposition,
@@ -125,6 +127,7 @@ _PERSISTED = (  # ``pending`` describes the last snapshot, not the state
 )
 
 
+@mypyc_attr(acyclic=True)
 class SkuState:
     """All of one SKU's inventory; ``apply`` returns an ``Outcome`` of what changed."""
 

@@ -15,6 +15,8 @@ from collections.abc import Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, Protocol
 
+from mypy_extensions import mypyc_attr
+
 from atp.allocation import Holding
 from atp.events import Micros, Receipt, SupplyCancelled, SupplyEvent, SupplyExpected, TransferShipped
 from atp.pending import TransferKey
@@ -51,6 +53,7 @@ class InTransit(Protocol):
     def balance(self) -> int: ...
 
 
+@mypyc_attr(acyclic=True)
 class ExpectedSupply:
     """One SKU's expected-supply lines and transfer ETAs: two dicts of small tuples.
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any
 
+from mypy_extensions import mypyc_attr
 
+
+@mypyc_attr(acyclic=True)
 class ByFields:
     """For a dataclass whose ``__init__`` takes its fields in order: pickles as that call.
 

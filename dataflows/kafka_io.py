@@ -13,6 +13,7 @@ from bytewax.connectors.kafka import KafkaError, KafkaSink, KafkaSinkMessage, Ka
 from bytewax.inputs import FixedPartitionedSource, StatefulSourcePartition
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
+from mypy_extensions import mypyc_attr
 
 from atp.decoding import decode_event
 from atp.events import TOPIC_TYPES
@@ -41,6 +42,7 @@ def consumer_config(settings: FlowSettings) -> dict[str, str]:
     }
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(slots=True)
 class DecodedBatch(ByFields):
     """One poll of one partition, decoded: valid events by state shard, and the rejects."""

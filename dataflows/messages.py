@@ -7,6 +7,7 @@ import hashlib
 from dataclasses import dataclass, field
 
 import orjson
+from mypy_extensions import mypyc_attr
 
 from atp.events import Event
 from atp.outcomes import Incident
@@ -16,6 +17,7 @@ from atp.values import ByFields
 
 # The items built per event or per SKU spell out their __init__: compiled (mypyc), a written
 # __init__ is a C constructor, where a dataclass's generated one stays Python.
+@mypyc_attr(acyclic=True)
 @dataclass(slots=True, init=False)
 class RawMessage(ByFields):
     """Where an inbound message came from, kept until it is applied or dead-lettered."""
@@ -30,6 +32,7 @@ class RawMessage(ByFields):
         self.topic, self.partition, self.offset, self.key, self.value = topic, partition, offset, key, value
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(slots=True, init=False)
 class Inbound(ByFields):
     event: Event
@@ -44,6 +47,7 @@ DEAD_LETTER_VALUE_CAP = 256 * 1024
 DEAD_LETTER_KEY_CAP = 16 * 1024
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True)
 class DeadLetter(ByFields):
     raw: RawMessage
@@ -77,6 +81,7 @@ class DeadLetter(ByFields):
         return orjson.dumps(record)
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(slots=True, init=False)
 class SkuWrite(ByFields):
     """One SKU's changed numbers, to be applied to Redis atomically if ``version`` is newer.
@@ -127,6 +132,7 @@ class SkuWrite(ByFields):
         ) or self.supply is not None
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True)
 class Counts(ByFields):
     """Counter increments for the engine's statistics hash."""
@@ -134,6 +140,7 @@ class Counts(ByFields):
     values: dict[str, int]
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True)
 class Heartbeat(ByFields):
     worker: str
@@ -142,6 +149,7 @@ class Heartbeat(ByFields):
     """(topic, partition, consumer lag) of every Kafka partition the worker's process reads."""
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(slots=True, init=False)  # built per changed channel number: see RawMessage
 class ChannelDelta(ByFields):
     """A SKU's new shown quantity for one channel, on its way to the channel's throttle."""
@@ -159,6 +167,7 @@ class ChannelDelta(ByFields):
         self.rules_version, self.event_id = rules_version, event_id
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(slots=True)  # built per event: a frozen dataclass's __init__ costs about twice as much
 class Release(ByFields):
     """A delta the throttle lets through at ``released_at`` (µs), to be published."""
@@ -167,6 +176,7 @@ class Release(ByFields):
     released_at: int
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(frozen=True, slots=True)
 class Backlog(ByFields):
     """How many SKUs wait in a channel's throttle, after its latest release round."""

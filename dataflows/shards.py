@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from bytewax.operators import StatefulBatchLogic
+from mypy_extensions import mypyc_attr
 
 from atp.changes import Change, restore
 from atp.pending import PendingChange
@@ -35,6 +36,7 @@ logger = logging.getLogger(__name__)  # "log" is the state log here
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(slots=True)
 class ShardBatch(ByFields):
     """Events of one shard's SKUs from one poll, in arrival order."""
@@ -42,6 +44,7 @@ class ShardBatch(ByFields):
     events: list[Inbound] = field(default_factory=list)
 
 
+@mypyc_attr(acyclic=True)
 @dataclass(slots=True)
 class Applied(ByFields):
     """What one activation of a shard produced."""
