@@ -6,16 +6,18 @@ Loading YAML happens outside ``atp``; here rules are plain objects built in code
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from fnmatch import fnmatchcase
+from fnmatch import translate
 from fractions import Fraction
 from functools import cached_property
 
 from atp.exceptions import InvalidRule
 
 _SKUS_REMEMBERED = 65_536
-"""SKUs whose matching safety-stock rules a rule set remembers (then it starts over)."""
+"""SKUs whose matching safety-stock rules a rule set remembers (then it starts over); as many
+(matching rules, node) pairs."""
 
 HORIZON_DAYS_DEFAULT = 30
 HORIZON_DAYS_MAX = 180
@@ -199,11 +201,22 @@ class RuleSet:
         return 0 if node is None else self.promise.lead_days_for(node.type)
 
     def safety_stock(self, sku: str, node_id: str) -> int:
-        node = self.nodes.get(node_id)
-        for rule in self._safety_rules_for(sku):
-            if rule.match.matches_node(node_id, node):
-                return rule.units
-        return self.safety_stock_default
+        """The units held back at ``node_id`` for ``sku``: the first matching rule's, else the default.
+
+        Asked once per new position, so a catch-up that builds many asks it often: the answer
+        depends only on which rules' SKU globs admit ``sku`` (a bit mask, found once per SKU)
+        and on the node, and is remembered for both.
+        """
+        key = (self._sku_rule_mask(sku), node_id)
+        cache = self._safety_by_mask_and_node
+        units = cache.get(key)
+        if units is None:
+            if len(cache) >= _SKUS_REMEMBERED:
+                cache.clear()
+            node = self.nodes.get(node_id)
+            units = cache[key] = next((rule.units for rule in self._rules_in(key[0])
+                                       if rule.match.matches_node(node_id, node)), self.safety_stock_default)
+        return units
 
     def safety_stock_with_origin(self, sku: str, node_id: str) -> tuple[int, str | None]:
         """``safety_stock`` and where it was set: the matching rule's ``file:line``, or the default's (None: unset)."""
@@ -215,18 +228,35 @@ class RuleSet:
                                            if self.safety_stock_default_origin else None)
 
     def _safety_rules_for(self, sku: str) -> tuple[SafetyStockRule, ...]:
-        """The rules whose SKU glob admits ``sku``, in order: globbing once per SKU, not once per position."""
-        cache = self._safety_rules_by_sku
-        rules = cache.get(sku)
-        if rules is None:
+        """The rules whose SKU glob admits ``sku``, in order."""
+        return self._rules_in(self._sku_rule_mask(sku))
+
+    def _rules_in(self, mask: int) -> tuple[SafetyStockRule, ...]:
+        return tuple(rule for i, rule in enumerate(self.safety_stock_rules) if mask >> i & 1)
+
+    def _sku_rule_mask(self, sku: str) -> int:
+        """Bit i set when rule i's SKU glob admits ``sku`` (or it has none): globbing once per SKU."""
+        cache = self._rule_mask_by_sku
+        mask = cache.get(sku)
+        if mask is None:
             if len(cache) >= _SKUS_REMEMBERED:
                 cache.clear()
-            rules = cache[sku] = tuple(
-                r for r in self.safety_stock_rules if r.match.sku is None or fnmatchcase(sku, r.match.sku))
-        return rules
+            mask = cache[sku] = sum(1 << i for i, glob in enumerate(self._sku_globs)
+                                    if glob is None or glob(sku) is not None)
+        return mask
 
     @cached_property
-    def _safety_rules_by_sku(self) -> dict[str, tuple[SafetyStockRule, ...]]:
+    def _sku_globs(self) -> tuple[Callable[[str], object] | None, ...]:
+        """Each rule's SKU glob compiled once (what ``fnmatchcase`` would look up per call)."""
+        return tuple(None if rule.match.sku is None else re.compile(translate(rule.match.sku)).match
+                     for rule in self.safety_stock_rules)
+
+    @cached_property
+    def _rule_mask_by_sku(self) -> dict[str, int]:
+        return {}
+
+    @cached_property
+    def _safety_by_mask_and_node(self) -> dict[tuple[int, str], int]:
         return {}
 
     def eligibility(self, node_id: str) -> Eligibility:

@@ -3,9 +3,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import replace
+from fnmatch import fnmatchcase
 from fractions import Fraction
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from atp.events import Receipt, Release, Reserve, Sale
 from atp.exceptions import AtpError, InvalidRule
@@ -334,6 +337,24 @@ class TestSafetyStock:
         }
         for sku, node in itertools.chain(itertools.product(skus, NODES), itertools.product(reversed(skus), NODES)):
             assert rules.safety_stock(sku, node) == expected[sku][node], (sku, node)
+
+    @given(
+        globs=st.lists(st.one_of(st.none(), st.sampled_from(["TV-*", "*-9", "S?CK-[0-9]", "*", "[!T]*", "TV-[*]"])),
+                       min_size=1, max_size=5),
+        types=st.lists(st.one_of(st.none(), st.sampled_from(["store", "dc"])), min_size=5, max_size=5),
+        skus=st.lists(st.sampled_from(["TV-9", "TV-*", "SOCK-9", "SACK-1", "HDMI", "tv-9", "T"]), min_size=1),
+    )
+    def test_remembered_answers_equal_the_first_matching_rule(
+        self, globs: list[str | None], types: list[str | None], skus: list[str],
+    ) -> None:
+        rules = RuleSet(nodes=NODES, safety_stock_default=9, safety_stock_rules=tuple(
+            SafetyStockRule(SafetyStockMatch(sku=glob, node_type=node_type), units)
+            for units, (glob, node_type) in enumerate(zip(globs, types, strict=False))))
+        for sku, node in itertools.product(skus + skus, NODES):
+            first = next((r.units for r in rules.safety_stock_rules
+                          if (r.match.sku is None or fnmatchcase(sku, r.match.sku))
+                          and r.match.matches_node(node, NODES.get(node))), 9)
+            assert rules.safety_stock(sku, node) == first, (sku, node)
 
     def test_rule_order_decides(self) -> None:
         reordered = replace(RULES, safety_stock_rules=tuple(reversed(RULES.safety_stock_rules)))
