@@ -133,7 +133,7 @@ class SkuState:
 
     __slots__ = (
         "sku", "positions", "reservations", "transfers", "seen", "horizon", "watermark", "as_of", "unsourced",
-        "contrib", "shown", "rules_version", "expiry_due", "supply", "pending",
+        "contrib", "shown", "rules_version", "expiry_due", "supply", "pending", "supply_changes",
     )  # ``counted_atp`` lives on the positions
 
     def __init__(self, sku: str) -> None:
@@ -152,6 +152,7 @@ class SkuState:
         self.expiry_due: Micros | None = None  # no counting reservation expires before this
         self.supply: ExpectedSupply | None = None  # made by the first event that feeds it (section 7)
         self.pending = PendingChange(whole=True)  # what changed since the last ``atp.changes.take_change``
+        self.supply_changes = 0  # counts what may move the open supply (lines, ETAs, transfers), not persisted
 
     # -- commands ---------------------------------------------------------------
 
@@ -347,6 +348,7 @@ class SkuState:
         for name, value in zip(_PERSISTED, state, strict=True):
             setattr(self, name, value)
         self.pending = PendingChange(whole=True)
+        self.supply_changes = 0
 
     # -- internals --------------------------------------------------------------
 
@@ -367,6 +369,7 @@ class SkuState:
         return position
 
     def _expected_supply(self) -> ExpectedSupply:
+        self.supply_changes += 1
         if self.supply is None:
             self.supply = ExpectedSupply()
         return self.supply
@@ -428,6 +431,7 @@ class SkuState:
     def _transfer(self, event: TransferShipped | TransferReceived | TransferCancelled) -> Transfer:
         key = (event.transfer_id, event.from_node, event.to_node)
         self.pending.transfers[key] = None
+        self.supply_changes += 1  # its balance is a dated transfer's qty in transit
         transfer = self.transfers.get(key)
         if transfer is None:
             transfer = self.transfers[key] = Transfer()
@@ -491,6 +495,7 @@ class SkuState:
         lines, etas = supply.lines, supply.etas
         if not supply.prune(horizon, self.transfers):
             return
+        self.supply_changes += 1
         for supply_id in lines:
             if supply_id not in supply.lines:
                 pending.supply_lines.pop(supply_id, None)

@@ -68,6 +68,7 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
         self.written_unsourced: dict[str, int] = {}
         self.written_channels: set[str] = set()
         self.written_supply = ""  # encode_arrivals of the SKU's open supply, as last written
+        self.written_supply_changes = -1  # the state's supply_changes when written_supply was computed
 
     @classmethod
     def resumed(cls, active: ActiveRules, state: SkuState, version: int, generation: str,
@@ -185,8 +186,11 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
                                if write.full or unsourced.get(c, 0) != self.written_unsourced.get(c, 0)}
         else:
             unsourced = {}
-        supply = state.supply
-        arrivals = encode_arrivals(supply.arrivals(state.transfers)) if supply else ""
+        if state.supply_changes != self.written_supply_changes:  # else the arrivals are those last written
+            supply = state.supply
+            arrivals = encode_arrivals(supply.arrivals(state.transfers)) if supply else ""
+        else:
+            arrivals = self.written_supply
         if write.full or arrivals != self.written_supply:
             write.supply = arrivals
         write.rules_changed = rules_changed
@@ -198,6 +202,7 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
         self.written_rules_version = state.rules_version
         self.written_unsourced = unsourced
         self.written_supply = arrivals
+        self.written_supply_changes = state.supply_changes
         if write.full or rules_changed:
             self.written_channels = (self.written_channels | write.channels.keys()) - set(write.removed_channels)
         self.version = write.version = max(self.version + 1, now)

@@ -132,25 +132,36 @@ def incident_arguments(incidents: Sequence[Incident]) -> list[Any]:
     recorded: list[Any] = []
     for incident in incidents:
         if incident.kind is IncidentKind.OVERSELL:
-            count, units = f"oversells:{incident.channel}", f"oversold_units:{incident.channel}"
+            fields = _OVERSELL_FIELDS.get(incident.channel or "") or _counter_fields(_OVERSELL_FIELDS, "oversells",
+                                                                                    "oversold_units", incident.channel)
         else:
-            where = incident.node_type or "undeclared"
-            count, units = f"phantom_sales:{where}", f"phantom_sale_units:{where}"
+            fields = _PHANTOM_FIELDS.get(incident.node_type or "undeclared") or _counter_fields(
+                _PHANTOM_FIELDS, "phantom_sales", "phantom_sale_units", incident.node_type or "undeclared")
         recorded.append((incident.event_id, incident.occurred_at, orjson.dumps(incident_document(incident)).decode(),
-                         count, units, incident.units))
+                         fields[0], fields[1], incident.units))
     return [INCIDENT_IDS_KEPT, INCIDENTS_KEPT, pack_chunk(recorded)]
+
+
+_OVERSELL_FIELDS: dict[str, tuple[str, str]] = {}
+"""The stats fields an oversell counts in, by channel: a backlog can bring an incident per event."""
+_PHANTOM_FIELDS: dict[str, tuple[str, str]] = {}
+"""The stats fields a phantom sale counts in, by node type."""
+
+
+def _counter_fields(known: dict[str, tuple[str, str]], count: str, units: str, where: str | None) -> tuple[str, str]:
+    fields = known[where or ""] = (f"{count}:{where}", f"{units}:{where}")
+    return fields
 
 
 def incident_document(incident: Incident) -> dict[str, Any]:
     """An incident as ``GET /v1/ops/oversells`` lists it."""
-    document: dict[str, Any] = {"kind": str(incident.kind), "sku": incident.sku, "event_id": incident.event_id,
-                                "qty": incident.qty, "units": incident.units,
-                                "occurred_at": format_as_of(incident.occurred_at)}
     if incident.kind is IncidentKind.OVERSELL:
-        document |= {"channel": incident.channel, "shown_before": incident.before, "node": incident.node}
-    else:
-        document |= {"node": incident.node, "node_type": incident.node_type, "on_hand_before": incident.before}
-    return document
+        return {"kind": "oversell", "sku": incident.sku, "event_id": incident.event_id, "qty": incident.qty,
+                "units": incident.units, "occurred_at": format_as_of(incident.occurred_at),
+                "channel": incident.channel, "shown_before": incident.before, "node": incident.node}
+    return {"kind": "phantom_sale", "sku": incident.sku, "event_id": incident.event_id, "qty": incident.qty,
+            "units": incident.units, "occurred_at": format_as_of(incident.occurred_at),
+            "node": incident.node, "node_type": incident.node_type, "on_hand_before": incident.before}
 
 
 def write_time_counts(seconds: float) -> dict[str, int]:

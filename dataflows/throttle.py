@@ -53,6 +53,8 @@ class Throttle:
         return coalesced
 
     def release(self, now: int, max_per_second: int | None, min_interval_us: int, margin_us: int) -> list[Release]:
+        if max_per_second is None and not min_interval_us:
+            return self._release_all(now)
         span = SECOND + margin_us
         window = self.window
         while window and window[0] <= now - span:
@@ -80,6 +82,28 @@ class Throttle:
             self.last_released = {s: t for s, t in self.last_released.items() if now - t < min_interval_us}
         self.next_at = wake if self.pending else None
         return released
+
+    def _release_all(self, now: int) -> list[Release]:
+        """An unlimited channel: everything waiting goes now, and no release needs remembering."""
+        released = [Release(delta, now) for delta in self.pending.values()]
+        self.ops.extend((sku, None) for sku in self.pending)
+        self.pending.clear()
+        self.window.clear()
+        self.last_released.clear()
+        self.next_at = None
+        return released
+
+    def drop_settled(self, mark: int, joined: list[str]) -> None:
+        """Forgets the offers and releases since ``ops[mark]`` of SKUs that joined the queue and left it again.
+
+        Restoring them would add a SKU and remove it: an unlimited channel releases every
+        offer it gets, and its state log would otherwise hold each of them twice.
+        """
+        pending = self.pending
+        settled = {sku for sku in joined if sku not in pending}
+        if settled:
+            ops = self.ops
+            ops[mark:] = [op for op in ops[mark:] if op[0] not in settled]
 
     def take_record(self, channel: str, now: int, min_interval_us: int, *, whole: bool = False) -> ThrottleRecord:
         """What changed since the last record, or the whole queue.
@@ -158,6 +182,7 @@ class ThrottleLogic(StatefulBatchLogic[list[ChannelDelta], FeedItem, LogPosition
 
     def on_batch(self, values: list[list[ChannelDelta]]) -> tuple[Iterable[FeedItem], bool]:
         offer = self.throttle.offer
+        mark = len(self.throttle.ops)
         coalesced = 0
         queued: list[str] = []  # SKUs that joined the queue now (a coalesced one was already held)
         for deltas in values:
@@ -171,6 +196,7 @@ class ThrottleLogic(StatefulBatchLogic[list[ChannelDelta], FeedItem, LogPosition
         released = self._release()
         pending = self.throttle.pending
         self.throttled += sum(1 for sku in queued if sku in pending)
+        self.throttle.drop_settled(mark, queued)
         return self._report(released), StatefulBatchLogic.RETAIN
 
     def on_notify(self) -> tuple[Iterable[FeedItem], bool]:

@@ -106,8 +106,11 @@ def rules_document(rules: RuleSet) -> dict[str, object]:
 _EPOCH_NAIVE = datetime(1970, 1, 1)  # noqa: DTZ001 - naive on purpose: isoformat then adds no offset
 
 
-_SECONDS_FORMATTED: dict[int, str] = {}
-_SECONDS_REMEMBERED = 4096
+_DAYS_FORMATTED: dict[int, str] = {}
+_DAYS_REMEMBERED = 4096
+_SECONDS_A_DAY = 86_400
+_TWO_DIGITS = tuple(f"{n:02d}" for n in range(60))
+_THREE_DIGITS = tuple(f".{n:03d}Z" for n in range(1000))
 
 
 def format_as_of(micros: int | str | None) -> str | None:
@@ -115,10 +118,15 @@ def format_as_of(micros: int | str | None) -> str | None:
     if micros is None:
         return None
     seconds, fraction = divmod(int(micros), 1_000_000)
-    # Answers rendered together mostly share their second: the date and time are formatted once per second.
-    formatted = _SECONDS_FORMATTED.get(seconds)
-    if formatted is None:
-        if len(_SECONDS_FORMATTED) >= _SECONDS_REMEMBERED:
-            _SECONDS_FORMATTED.clear()
-        formatted = _SECONDS_FORMATTED[seconds] = (_EPOCH_NAIVE + timedelta(seconds=seconds)).isoformat()
-    return f"{formatted}.{fraction // 1000:03d}Z"
+    days, second_of_day = divmod(seconds, _SECONDS_A_DAY)
+    # Times of a backlog or of a batch answer spread over seconds but share a few days: only the
+    # date goes through the calendar, the time of day is digits from tables.
+    date = _DAYS_FORMATTED.get(days)
+    if date is None:
+        if len(_DAYS_FORMATTED) >= _DAYS_REMEMBERED:
+            _DAYS_FORMATTED.clear()
+        date = _DAYS_FORMATTED[days] = (_EPOCH_NAIVE + timedelta(days=days)).date().isoformat() + "T"
+    hours, second_of_hour = divmod(second_of_day, 3600)
+    minutes, second = divmod(second_of_hour, 60)
+    return (date + _TWO_DIGITS[hours] + ":" + _TWO_DIGITS[minutes] + ":" + _TWO_DIGITS[second]
+            + _THREE_DIGITS[fraction // 1000])

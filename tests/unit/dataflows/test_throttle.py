@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -128,6 +130,54 @@ class TestThrottleLog:
         restored = Throttle.restore([throttle.take_record("amazon", SECOND + 100 * MS, 300 * MS)])
 
         assert restored.last_released == {"new": SECOND} and restored.pending == {}
+
+
+UNLIMITED = """\
+nodes:
+  - {id: dc-east, type: dc}
+channels:
+  amazon:
+    nodes: {types: [dc]}
+"""
+
+
+def limited_logic(rules_text: str) -> ThrottleLogic:
+    rules = check_sources({"rules.yaml": rules_text}).rules
+    assert rules is not None
+    return ThrottleLogic(ActiveRules(rules), 0, None)
+
+
+class TestSettledOffers:
+    def test_an_unlimited_channel_keeps_nothing_to_record(self) -> None:
+        logic = limited_logic(UNLIMITED)
+        out, _ = logic.on_batch([[delta(f"s{i}", i) for i in range(100)], [delta("s1", 10)]])
+        assert sum(isinstance(item, Release) for item in out) == 100
+        throttle = logic.throttle
+        assert throttle.ops == [] and throttle.pending == {} and throttle.window == deque()
+        assert throttle.last_released == {}
+
+    def test_offers_released_at_once_are_dropped_and_the_rest_kept(self) -> None:
+        logic = limited_logic(LIMITED)  # two a second
+        logic.on_batch([[delta("s0", 0), delta("s1", 1), delta("s2", 2)]])
+        assert [sku for sku, _ in logic.throttle.ops] == ["s2"]
+        assert Throttle.restore([logic.throttle.take_record("amazon", 0, 0)]).pending == logic.throttle.pending
+
+    @given(st.lists(st.tuples(st.lists(st.integers(0, 6), max_size=6), st.booleans(), st.booleans()), max_size=12))
+    def test_the_records_restore_the_queue(self, steps: list[tuple[list[int], bool, bool]]) -> None:
+        logic = limited_logic(LIMITED)
+        records = []
+        for value, (offered, second_passed, record) in enumerate(steps):
+            if second_passed:
+                logic.throttle.window.clear()
+            if offered:
+                logic.on_batch([[delta(f"s{i}", value) for i in offered]])
+            else:
+                logic.on_notify()
+            if record:
+                records.append(logic.throttle.take_record("amazon", 0, 0))
+        records.append(logic.throttle.take_record("amazon", 0, 0))
+        restored = Throttle.restore(records).pending
+        assert list(restored.items()) == list(logic.throttle.pending.items())
 
 
 LIMITED = """\
