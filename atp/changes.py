@@ -32,8 +32,8 @@ def take_change(state: SkuState, *, whole: bool = False) -> Change:
     It shares the live state's dicts: pickle it before the state changes again.
     """
     pending = state.pending
-    state.pending = PendingChange(whole=False)
     if whole or pending.whole:
+        pending.reset()
         return WHOLE, state.flat()
     positions = {}
     for node, mark in pending.journal_marks.items():
@@ -42,12 +42,11 @@ def take_change(state: SkuState, *, whole: bool = False) -> Change:
             p.base, p.base_as_of, p.on_hand, p.reserved, p.in_transit, p.unsellable, p.safety_stock,
             p.counted, mark, p.journal[mark:].tobytes(),
         )
-    seen = state.seen
-    if pending.pruned:  # some new ids may be forgotten already
-        event_ids = [(event_id, seen[event_id]) for event_id in pending.event_ids if event_id in seen]
-    else:
-        event_ids = [(event_id, seen[event_id]) for event_id in pending.event_ids]
-    return CHANGE, (
+    event_ids = pending.event_ids  # handed over: ``reset`` gives the pending change a new dict
+    if pending.pruned:  # some new ids may be forgotten already: those older than the new horizon
+        horizon = state.horizon
+        event_ids = {event_id: at for event_id, at in event_ids.items() if at >= horizon}
+    record = CHANGE, (
         positions,
         {rid: state.reservations[rid].__getstate__() for rid in pending.reservations},
         {key: state.transfers[key].__getstate__() for key in pending.transfers},
@@ -55,6 +54,8 @@ def take_change(state: SkuState, *, whole: bool = False) -> Change:
         state.horizon, state.watermark, state.as_of, state.unsourced, state.contrib, state.shown,
         state.rules_version, state.expiry_due, _supply_change(state, pending),
     )
+    pending.reset()
+    return record
 
 
 def _supply_change(state: SkuState, pending: PendingChange) -> tuple[Any, ...] | None:

@@ -31,7 +31,7 @@ class PendingChange:
         self.journal_marks: dict[str, int] = {}
         self.reservations: dict[str, None] = {}
         self.transfers: dict[TransferKey, None] = {}
-        self.event_ids: list[str] = []
+        self.event_ids: dict[str, int] = {}  # the new ids and their event times, as ``SkuState.seen`` holds them
         self.pruned = False
         self.dropped_reservations: dict[str, None] = {}
         self.dropped_transfers: dict[TransferKey, None] = {}
@@ -39,3 +39,27 @@ class PendingChange:
         self.supply_etas: dict[TransferKey, None] = {}
         self.dropped_lines: dict[str, None] = {}
         self.dropped_etas: dict[TransferKey, None] = {}
+
+    def reset(self) -> None:
+        """Nothing changed since: new containers for the used ones (a record may hold them), the rest kept."""
+        self.whole = self.pruned = False
+        if self.journal_marks:
+            self.journal_marks = {}
+        if self.reservations:
+            self.reservations = {}
+        if self.transfers:
+            self.transfers = {}
+        if self.event_ids:
+            self.event_ids = {}
+        if self.dropped_reservations:
+            self.dropped_reservations = {}
+        if self.dropped_transfers:
+            self.dropped_transfers = {}
+        if self.supply_lines:
+            self.supply_lines = {}
+        if self.supply_etas:
+            self.supply_etas = {}
+        if self.dropped_lines:
+            self.dropped_lines = {}
+        if self.dropped_etas:
+            self.dropped_etas = {}

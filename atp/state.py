@@ -225,7 +225,7 @@ class SkuState:
                 "as_of" if isinstance(event, InventorySnapshot) else "occurred_at",
             )
         self.seen[event.event_id] = at
-        self.pending.event_ids.append(event.event_id)
+        self.pending.event_ids[event.event_id] = at
         _HANDLERS[type(event)](self, event, now, rules, changes)
         if self.as_of is None or at > self.as_of:
             self.as_of = at
