@@ -226,7 +226,7 @@ class SkuState:
             )
         self.seen[event.event_id] = at
         self.pending.event_ids[event.event_id] = at
-        _HANDLERS[type(event)](self, event, now, rules, changes)
+        _handle(self, event, now, rules, changes)
         if self.as_of is None or at > self.as_of:
             self.as_of = at
         self._advance(at, now, retention)
@@ -576,15 +576,15 @@ def _note_undeclared(node: str, changes: _Changes) -> None:
 _Counted = Sale | SaleVoid
 
 
-def _on_hand(delta_sign: int) -> Callable[[SkuState, _Counted, Micros, RuleSet, _Changes], None]:
-    def handle(state: SkuState, event: _Counted, now: Micros, rules: RuleSet, changes: _Changes) -> None:
-        position = state._position(event.node, rules, changes)
-        before = position.on_hand
-        position.add_on_hand(delta_sign * event.qty, event.occurred_at)
-        if delta_sign < 0:
-            _phantom_sale(state, event, event.node, before, position.on_hand, rules, changes)
+def _sale(state: SkuState, event: Sale, now: Micros, rules: RuleSet, changes: _Changes) -> None:
+    position = state._position(event.node, rules, changes)
+    before = position.on_hand
+    position.add_on_hand(-event.qty, event.occurred_at)
+    _phantom_sale(state, event, event.node, before, position.on_hand, rules, changes)
 
-    return handle
+
+def _sale_void(state: SkuState, event: SaleVoid, now: Micros, rules: RuleSet, changes: _Changes) -> None:
+    state._position(event.node, rules, changes).add_on_hand(event.qty, event.occurred_at)
 
 
 def _phantom_sale(state: SkuState, event: _Counted | Pick, node: str, before: int, after: int, rules: RuleSet,
@@ -691,22 +691,38 @@ def _supply(state: SkuState, event: SupplyExpected | SupplyCancelled, now: Micro
         _note_undeclared(event.node, changes)
 
 
-_HANDLERS: dict[type, Callable[..., None]] = {
-    Sale: _on_hand(-1),
-    SaleVoid: _on_hand(+1),
-    Receipt: _receipt,
-    Adjustment: _adjustment,
-    Return: _return,
-    InventorySnapshot: _snapshot,
-    Reserve: _reserve,
-    Release: _release,
-    Pick: _pick,
-    TransferShipped: _shipped,
-    TransferReceived: _received,
-    TransferCancelled: _cancelled,
-    SupplyExpected: _supply,
-    SupplyCancelled: _supply,
-}
+def _handle(state: SkuState, event: Event, now: Micros, rules: RuleSet, changes: _Changes) -> None:
+    """Each type to its handler, the common ones first.
+
+    Compiled, each is a direct call: a dict of handlers made each one a call through Python's
+    calling convention.
+    """
+    if isinstance(event, Sale):
+        _sale(state, event, now, rules, changes)
+    elif isinstance(event, InventorySnapshot):
+        _snapshot(state, event, now, rules, changes)
+    elif isinstance(event, Reserve):
+        _reserve(state, event, now, rules, changes)
+    elif isinstance(event, Pick):
+        _pick(state, event, now, rules, changes)
+    elif isinstance(event, Release):
+        _release(state, event, now, rules, changes)
+    elif isinstance(event, Receipt):
+        _receipt(state, event, now, rules, changes)
+    elif isinstance(event, Return):
+        _return(state, event, now, rules, changes)
+    elif isinstance(event, Adjustment):
+        _adjustment(state, event, now, rules, changes)
+    elif isinstance(event, TransferShipped):
+        _shipped(state, event, now, rules, changes)
+    elif isinstance(event, TransferReceived):
+        _received(state, event, now, rules, changes)
+    elif isinstance(event, TransferCancelled):
+        _cancelled(state, event, now, rules, changes)
+    elif isinstance(event, SaleVoid):
+        _sale_void(state, event, now, rules, changes)
+    else:
+        _supply(state, event, now, rules, changes)
 
 
 def replay(sku: str, events: Iterable[Event], *, now: Micros, rules: RuleSet) -> SkuState:
