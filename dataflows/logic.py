@@ -19,7 +19,7 @@ from dataflows.rules_reload import ActiveRules, RulesChanged
 from dataflows.state_log import SkuRecord
 from dataflows.store_guard import Rebuild, Registry
 from projection import encode_arrivals, encode_position
-from projection.codec import AGE_SECONDS_BUCKETS, bucket_field, encode_numbers
+from projection.codec import AGE_BOUNDS_US, age_fields, encode_numbers
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -121,7 +121,7 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
                     by_kind = _KIND_FIELDS.get(kind) or _kind_field(kind)
                     counts[by_kind] = counts.get(by_kind, 0) + 1
                     age_us = max(0, now - event_time(event))
-                    bucket = _AGE_FIELDS[bisect_left(_AGE_BOUNDS_US, age_us)]
+                    bucket = _AGE_FIELDS[bisect_left(AGE_BOUNDS_US, age_us)]
                     counts[bucket] = counts.get(bucket, 0) + 1
                     age_sum += age_us
             for index, rejection in net.rejected:
@@ -220,10 +220,8 @@ _APPLIED_FIELD = Status.APPLIED.value
 APPLIED_BY_KIND = "applied_by:"
 """Stats field prefix: events applied, by ``<topic>:<event type>``."""
 _KIND_FIELDS: dict[tuple[str, type], str] = {}
-_AGE_BOUNDS_US = tuple(round(bound * 1_000_000) for bound in AGE_SECONDS_BUCKETS)
-_AGE_FIELDS = tuple(bucket_field("event_age", bound, AGE_SECONDS_BUCKETS) for bound in AGE_SECONDS_BUCKETS) + (
-    bucket_field("event_age", float("inf"), AGE_SECONDS_BUCKETS),)
-"""The stats field of each bucket of an applied event's age, by ``bisect_left(_AGE_BOUNDS_US, age)``."""
+_AGE_FIELDS = age_fields("event_age")
+"""The stats field of each bucket of an applied event's age, by ``bisect_left(AGE_BOUNDS_US, age)``."""
 
 
 def _kind_field(kind: tuple[str, type]) -> str:

@@ -20,6 +20,7 @@ import os
 import socket
 import threading
 import time
+from bisect import bisect_left
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -47,7 +48,7 @@ from projection import (
     consumer_lag_field,
     format_as_of,
 )
-from projection.codec import AGE_SECONDS_BUCKETS, WRITE_SECONDS_BUCKETS, bucket_field
+from projection.codec import AGE_BOUNDS_US, WRITE_SECONDS_BUCKETS, age_fields, bucket_field
 from projection.connect import TRANSIENT_ERRORS, SyncClient, sync_client
 from projection.keys import slot_group
 
@@ -81,15 +82,16 @@ for k = 1, #KEYS do
     out[k] = -1
   else
     if full then redis.call('DEL', key) end
-    redis.call('HSET', key, 'v', string.format('%d', version))
     if #deletes > 0 then redis.call('HDEL', key, unpack(deletes)) end
     local last = #fields
     for i = 2, last, 2 do
       if type(fields[i]) == 'number' then fields[i] = string.format('%d', fields[i]) end
     end
-    local i = 1
+    local j = math.min(998, last)  -- the version rides with the first fields: one command less per SKU
+    redis.call('HSET', key, 'v', string.format('%d', version), unpack(fields, 1, j))
+    local i = j + 1
     while i <= last do
-      local j = math.min(i + 999, last)
+      j = math.min(i + 999, last)
       redis.call('HSET', key, unpack(fields, i, j))
       i = j + 1
     end
@@ -162,6 +164,9 @@ def incident_document(incident: Incident) -> dict[str, Any]:
     return {"kind": "phantom_sale", "sku": incident.sku, "event_id": incident.event_id, "qty": incident.qty,
             "units": incident.units, "occurred_at": format_as_of(incident.occurred_at),
             "node": incident.node, "node_type": incident.node_type, "on_hand_before": incident.before}
+
+
+_QUERYABLE_AGE_FIELDS = age_fields("queryable_age")
 
 
 def write_time_counts(seconds: float) -> dict[str, int]:
@@ -324,7 +329,7 @@ class _RedisSinkPartition(StatelessSinkPartition[SinkItem]):
             for write in writes.values():  # event-to-queryable: the SKU's newest event, now readable
                 if write.as_of is not None:
                     age_us = max(0, written_at - write.as_of)
-                    field = bucket_field("queryable_age", age_us / 1e6, AGE_SECONDS_BUCKETS)
+                    field = _QUERYABLE_AGE_FIELDS[bisect_left(AGE_BOUNDS_US, age_us)]
                     measured[field] = measured.get(field, 0) + 1
                     measured["queryable_age_us_sum"] = measured.get("queryable_age_us_sum", 0) + age_us
             self.write_times.add(measured)

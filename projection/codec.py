@@ -87,6 +87,15 @@ def bucket_field(name: str, seconds: float, bounds: tuple[float, ...]) -> str:
     return f"{name}_le:{bounds[index] if index < len(bounds) else '+Inf'}"
 
 
+AGE_BOUNDS_US = tuple(round(bound * 1_000_000) for bound in AGE_SECONDS_BUCKETS)
+
+
+def age_fields(name: str) -> tuple[str, ...]:
+    """``bucket_field`` of every age bucket, for ``bisect_left(AGE_BOUNDS_US, age in µs)``: no string per count."""
+    return tuple(bucket_field(name, bound, AGE_SECONDS_BUCKETS) for bound in AGE_SECONDS_BUCKETS) + (
+        bucket_field(name, float("inf"), AGE_SECONDS_BUCKETS),)
+
+
 def decode_position(node: str, value: str) -> NodePosition:
     on_hand, reserved, in_transit, unsellable, safety_stock, atp = map(int, value.split(","))
     return NodePosition(node, on_hand, reserved, in_transit, unsellable, safety_stock, atp)

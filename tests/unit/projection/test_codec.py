@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from atp.supply import DAY, Arrival, utc_day
 from projection import decode_arrivals, encode_arrivals
+from projection.codec import AGE_BOUNDS_US, AGE_SECONDS_BUCKETS, age_fields, bucket_field
 
 T = 1_794_960_000_000_000  # 2026-11-18T00:00:00Z
 
@@ -39,3 +42,17 @@ def test_each_node_keeps_its_quantity_on_each_day(lines: list[tuple[str, int, in
 
     arrivals = [Arrival(*line) for line in lines]
     assert per_day(decode_arrivals(encode_arrivals(arrivals))) == per_day(arrivals)
+
+
+class TestAgeBuckets:
+    @given(st.integers(min_value=0, max_value=10_000_000_000))
+    def test_the_bucket_by_microseconds_is_the_bucket_by_seconds(self, age_us: int) -> None:
+        fields = age_fields("queryable_age")
+        by_seconds = bucket_field("queryable_age", age_us / 1e6, AGE_SECONDS_BUCKETS)
+        assert fields[bisect_left(AGE_BOUNDS_US, age_us)] == by_seconds
+
+    def test_every_bound_falls_in_its_own_bucket(self) -> None:
+        fields = age_fields("event_age")
+        for bound, bound_us in zip(AGE_SECONDS_BUCKETS, AGE_BOUNDS_US, strict=True):
+            assert fields[bisect_left(AGE_BOUNDS_US, bound_us)] == f"event_age_le:{bound}"
+        assert fields[-1] == "event_age_le:+Inf"
