@@ -111,11 +111,13 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
             counts = write.counts
         if inbound:
             net, statuses = state.apply_events([item.event for item in inbound], now=now, rules=rules)
-            age_sum = 0
+            age_sum = applied = 0
             for item, status in zip(inbound, statuses, strict=True):
-                field = _APPLIED_FIELD if status is _APPLIED else status.value  # Enum.value is a Python property
-                counts[field] = counts.get(field, 0) + 1
-                if status is _APPLIED:
+                if status is not _APPLIED:
+                    field = status.value  # Enum.value is a Python property
+                    counts[field] = counts.get(field, 0) + 1
+                else:
+                    applied += 1
                     event = item.event
                     kind = (item.raw.topic, type(event))
                     by_kind = _KIND_FIELDS.get(kind) or _kind_field(kind)
@@ -128,6 +130,8 @@ class SkuLogic(StatefulBatchLogic[Incoming, Emitted, SkuSnapshot]):
                 emitted.append(DeadLetter(inbound[index].raw, rejection))
             if net.undeclared_events:
                 counts["undeclared_node_events"] = counts.get("undeclared_node_events", 0) + net.undeclared_events
+            if applied:
+                counts[_APPLIED_FIELD] = counts.get(_APPLIED_FIELD, 0) + applied
             if age_sum:
                 counts["event_age_us_sum"] = counts.get("event_age_us_sum", 0) + age_sum
             if trace:
