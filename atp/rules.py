@@ -122,7 +122,8 @@ class Channel:
 
     def shown(self, pool: int) -> int:
         """The channel formula from the pool (Σ contrib − unsourced reserved)."""
-        shown = pool * self.percent.numerator // (100 * self.percent.denominator) - self.buffer
+        numerator, scale = self._percent_parts
+        shown = pool * numerator // scale - self.buffer
         if shown < self.min_available:
             return 0
         if shown < 0:
@@ -130,6 +131,17 @@ class Channel:
         if self.max_available is not None and shown > self.max_available:
             return self.max_available
         return shown
+
+
+    @cached_property
+    def _percent_parts(self) -> tuple[int, int]:
+        """``percent`` as (numerator, 100 × denominator).
+
+        A Fraction's parts are Python properties, and ``shown`` runs for every channel
+        number a SKU write changes.
+        """
+        percent = Fraction(self.percent)
+        return percent.numerator, 100 * percent.denominator
 
 
 @dataclass(frozen=True)
@@ -261,15 +273,12 @@ class RuleSet:
 
     def eligibility(self, node_id: str) -> Eligibility:
         """Channels fed by a node; undeclared nodes feed none."""
-        cached = self._eligibility.get(node_id)
-        if cached is None:
-            cached = self._eligibility_of(node_id)
-            self._eligibility[node_id] = cached
-        return cached
+        return self.eligibility_by_node.get(node_id, ())
 
     @cached_property
-    def _eligibility(self) -> dict[str, Eligibility]:
-        return {}
+    def eligibility_by_node(self) -> dict[str, Eligibility]:
+        """``eligibility`` of every declared node: the compiled core reads it as a dict, with no call into Python."""
+        return {node_id: self._eligibility_of(node_id) for node_id in self.nodes}
 
     def _eligibility_of(self, node_id: str) -> Eligibility:
         node = self.nodes.get(node_id)

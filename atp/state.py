@@ -268,11 +268,12 @@ class SkuState:
         if rule is None:
             return None
         contrib = self.contrib.get(channel, 0)
+        eligibility = rules.eligibility_by_node
         for node in changes.before:
             position = self.positions[node]
             atp, counted = position.atp, position.counted
             if atp != counted:
-                for fed, node_buffer in rules.eligibility(node):
+                for fed, node_buffer in eligibility.get(node, ()):
                     if fed == channel:
                         contrib += max(0, atp - node_buffer) - max(0, counted - node_buffer)
         return rule.shown(contrib - self.unsourced.get(channel, 0))
@@ -520,13 +521,14 @@ class SkuState:
         net = Net()
         changed_positions = net.positions
         contrib = self.contrib
+        eligibility = rules.eligibility_by_node  # a dict: no call into the rules' Python per node
         for node, before in changes.before.items():
             position = self.positions[node]
             atp = position.atp
             counted = position.counted
             if atp != counted:
                 position.counted = atp
-                for channel, node_buffer in rules.eligibility(node):
+                for channel, node_buffer in eligibility.get(node, ()):
                     contrib[channel] += max(0, atp - node_buffer) - max(0, counted - node_buffer)
                     changes.channels.add(channel)
             if position.numbers() != before:  # a tuple: building every view costs more than the comparison
