@@ -2,9 +2,10 @@
 
 The load generator's events (``--scale``, ``--events``) go through the flow's own code in
 poll-sized batches, as one worker runs them: decode and split by shard
-(``Decoder.decode_batch``), the shard step (``ShardLogic.on_batch``), the Redis sink's
-argument building (``coalesce``, ``sku_arguments`` and ``pack_chunk``, no network), and a snapshot of every
-touched shard each ``--epoch-events`` (records appended to state logs in a temporary
+(``Decoder.decode_batch``), the shard step (``ShardLogic.on_batch``), each channel's delta
+throttle (``ThrottleLogic.on_batch``), the Redis sink's argument building (``coalesce``,
+``sku_arguments``, ``pack_chunk`` and ``incident_arguments``, no network), and a snapshot of every
+touched shard and throttle each ``--epoch-events`` (records appended to state logs in a temporary
 directory, fsynced unless ``--no-sync``; the wall time of snapshots is reported apart,
 since fsync waits cost no CPU). Times are process CPU time, so a busy machine slows the
 run but hardly moves the numbers: use it to compare changes to the hot paths.
@@ -21,14 +22,16 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from dataflows.flow import tune_gc
+from dataflows.flow import _deltas_by_channel, tune_gc
 from dataflows.kafka_io import Decoder
-from dataflows.redis_sink import coalesce, pack_chunk, sku_arguments
+from dataflows.messages import ChannelDelta
+from dataflows.redis_sink import coalesce, incident_arguments, pack_chunk, sku_arguments
 from dataflows.rules_reload import ActiveRules
 from dataflows.shard_key import SHARDS
 from dataflows.shards import ShardLogic
 from dataflows.state_log import StateLog
 from dataflows.store_guard import Registry
+from dataflows.throttle import ThrottleLogic
 from engine_settings import FlowSettings
 from load_tests import report
 from load_tests.generator import LoadGenerator, Scenario
@@ -97,7 +100,8 @@ def main() -> None:
     logged: dict[str, tuple[int, int]] = {}  # shard → (generation, length) at its last snapshot
     snapshot_wall = 0.0
     shards: dict[str, ShardLogic] = {}
-    spent = dict.fromkeys(("decode", "apply", "sink arguments", "snapshot"), 0.0)
+    throttles: dict[str, ThrottleLogic] = {}
+    spent = dict.fromkeys(("decode", "apply", "throttle", "sink arguments", "snapshot"), 0.0)
     touched: set[str] = set()
     since_snapshot = snapshot_bytes = epochs = 0
     gc.collect()
@@ -115,12 +119,25 @@ def main() -> None:
             applied.extend(logic.on_batch([batch])[0])
             touched.add(shard)
         applied_at = time.process_time()
-        writes = coalesce(applied).writes
-        pack_chunk([sku_arguments(write) for write in writes.values()])
+        by_channel: dict[str, list[list[ChannelDelta]]] = {}
+        for activation in applied:
+            for channel, deltas in _deltas_by_channel(activation):
+                by_channel.setdefault(channel, []).append(deltas)
+        for channel, deltas_in_order in by_channel.items():
+            throttle = throttles.get(channel)
+            if throttle is None:
+                throttle = throttles[channel] = ThrottleLogic(active, 50_000, None, state_log)
+            throttle.on_batch(deltas_in_order)
+        throttled_at = time.process_time()
+        coalesced = coalesce(applied)
+        pack_chunk([sku_arguments(write) for write in coalesced.writes.values()])
+        if coalesced.incidents:
+            incident_arguments(coalesced.incidents)
         sunk_at = time.process_time()
         spent["decode"] += decoded_at - started
         spent["apply"] += applied_at - decoded_at
-        spent["sink arguments"] += sunk_at - applied_at
+        spent["throttle"] += throttled_at - applied_at
+        spent["sink arguments"] += sunk_at - throttled_at
         since_snapshot += len(poll)
         if since_snapshot >= args.epoch_events:
             started, wall = time.process_time(), time.perf_counter()
@@ -130,6 +147,8 @@ def main() -> None:
                 generation, length = logged.get(shard, (position.generation, 0))
                 snapshot_bytes += position.length - (length if generation == position.generation else 0)
                 logged[shard] = (position.generation, position.length)
+            for throttle in throttles.values():
+                throttle.snapshot()
             spent["snapshot"] += time.process_time() - started
             snapshot_wall += time.perf_counter() - wall
             touched.clear()
