@@ -139,9 +139,10 @@ channels:
   amazon:
     nodes: {types: [dc]}
 """
+LIMITED = UNLIMITED + "    publish: {max_per_second: 2}\n"
 
 
-def limited_logic(rules_text: str) -> ThrottleLogic:
+def logic_for(rules_text: str) -> ThrottleLogic:
     rules = check_sources({"rules.yaml": rules_text}).rules
     assert rules is not None
     return ThrottleLogic(ActiveRules(rules), 0, None)
@@ -149,7 +150,7 @@ def limited_logic(rules_text: str) -> ThrottleLogic:
 
 class TestSettledOffers:
     def test_an_unlimited_channel_keeps_nothing_to_record(self) -> None:
-        logic = limited_logic(UNLIMITED)
+        logic = logic_for(UNLIMITED)
         out, _ = logic.on_batch([[delta(f"s{i}", i) for i in range(100)], [delta("s1", 10)]])
         assert sum(isinstance(item, Release) for item in out) == 100
         throttle = logic.throttle
@@ -157,14 +158,14 @@ class TestSettledOffers:
         assert throttle.last_released == {}
 
     def test_offers_released_at_once_are_dropped_and_the_rest_kept(self) -> None:
-        logic = limited_logic(LIMITED)  # two a second
+        logic = logic_for(LIMITED)  # two a second
         logic.on_batch([[delta("s0", 0), delta("s1", 1), delta("s2", 2)]])
         assert [sku for sku, _ in logic.throttle.ops] == ["s2"]
         assert Throttle.restore([logic.throttle.take_record("amazon", 0, 0)]).pending == logic.throttle.pending
 
     @given(st.lists(st.tuples(st.lists(st.integers(0, 6), max_size=6), st.booleans(), st.booleans()), max_size=12))
     def test_the_records_restore_the_queue(self, steps: list[tuple[list[int], bool, bool]]) -> None:
-        logic = limited_logic(LIMITED)
+        logic = logic_for(LIMITED)
         records = []
         for value, (offered, second_passed, record) in enumerate(steps):
             if second_passed:
@@ -180,21 +181,9 @@ class TestSettledOffers:
         assert list(restored.items()) == list(logic.throttle.pending.items())
 
 
-LIMITED = """\
-nodes:
-  - {id: dc-east, type: dc}
-channels:
-  amazon:
-    nodes: {types: [dc]}
-    publish: {max_per_second: 2}
-"""
-
-
 class TestBacklogReport:
     def test_the_logic_reports_how_many_skus_wait_whenever_it_changes(self) -> None:
-        rules = check_sources({"rules.yaml": LIMITED}).rules
-        assert rules is not None
-        logic = ThrottleLogic(ActiveRules(rules), 0, None)
+        logic = logic_for(LIMITED)
         out, _ = logic.on_batch([[delta(f"s{i}", i) for i in range(5)]])
         assert [item for item in out if isinstance(item, Backlog)] == [Backlog("amazon", 3, throttled=3)]
         assert sum(isinstance(item, Release) for item in out) == 2
@@ -208,9 +197,7 @@ class TestBacklogReport:
         assert [item for item in out if isinstance(item, Backlog)] == [Backlog("amazon", 0)]
 
     def test_numbers_replaced_while_waiting_are_reported_as_coalesced(self) -> None:
-        rules = check_sources({"rules.yaml": LIMITED}).rules
-        assert rules is not None
-        logic = ThrottleLogic(ActiveRules(rules), 0, None)
+        logic = logic_for(LIMITED)
         out, _ = logic.on_batch([[delta(f"s{i}", i) for i in range(5)]])  # two released, three wait
         assert [b for b in out if isinstance(b, Backlog)] == [Backlog("amazon", 3, 0, throttled=3)]
         out, _ = logic.on_batch([[delta("s4", 40), delta("s4", 41), delta("s3", 30)]])  # all three replace
